@@ -1,0 +1,61 @@
+/*
+ * engine/plan.h — one sample configuration, compiled: every buffer a
+ * trajectory needs in ONE backend allocation, the constant time grid and
+ * per-point conditioning layout uploaded once, and (on backends with graphs)
+ * the whole trajectory captured the first time and replayed afterwards.
+ *
+ * Per-call inputs live in fixed device buffers written before each run:
+ * the initial noise (x), labels, seeds and the guidance scale. Nothing is
+ * allocated while sampling.
+ */
+#ifndef FT_PLAN_H
+#define FT_PLAN_H
+
+#include "../kernels/backend.h"
+#include "sampler.h"
+#include "sit.h"
+#include "vae.h"
+
+typedef struct {
+    int batch;       /* images per run (B) */
+    int guided;      /* classifier-free guidance (2B rows per network call) */
+    int decode;      /* run the VAE / pixel mapping and produce RGB8 */
+    ft_sampler_cfg sampler;
+} ft_plan_key;
+
+typedef struct ft_plan ft_plan;
+
+typedef struct {
+    ft_backend *be;
+    const sit_model *pred;
+    const sit_model *ref; /* NULL unless the sampler has R blocks */
+    const vae_model *vae; /* NULL: pixel space (or no decode) */
+    int guided_channels;
+    /* called in stream order after each sampler step (k of n) */
+    void (*on_step)(void *user, int k, int n);
+    void *user;
+    const volatile int *cancel; /* eager runs stop emitting steps once set */
+} ft_plan_env;
+
+ft_status plan_create(const ft_plan_env *env, const ft_plan_key *key, ft_plan **out, ft_err *err);
+void plan_free(ft_backend *be, ft_plan *p);
+const ft_plan_key *plan_key(const ft_plan *p);
+size_t plan_bytes(const ft_plan *p);
+
+/* Fills the per-call inputs: labels[B] (class ids; the unconditional half
+ * uses num_classes), guidance scale, and either seeds (noise drawn on the
+ * device, image b from seeds[b]) or caller noise [B, C, S, S]. */
+ft_status plan_set_inputs(ft_plan *p, const ft_plan_env *env, const int *labels, float cfg_scale,
+                          const uint64_t *seeds, const float *noise, ft_err *err);
+
+/* Runs the trajectory (+ decode): replays the captured graph when the backend
+ * has graphs and use_graphs is set (capturing on first use). */
+ft_status plan_run(ft_plan *p, const ft_plan_env *env, int use_graphs, ft_err *err);
+
+/* Device pointers of the results: final latents [B, C, S, S] and RGB8
+ * [B, S', S', 3] (NULL when the plan does not decode). */
+const float *plan_latents(const ft_plan *p);
+const uint8_t *plan_rgb(const ft_plan *p);
+int plan_image_size(const ft_plan *p);
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * kernels/cpu/cpu_ops.h — the CPU backend's op implementations (fp32,
+ * OpenBLAS sgemm + OpenMP). One op family per .c file; this header is what
+ * cpu_backend.c wires into the ft_backend table.
+ */
+#ifndef FT_CPU_OPS_H
+#define FT_CPU_OPS_H
+
+#include "../backend.h"
+
+/* gemm.c */
+void cpu_linear(ft_backend *be, void *y, ft_buf_type y_type, const void *x, const void *w,
+                const float *bias, int M, int N, int K, ft_epilogue epi);
+void cpu_cast(ft_backend *be, void *dst, ft_buf_type dst_type, const void *src, ft_buf_type src_type,
+              size_t n);
+/* embed.c */
+void cpu_timestep_embedding(ft_backend *be, float *out, const float *t, int N, int dim);
+void cpu_embedding_lookup(ft_backend *be, float *out, const float *table, const int32_t *labels, int N,
+                          int D, int add);
+void cpu_patch_embed(ft_backend *be, float *tokens, const float *x, int cx, int x_batch, const float *v,
+                     int cv, const void *w, const float *bias, const float *pos, int N, int S, int p, int D);
+void cpu_unpatchify(ft_backend *be, float *img, const void *tok, int N, int S, int p, int c_full,
+                    int c_keep);
+/* norm.c */
+void cpu_layernorm_modulate(ft_backend *be, void *h, const float *x, const float *shift, const float *scale,
+                            int mod_stride, int N, int T, int D, float eps);
+void cpu_gated_residual(ft_backend *be, float *x, const void *a, const float *gate, void *h,
+                        const float *next_shift, const float *next_scale, int mod_stride, int N, int T,
+                        int D, float eps);
+void cpu_group_norm(ft_backend *be, float *y, const float *x, const float *gamma, const float *beta, int N,
+                    int C, int HW, int groups, float eps, int silu);
+/* attention.c */
+void cpu_attention(ft_backend *be, void *o, const void *qkv, int N, int T, int H, int hd);
+/* conv2d.c */
+void cpu_conv2d(ft_backend *be, float *y, const float *x, const void *w, const float *bias, int N, int Cin,
+                int S, int Cout, int k, int pad, int up2x);
+/* elementwise.c */
+void cpu_silu(ft_backend *be, float *y, const float *x, size_t n);
+void cpu_add(ft_backend *be, float *y, const float *a, const float *b, size_t n);
+void cpu_scale(ft_backend *be, float *y, const float *x, float s, size_t n);
+void cpu_transpose(ft_backend *be, float *y, const float *x, int batch, int C, int R);
+void cpu_cfg_combine(ft_backend *be, float *v, const float *raw, int B, int C, int HW, const float *scale,
+                     int guided);
+void cpu_euler_update(ft_backend *be, float *out, const float *x, const float *d, float h, size_t n);
+void cpu_heun_update(ft_backend *be, float *out, const float *x, const float *d, const float *e, float h,
+                     size_t n);
+void cpu_to_rgb8(ft_backend *be, uint8_t *rgb, const float *img, int N, int C, int S);
+/* rng.c */
+void cpu_randn(ft_backend *be, float *out, size_t per_image, int n_images, const uint64_t *seeds);
+
+/* Scratch for im2col, owned by the backend (bytes). */
+float *cpu_scratch(ft_backend *be, size_t *n_floats);
+
+#endif

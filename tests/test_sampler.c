@@ -1,0 +1,194 @@
+/* tests/test_sampler.c — sampler configs, the time grid, and whole
+ * trajectories through the public API against the PyTorch reference
+ * (tests/data/sampler_{a,b}.golden.safetensors). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../engine/flowturbo.h"
+#include "../engine/sampler.h"
+#include "test.h"
+
+TEST(sampler_parse_valid) {
+    struct {
+        const char *text, *name;
+        int steps, pred, ref;
+    } cases[] = {
+        {"H1P5R3", "H1P5R3", 9, 7, 6},  {"h8p9r5", "H8P9R5", 22, 25, 10}, {"heun:8", "heun:8", 8, 16, 0},
+        {"euler:50", "euler:50", 50, 50, 0}, {"H8", "heun:8", 8, 16, 0}, {"H2P4", "H2P4R0", 6, 8, 0},
+        {"H0P3R2", "H0P3R2", 5, 4, 4}, {"P2R1", "H0P2R1", 3, 3, 2},  {"H2R1", "H2P0R1", 3, 4, 2},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ft_sampler_cfg c;
+        ft_err err;
+        CHECK(sampler_parse(cases[i].text, &c, &err) == FT_OK, "%s: %s", cases[i].text, err.msg);
+        CHECK(strcmp(c.name, cases[i].name) == 0, "%s parsed as %s", cases[i].text, c.name);
+        CHECK(c.steps == cases[i].steps, "%s: %d steps", cases[i].text, c.steps);
+        CHECK(sampler_predictor_calls(&c) == cases[i].pred && sampler_refiner_calls(&c) == cases[i].ref,
+              "%s: %d/%d calls", cases[i].text, sampler_predictor_calls(&c), sampler_refiner_calls(&c));
+    }
+    return PASS;
+}
+
+TEST(sampler_parse_rejects_with_reason) {
+    struct {
+        const char *text, *reason;
+    } cases[] = {
+        {"", "empty"},           {"R3", "at least one H or P"}, {"H0P0R2", "at least one H or P"},
+        {"H0", "zero steps"},    {"euler:0", "zero steps"},     {"heun:", "step count"},
+        {"dpm:10", "unknown"},   {"H1X2", "unknown"},            {"R1H2", "order"},
+        {"H1H2", "order"},       {"H", "block count"},           {"euler:5x", "step count"},
+        {"H999P999", "more than"}, {"euler:-3", "step count"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ft_sampler_cfg c;
+        ft_err err = {{0}};
+        ft_status st = sampler_parse(cases[i].text, &c, &err);
+        CHECK(st == FT_ERR_INVALID_ARGUMENT, "'%s' accepted", cases[i].text);
+        CHECK(strstr(err.msg, cases[i].reason) != NULL, "'%s': message '%s' lacks '%s'", cases[i].text, err.msg,
+              cases[i].reason);
+    }
+    CHECK(ft_sampler_check(NULL, "H1P5R3") == FT_OK, "public check rejects a valid string");
+    return PASS;
+}
+
+/* torch.linspace(0, 1, n) values read off torch's scalar formula. */
+TEST(sampler_time_grid_matches_torch) {
+    float t3[4], t2[3], t1[2], t22[23];
+    sampler_time_grid(3, t3);
+    sampler_time_grid(2, t2);
+    sampler_time_grid(1, t1);
+    sampler_time_grid(22, t22);
+    CHECK(t3[1] == 0x1.555556p-2f && t3[2] == 0x1.555554p-1f && t3[3] == 1.0f, "N=3 grid %a %a", t3[1], t3[2]);
+    CHECK(t2[1] == 0.5f && t2[2] == 1.0f && t1[0] == 0.0f && t1[1] == 1.0f, "N=2/N=1 grid");
+    /* second half counts down from 1: t[N-1] = 1 - step exactly */
+    CHECK(t22[21] == 1.0f - 1.0f / 22.0f && t22[0] == 0.0f && t22[22] == 1.0f, "N=22 grid ends %a", t22[21]);
+    for (int i = 0; i < 22; i++) CHECK(t22[i] < t22[i + 1], "grid not increasing at %d", i);
+    return PASS;
+}
+
+typedef struct {
+    ft_context *ctx;
+    golden g;
+} sampler_fixture;
+
+static int open_models(sampler_fixture *fx, const char *golden_name, const char *pred, const char *ref) {
+    memset(fx, 0, sizeof *fx);
+    ft_context_params cp;
+    ft_context_params_init(&cp);
+    cp.backend = FT_BACKEND_CPU;
+    cp.n_threads = 2;
+    fx->ctx = ft_context_new(&cp);
+    if (!fx->ctx) return 0;
+    if (ft_load(fx->ctx, FT_ROLE_PREDICTOR, test_data(pred)) != FT_OK ||
+        (ref && ft_load(fx->ctx, FT_ROLE_REFINER, test_data(ref)) != FT_OK)) {
+        test_note("%s", ft_last_error(fx->ctx));
+        return 0;
+    }
+    return golden_open(&fx->g, golden_name);
+}
+
+static void close_models(sampler_fixture *fx) {
+    golden_close(&fx->g);
+    ft_context_free(fx->ctx);
+}
+
+/* Runs one "<sampler>@<cfg>" case at batch sizes 3 and 1 against out. / out1. */
+static int run_case(sampler_fixture *fx, const char *prefix, const char *spec, int n_images) {
+    char sampler[32];
+    float cfg;
+    const char *at = strchr(spec, '@');
+    if (!at || (size_t)(at - spec) >= sizeof sampler) return 0;
+    memcpy(sampler, spec, (size_t)(at - spec));
+    sampler[at - spec] = 0;
+    cfg = strtof(at + 1, NULL);
+    size_t nn = 0;
+    float *noise = golden_get(&fx->g, "noise", &nn), *labf = golden_get(&fx->g, "labels", NULL);
+    int labels[8], ok = noise && labf;
+    for (int i = 0; ok && i < n_images; i++) labels[i] = (int)labf[i];
+    size_t state = nn / (size_t)n_images;
+    for (int pass = 0; ok && pass < 2; pass++) {
+        int n = pass == 0 ? n_images : 1;
+        char name[96];
+        snprintf(name, sizeof name, "%s%s%s", pass == 0 ? "out." : "out1.", prefix, spec);
+        float *want = golden_get(&fx->g, name, NULL), *got = malloc(n * state * 4);
+        ft_generate_params gp;
+        ft_generate_params_init(&gp);
+        gp.num_images = n;
+        gp.labels = labels;
+        gp.noise = noise;
+        gp.sampler = sampler;
+        gp.cfg_scale = cfg;
+        gp.batch_size = n;
+        ft_status st = want ? ft_generate(fx->ctx, &gp, got, NULL) : FT_ERR_INTERNAL;
+        double err = st == FT_OK ? rel_l2(got, want, n * state) : 1e30;
+        if (st != FT_OK) test_note("%s: %s", name, ft_last_error(fx->ctx));
+        else if (!(err <= 1e-5)) test_note("%s: rel L2 %.3g > 1e-5", name, err);
+        ok &= st == FT_OK && err <= 1e-5;
+        free(want);
+        free(got);
+    }
+    free(noise);
+    free(labf);
+    return ok;
+}
+
+static test_result run_cases(const char *golden_name, const char *pred, const char *ref, const char *meta_key,
+                             const char *prefix, int n_images) {
+    sampler_fixture fx;
+    test_result r = FAIL;
+    if (open_models(&fx, golden_name, pred, ref)) {
+        const char *list = st_meta(&fx.g.f, meta_key);
+        char buf[512];
+        snprintf(buf, sizeof buf, "%s", list ? list : "");
+        int ok = list != NULL, count = 0;
+        for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+            ok &= run_case(&fx, prefix, tok, n_images);
+            count++;
+        }
+        r = ok && count > 0 ? PASS : FAIL;
+    }
+    close_models(&fx);
+    return r;
+}
+
+/* FlowTurbo H/P/R (incl. N_P = 0, N_R = 0, N_H = 0), Euler, Heun; guidance on
+ * and off; 3-of-4-channel guidance; batch sizes 3 and 1. */
+TEST(sampler_golden_latent_model_with_refiner) {
+    return run_cases("sampler_a.golden.safetensors", "sit_a.safetensors", "sit_a_refiner.safetensors", "cases", "", 3);
+}
+
+/* guided_channels = 4 (standard all-channel CFG) from the predictor's metadata. */
+TEST(sampler_golden_all_channel_guidance) {
+    return run_cases("sampler_a.golden.safetensors", "sit_a_g4.safetensors", "sit_a_refiner.safetensors", "cases_g4",
+                     "g4.", 3);
+}
+
+TEST(sampler_golden_pixel_model) {
+    return run_cases("sampler_b.golden.safetensors", "sit_b.safetensors", NULL, "cases", "", 3);
+}
+
+/* Network calls per trajectory agree with what the reference counted. */
+TEST(sampler_nfe_matches_reference) {
+    golden g;
+    if (!golden_open(&g, "sampler_a.golden.safetensors")) return FAIL;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", st_meta(&g.f, "cases") ? st_meta(&g.f, "cases") : "");
+    int ok = buf[0] != 0;
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        char key[64], sampler[32];
+        snprintf(key, sizeof key, "nfe.%s", tok);
+        const char *want = st_meta(&g.f, key);
+        snprintf(sampler, sizeof sampler, "%.*s", (int)(strchr(tok, '@') - tok), tok);
+        ft_sampler_cfg c;
+        ok &= want && sampler_parse(sampler, &c, NULL) == FT_OK;
+        char got[32];
+        snprintf(got, sizeof got, "%d,%d", sampler_predictor_calls(&c), sampler_refiner_calls(&c));
+        if (!want || strcmp(got, want)) {
+            test_note("%s: engine %s, reference %s", tok, got, want ? want : "?");
+            ok = 0;
+        }
+    }
+    golden_close(&g);
+    return ok ? PASS : FAIL;
+}

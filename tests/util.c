@@ -1,0 +1,101 @@
+/* tests/util.c — helpers shared by the test files (see test.h). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test.h"
+
+const char *test_data(const char *name) {
+    static char paths[8][1024];
+    static int next;
+    const char *dir = getenv("FT_TEST_DATA");
+    char *p = paths[next++ % 8];
+    snprintf(p, sizeof paths[0], "%s/%s", dir ? dir : "tests/data", name);
+    return p;
+}
+
+static char tmpdir[256];
+
+static void remove_tmpdir(void) {
+    if (!tmpdir[0]) return;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+}
+
+const char *test_tmpdir(void) {
+    if (!tmpdir[0]) {
+        snprintf(tmpdir, sizeof tmpdir, "/tmp/flowturbo-tests-XXXXXX");
+        if (!mkdtemp(tmpdir)) {
+            perror("mkdtemp");
+            exit(2);
+        }
+        atexit(remove_tmpdir);
+    }
+    return tmpdir;
+}
+
+double rel_l2(const float *a, const float *b, size_t n) {
+    double num = 0.0, den = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - (double)b[i];
+        num += d * d;
+        den += (double)b[i] * (double)b[i];
+    }
+    if (!isfinite(num) || !isfinite(den)) return INFINITY;
+    if (den == 0.0) return num == 0.0 ? 0.0 : INFINITY;
+    return sqrt(num / den);
+}
+
+int all_finite(const float *a, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(a[i])) return 0;
+    return 1;
+}
+
+int golden_open(golden *g, const char *name) {
+    ft_err err;
+    g->ok = st_open(&g->f, test_data(name), &err) == FT_OK;
+    if (!g->ok) test_note("cannot open fixture: %s", err.msg);
+    return g->ok;
+}
+
+void golden_close(golden *g) {
+    if (g->ok) st_close(&g->f);
+    g->ok = 0;
+}
+
+float *golden_get(golden *g, const char *tensor, size_t *numel) {
+    const st_tensor *t = g->ok ? st_find(&g->f, tensor) : NULL;
+    if (!t) {
+        test_note("fixture %s has no tensor '%s'", g->ok ? g->f.path : "(closed)", tensor);
+        return NULL;
+    }
+    float *out = malloc(t->numel * sizeof(float) + 1);
+    if (!out) return NULL;
+    for (uint64_t i = 0; i < t->numel; i++) {
+        switch (t->dtype) {
+        case ST_I32: { int32_t v; memcpy(&v, t->data + 4 * i, 4); out[i] = (float)v; break; }
+        case ST_I64: { int64_t v; memcpy(&v, t->data + 8 * i, 8); out[i] = (float)v; break; }
+        case ST_U8: out[i] = t->data[i]; break;
+        default: break;
+        }
+    }
+    if (t->dtype == ST_F32 || t->dtype == ST_F16 || t->dtype == ST_BF16) st_to_f32(t, out);
+    if (numel) *numel = t->numel;
+    return out;
+}
+
+int test_run(const char *cmd) {
+    int st = system(cmd);
+    if (st == -1 || !WIFEXITED(st)) return -1;
+    return WEXITSTATUS(st);
+}
+
+const char *test_cli(void) {
+    const char *p = getenv("FT_CLI");
+    return p ? p : "build/flowturbo";
+}
