@@ -1,49 +1,347 @@
-/* engine/vae.c — placeholder until the VAE decoder lands (issue 3). */
+/* engine/vae.c — the SD-VAE (AutoencoderKL) decoder (see vae.h and
+ * /work/shared/reference/model.md §3):
+ *
+ *   z / scaling_factor -> post_quant_conv (1x1) -> conv_in (3x3)
+ *   -> mid: resnet, attention (GroupNorm, 1 head over the H*W tokens, residual), resnet
+ *   -> up_blocks[i]: layers_per_block + 1 resnets, then (i < n_blocks - 1) nearest 2x + 3x3 conv
+ *   -> GroupNorm + SiLU -> conv_out (3x3).
+ *
+ * Feature maps are f32 NCHW and rotate through three buffers carved from the
+ * caller's scratch; the attention's token-major operands (act) reuse them and
+ * a dedicated packed-qkv region. Nothing is allocated during decode. */
 #include "vae.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define VAE_GN_EPS 1e-6f
+#define VAE_ALIGN 256
+
+typedef struct {
+    int cin, cout;
+    void *norm1_w, *norm1_b, *conv1_w, *conv1_b, *norm2_w, *norm2_b, *conv2_w, *conv2_b;
+    void *short_w, *short_b; /* NULL when cin == cout */
+} vae_resnet;
+
+typedef struct {
+    int cin, cout; /* channels entering / leaving the block */
+    vae_resnet *resnets;
+    void *up_w, *up_b; /* upsampler conv; NULL in the last block */
+} vae_up_block;
+
+struct vae_model {
+    vae_config cfg;
+    void *arena;
+    size_t n_params;
+    void *pq_w, *pq_b, *in_w, *in_b;
+    vae_resnet mid[2];
+    void *attn_gn_w, *attn_gn_b, *qkv_w, *qkv_b, *attn_out_w, *attn_out_b;
+    vae_up_block up[8];
+    vae_resnet *resnet_store; /* n_blocks * (layers_per_block + 1) */
+    void *norm_out_w, *norm_out_b, *out_w, *out_b;
+};
+
+/* ---- metadata ---- */
+
+static ft_status parse_channels(const st_file *f, int groups, vae_config *c, ft_err *err) {
+    const char *key = "block_out_channels";
+    const char *v = st_meta(f, key);
+    if (!v) return ft_fail(err, FT_ERR_FORMAT, "%s: metadata '%s' is missing", f->path, key);
+    const char *p = v;
+    int n = 0;
+    for (;;) {
+        char *end;
+        errno = 0;
+        long x = strtol(p, &end, 10);
+        if (end == p || errno || x < 1 || x > 8192)
+            return ft_fail(err, FT_ERR_FORMAT,
+                           "%s: metadata '%s' = '%s' is not a comma-separated list of channel counts in [1, 8192]",
+                           f->path, key, v);
+        if (n == 8)
+            return ft_fail(err, FT_ERR_FORMAT, "%s: metadata '%s' = '%s' has more than 8 entries", f->path, key, v);
+        if (x % groups)
+            return ft_fail(err, FT_ERR_FORMAT,
+                           "%s: metadata '%s' = '%s': %ld channels are not divisible by norm_num_groups %d", f->path,
+                           key, v, x, groups);
+        c->block_out_channels[n++] = (int)x;
+        p = end;
+        while (*p == ' ') p++;
+        if (!*p) break;
+        if (*p != ',')
+            return ft_fail(err, FT_ERR_FORMAT,
+                           "%s: metadata '%s' = '%s' is not a comma-separated list of channel counts in [1, 8192]",
+                           f->path, key, v);
+        p++;
+    }
+    c->n_blocks = n;
+    return FT_OK;
+}
+
+static ft_status vae_config_read(const st_file *f, vae_config *c, ft_err *err) {
+    memset(c, 0, sizeof *c);
+    const char *fmt = st_meta(f, "flowturbo.format");
+    if (!fmt)
+        return ft_fail(err, FT_ERR_FORMAT,
+                       "%s: no 'flowturbo.format' metadata: not an engine weight file (convert it with "
+                       "weights_tool/convert.py)",
+                       f->path);
+    if (strcmp(fmt, "1") != 0)
+        return ft_fail(err, FT_ERR_FORMAT, "%s: flowturbo.format '%s' is not supported (this build reads 1)",
+                       f->path, fmt);
+    const char *role = st_meta(f, "role");
+    if (!role) return ft_fail(err, FT_ERR_FORMAT, "%s: metadata 'role' is missing", f->path);
+    if (strcmp(role, "vae") != 0)
+        return ft_fail(err, FT_ERR_FORMAT, "%s: file holds a %s, expected a vae", f->path, role);
+    const char *arch = st_meta(f, "arch");
+    if (!arch || strcmp(arch, "sd-vae-decoder") != 0)
+        return ft_fail(err, FT_ERR_FORMAT, "%s: metadata 'arch' = '%s' is not a supported VAE (expected 'sd-vae-decoder')",
+                       f->path, arch ? arch : "(missing)");
+    ft_status st;
+    double sf;
+    if ((st = meta_int(f, "latent_channels", 1, 64, &c->latent_channels, err)) ||
+        (st = meta_int(f, "out_channels", 1, 64, &c->out_channels, err)) ||
+        (st = meta_int(f, "layers_per_block", 0, 64, &c->layers_per_block, err)) ||
+        (st = meta_int(f, "norm_num_groups", 1, 8192, &c->groups, err)) ||
+        (st = parse_channels(f, c->groups, c, err)) || (st = meta_double(f, "scaling_factor", &sf, err)))
+        return st;
+    if (c->out_channels != 1 && c->out_channels != 3)
+        return ft_fail(err, FT_ERR_FORMAT,
+                       "%s: metadata 'out_channels' = %d is not supported: images need 3 (RGB) or 1 (grey) channels",
+                       f->path, c->out_channels);
+    if (!(sf >= 1e-30 && sf <= 1e30))
+        return ft_fail(err, FT_ERR_FORMAT, "%s: metadata 'scaling_factor' = %g is out of range", f->path, sf);
+    c->scaling_factor = (float)sf;
+    return FT_OK;
+}
+
+/* ---- weights ---- */
+
+static ft_status add_conv(ft_wspec_list *l, void **w, void **b, int64_t cout, int64_t cin, int64_t k,
+                          const char *name) {
+    int64_t ws[4] = {cout, cin, k, k}, bs[1] = {cout};
+    ft_status st = wspec_add(l, w, FT_WEIGHT_MATRIX, 4, ws, "%s.weight", name);
+    if (st == FT_OK) st = wspec_add(l, b, FT_WEIGHT_VECTOR, 1, bs, "%s.bias", name);
+    return st;
+}
+
+static ft_status add_norm(ft_wspec_list *l, void **w, void **b, int64_t c, const char *name) {
+    int64_t s[1] = {c};
+    ft_status st = wspec_add(l, w, FT_WEIGHT_VECTOR, 1, s, "%s.weight", name);
+    if (st == FT_OK) st = wspec_add(l, b, FT_WEIGHT_VECTOR, 1, s, "%s.bias", name);
+    return st;
+}
+
+static ft_status add_resnet(ft_wspec_list *l, vae_resnet *r, int cin, int cout, const char *prefix) {
+    char name[128];
+    ft_status st = FT_OK;
+    r->cin = cin;
+    r->cout = cout;
+#define SUB(s) (snprintf(name, sizeof name, "%s.%s", prefix, s), name)
+    if (st == FT_OK) st = add_norm(l, &r->norm1_w, &r->norm1_b, cin, SUB("norm1"));
+    if (st == FT_OK) st = add_conv(l, &r->conv1_w, &r->conv1_b, cout, cin, 3, SUB("conv1"));
+    if (st == FT_OK) st = add_norm(l, &r->norm2_w, &r->norm2_b, cout, SUB("norm2"));
+    if (st == FT_OK) st = add_conv(l, &r->conv2_w, &r->conv2_b, cout, cout, 3, SUB("conv2"));
+    if (st == FT_OK && cin != cout) st = add_conv(l, &r->short_w, &r->short_b, cout, cin, 1, SUB("conv_shortcut"));
+#undef SUB
+    return st;
+}
+
+static ft_status build_specs(vae_model *m, ft_wspec_list *l) {
+    const vae_config *c = &m->cfg;
+    int64_t L = c->latent_channels;
+    int top = c->block_out_channels[c->n_blocks - 1];
+    int64_t C = top;
+    ft_status st = add_conv(l, &m->pq_w, &m->pq_b, L, L, 1, "post_quant_conv");
+    if (st == FT_OK) st = add_conv(l, &m->in_w, &m->in_b, C, L, 3, "decoder.conv_in");
+    if (st == FT_OK) st = add_resnet(l, &m->mid[0], top, top, "decoder.mid_block.resnets.0");
+    const char *ap = "decoder.mid_block.attentions.0";
+    char name[128];
+    if (st == FT_OK) {
+        snprintf(name, sizeof name, "%s.group_norm", ap);
+        st = add_norm(l, &m->attn_gn_w, &m->attn_gn_b, C, name);
+    }
+    static const char *qkv[3] = {"to_q", "to_k", "to_v"};
+    int64_t ws[2] = {C, C}, bs[1] = {C};
+    for (int i = 0; i < 3 && st == FT_OK; i++) {
+        size_t wn = (size_t)(3 * C * C), bn = (size_t)(3 * C);
+        st = wspec_add_part(l, &m->qkv_w, FT_WEIGHT_MATRIX, i == 0 ? wn : 0, (size_t)i * C * C, 2, ws, "%s.%s.weight",
+                            ap, qkv[i]);
+        if (st == FT_OK)
+            st = wspec_add_part(l, &m->qkv_b, FT_WEIGHT_VECTOR, i == 0 ? bn : 0, (size_t)i * C, 1, bs, "%s.%s.bias",
+                                ap, qkv[i]);
+    }
+    if (st == FT_OK) st = wspec_add(l, &m->attn_out_w, FT_WEIGHT_MATRIX, 2, ws, "%s.to_out.0.weight", ap);
+    if (st == FT_OK) st = wspec_add(l, &m->attn_out_b, FT_WEIGHT_VECTOR, 1, bs, "%s.to_out.0.bias", ap);
+    if (st == FT_OK) st = add_resnet(l, &m->mid[1], top, top, "decoder.mid_block.resnets.1");
+    int prev = top, R = c->layers_per_block + 1;
+    for (int i = 0; i < c->n_blocks && st == FT_OK; i++) {
+        vae_up_block *b = &m->up[i];
+        int out = c->block_out_channels[c->n_blocks - 1 - i];
+        b->cin = prev;
+        b->cout = out;
+        b->resnets = m->resnet_store + (size_t)i * R;
+        for (int j = 0; j < R && st == FT_OK; j++) {
+            snprintf(name, sizeof name, "decoder.up_blocks.%d.resnets.%d", i, j);
+            st = add_resnet(l, &b->resnets[j], j == 0 ? prev : out, out, name);
+        }
+        if (st == FT_OK && i < c->n_blocks - 1) {
+            snprintf(name, sizeof name, "decoder.up_blocks.%d.upsamplers.0.conv", i);
+            st = add_conv(l, &b->up_w, &b->up_b, out, out, 3, name);
+        }
+        prev = out;
+    }
+    if (st == FT_OK) st = add_norm(l, &m->norm_out_w, &m->norm_out_b, prev, "decoder.conv_norm_out");
+    if (st == FT_OK) st = add_conv(l, &m->out_w, &m->out_b, c->out_channels, prev, 3, "decoder.conv_out");
+    return st;
+}
 
 ft_status vae_load(ft_backend *be, const st_file *f, vae_model **out, ft_load_progress progress, void *user,
                    ft_err *err) {
-    (void)be;
-    (void)progress;
-    (void)user;
     *out = NULL;
-    return ft_fail(err, FT_ERR_UNSUPPORTED, "%s: VAE decoding is not implemented in this build", f->path);
+    vae_model *m = calloc(1, sizeof *m);
+    if (!m) return ft_fail(err, FT_ERR_OUT_OF_MEMORY, "out of memory");
+    ft_status st = vae_config_read(f, &m->cfg, err);
+    if (st != FT_OK) {
+        free(m);
+        return st;
+    }
+    m->resnet_store = calloc((size_t)m->cfg.n_blocks * (m->cfg.layers_per_block + 1), sizeof *m->resnet_store);
+    if (!m->resnet_store) {
+        free(m);
+        return ft_fail(err, FT_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    ft_wspec_list specs = {0};
+    st = build_specs(m, &specs);
+    if (st != FT_OK) st = ft_fail(err, st, "out of memory");
+    else st = weights_load(be, f, &specs, &m->arena, &m->n_params, progress, user, err);
+    wspec_free(&specs);
+    if (st != FT_OK) {
+        free(m->resnet_store);
+        free(m);
+        return st;
+    }
+    *out = m;
+    return FT_OK;
 }
 
 void vae_free(ft_backend *be, vae_model *m) {
-    (void)be;
-    (void)m;
+    if (!m) return;
+    if (m->arena) be->free(be, m->arena);
+    free(m->resnet_store);
+    free(m);
 }
 
-const vae_config *vae_get_config(const vae_model *m) {
-    (void)m;
-    return NULL;
+const vae_config *vae_get_config(const vae_model *m) { return m ? &m->cfg : NULL; }
+
+size_t vae_n_params(const vae_model *m) { return m ? m->n_params : 0; }
+
+int vae_image_size(const vae_model *m, int latent_size) { return latent_size << (m->cfg.n_blocks - 1); }
+
+/* ---- scratch ---- */
+
+typedef struct {
+    float *p[3];  /* feature maps, `feat` floats each */
+    void *qkv;    /* packed attention qkv (act) */
+} vae_bufs;
+
+/* Largest per-image feature map (floats) of any stage. */
+static size_t max_feature(const vae_config *c, int s) {
+    size_t side = (size_t)s, best = (size_t)c->latent_channels * side * side;
+    size_t top = (size_t)c->block_out_channels[c->n_blocks - 1];
+    if (top * side * side > best) best = top * side * side;
+    for (int i = 0; i < c->n_blocks; i++) {
+        size_t ch = (size_t)c->block_out_channels[c->n_blocks - 1 - i];
+        if (ch * side * side > best) best = ch * side * side;
+        if (i < c->n_blocks - 1) side *= 2; /* the upsampler output at the new side */
+        if (ch * side * side > best) best = ch * side * side;
+    }
+    return best;
 }
 
-size_t vae_n_params(const vae_model *m) {
-    (void)m;
-    return 0;
-}
+static size_t align_up(size_t b) { return (b + VAE_ALIGN - 1) / VAE_ALIGN * VAE_ALIGN; }
 
-int vae_image_size(const vae_model *m, int latent_size) {
-    (void)m;
-    return latent_size;
+/* Carves the buffers out of base (base may be NULL to only measure). */
+static size_t carve(const vae_model *m, size_t act_size, int n, int s, void *base, vae_bufs *b) {
+    const vae_config *c = &m->cfg;
+    size_t feat = align_up((size_t)n * max_feature(c, s) * sizeof(float));
+    size_t qkv = align_up((size_t)n * 3 * c->block_out_channels[c->n_blocks - 1] * s * s * act_size);
+    char *p = base;
+    if (b) {
+        for (int i = 0; i < 3; i++) b->p[i] = (float *)(p + i * feat);
+        b->qkv = p + 3 * feat;
+    }
+    return 3 * feat + qkv;
 }
 
 size_t vae_scratch_bytes(const vae_model *m, int n, int latent_size) {
-    (void)m;
-    (void)n;
-    (void)latent_size;
-    return 0;
+    /* act is at most 4 bytes (f32 on the CPU, bf16/fp16 on GPUs) */
+    return carve(m, sizeof(float), n, latent_size, NULL, NULL);
+}
+
+/* ---- forward ---- */
+
+/* Returns the buffer index holding the output; x is the input's index. */
+static int resnet_fwd(ft_backend *be, const vae_model *m, const vae_resnet *r, const vae_bufs *b, int x, int n,
+                      int S) {
+    int a = (x + 1) % 3, t = (x + 2) % 3, G = m->cfg.groups, HW = S * S;
+    size_t out_n = (size_t)n * r->cout * HW;
+    be->group_norm(be, b->p[a], b->p[x], r->norm1_w, r->norm1_b, n, r->cin, HW, G, VAE_GN_EPS, 1);
+    be->conv2d(be, b->p[t], b->p[a], r->conv1_w, r->conv1_b, n, r->cin, S, r->cout, 3, 1, 0);
+    be->group_norm(be, b->p[a], b->p[t], r->norm2_w, r->norm2_b, n, r->cout, HW, G, VAE_GN_EPS, 1);
+    be->conv2d(be, b->p[t], b->p[a], r->conv2_w, r->conv2_b, n, r->cout, S, r->cout, 3, 1, 0);
+    if (r->short_w) {
+        be->conv2d(be, b->p[a], b->p[x], r->short_w, r->short_b, n, r->cin, S, r->cout, 1, 0, 0);
+        be->add(be, b->p[x], b->p[a], b->p[t], out_n);
+        return x;
+    }
+    be->add(be, b->p[a], b->p[x], b->p[t], out_n);
+    return a;
+}
+
+/* Mid-block self-attention (1 head over the S*S tokens) with residual. */
+static int attention_fwd(ft_backend *be, const vae_model *m, const vae_bufs *b, int x, int n, int S) {
+    int a = (x + 1) % 3, t = (x + 2) % 3;
+    int C = m->cfg.block_out_channels[m->cfg.n_blocks - 1], T = S * S;
+    size_t numel = (size_t)n * C * T;
+    be->group_norm(be, b->p[a], b->p[x], m->attn_gn_w, m->attn_gn_b, n, C, T, m->cfg.groups, VAE_GN_EPS, 0);
+    be->transpose(be, b->p[t], b->p[a], n, C, T);         /* [n, T, C] f32 */
+    be->cast(be, b->p[a], FT_BUF_ACT, b->p[t], FT_BUF_F32, numel);
+    be->linear(be, b->qkv, FT_BUF_ACT, b->p[a], m->qkv_w, m->qkv_b, n * T, 3 * C, C, FT_EPI_NONE);
+    be->attention(be, b->p[t], b->qkv, n, T, 1, C);       /* act [n, T, C] */
+    be->linear(be, b->p[a], FT_BUF_F32, b->p[t], m->attn_out_w, m->attn_out_b, n * T, C, C, FT_EPI_NONE);
+    be->transpose(be, b->p[t], b->p[a], n, T, C);         /* back to [n, C, T] */
+    be->add(be, b->p[a], b->p[x], b->p[t], numel);
+    return a;
 }
 
 void vae_decode(ft_backend *be, const vae_model *m, void *scratch, const float *latents, int n, int latent_size,
                 float *img) {
-    (void)m;
-    (void)scratch;
-    (void)latents;
-    (void)n;
-    (void)latent_size;
-    (void)img;
-    ft_backend_fail(be, "VAE decoding is not implemented in this build");
+    const vae_config *c = &m->cfg;
+    vae_bufs b;
+    carve(m, be->act_size, n, latent_size, scratch, &b);
+    int S = latent_size, L = c->latent_channels, G = c->groups;
+    int top = c->block_out_channels[c->n_blocks - 1];
+    /* z / scaling_factor as a reciprocal multiply (within 1 ulp of torch's division) */
+    be->scale(be, b.p[1], latents, 1.0f / c->scaling_factor, (size_t)n * L * S * S);
+    be->conv2d(be, b.p[2], b.p[1], m->pq_w, m->pq_b, n, L, S, L, 1, 0, 0);
+    be->conv2d(be, b.p[0], b.p[2], m->in_w, m->in_b, n, L, S, top, 3, 1, 0);
+    int cur = 0;
+    cur = resnet_fwd(be, m, &m->mid[0], &b, cur, n, S);
+    cur = attention_fwd(be, m, &b, cur, n, S);
+    cur = resnet_fwd(be, m, &m->mid[1], &b, cur, n, S);
+    for (int i = 0; i < c->n_blocks; i++) {
+        const vae_up_block *u = &m->up[i];
+        for (int j = 0; j <= c->layers_per_block; j++) cur = resnet_fwd(be, m, &u->resnets[j], &b, cur, n, S);
+        if (u->up_w) {
+            int o = (cur + 1) % 3;
+            be->conv2d(be, b.p[o], b.p[cur], u->up_w, u->up_b, n, u->cout, S, u->cout, 3, 1, 1);
+            cur = o;
+            S *= 2;
+        }
+    }
+    int C = m->up[c->n_blocks - 1].cout, o = (cur + 1) % 3;
+    be->group_norm(be, b.p[o], b.p[cur], m->norm_out_w, m->norm_out_b, n, C, S * S, G, VAE_GN_EPS, 1);
+    be->conv2d(be, img, b.p[o], m->out_w, m->out_b, n, C, S, c->out_channels, 3, 1, 0);
 }

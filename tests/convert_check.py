@@ -613,6 +613,8 @@ def case_sit_train(tmp):
     t, meta, hdr = load_out(out2)
     compare(t, hdr, ck["model"])
     check(meta["source"] == "0400000.pt [model]", meta["source"])
+    convert_ok("convert", src, "-o", out2, "--kind", "sit")
+    check(load_out(out2)[1]["source"] == "0400000.pt [ema]", "--kind sit must pick 'ema'")
 
 
 def case_refiner_train(tmp):

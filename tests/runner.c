@@ -47,6 +47,7 @@ static int by_file_then_name(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     const char *filter = argc > 1 ? argv[1] : NULL;
+    int verbose = getenv("FT_TEST_VERBOSE") != NULL; /* print notes of passing tests too */
     int passed = 0, failed = 0, skipped = 0;
     /* stable order: files alphabetically, tests in source order within a file */
     for (int i = 1; i < n_tests; i++)
@@ -65,7 +66,7 @@ int main(int argc, char **argv) {
         double ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
         const char *tag = r == PASS ? "PASS" : r == SKIP ? "SKIP" : "FAIL";
         printf("%s %s (%.0f ms)\n", tag, tests[i].name, ms);
-        if (notes[0] && r != PASS) {
+        if (notes[0] && (r != PASS || verbose)) {
             char *line = strtok(notes, "\n");
             while (line) {
                 printf("    %s\n", line);

@@ -233,6 +233,8 @@ def cfg_line(cfg):
                 "mlp_hidden", "num_classes", "learn_sigma", "guided_channels")
 
     def v(x):
+        if x is None:
+            return "?"
         if isinstance(x, bool):
             return "true" if x else "false"
         if isinstance(x, list):
@@ -448,7 +450,7 @@ def unwrap(src, path, key_opt, kind_opt):
         chosen, why = wrappers[0], "the only wrapper key"
     else:
         first = strip_prefixes(tensors_of(obj[wrappers[0]]), [])
-        kind = kind_opt if kind_opt not in (None, "auto") else guess_kind(first)
+        kind = kind_opt or guess_kind(first)
         if kind == "transformer":
             try:
                 kind = classify_transformer(first, None)[0]
@@ -754,7 +756,7 @@ def build_plan(path, args, dtype="F32", allow_unknown_heads=False):
     src = read_input(path)
     kind_opt = args.kind if getattr(args, "kind", "auto") != "auto" else None
     want = {"sit": "transformer", "refiner": "transformer", "vae": "vae"}.get(kind_opt)
-    sd, key, notes = unwrap(src, path, getattr(args, "key", "auto"), want)
+    sd, key, notes = unwrap(src, path, getattr(args, "key", "auto"), kind_opt)
     kind = guess_kind(sd)
     if kind is None:
         if any(k.startswith(("transformer_blocks.", "pos_embed.proj.")) for k in sd):
@@ -1008,10 +1010,10 @@ def parse_preset(p):
 
 def random_transformer_cfg(args):
     base = dict(input_size=32, in_channels=4, num_classes=1000, mlp_ratio=4.0, learn_sigma=True, patch_size=2)
-    if args.preset:
-        base.update(parse_preset(args.preset))
-    elif args.hidden is None or (args.depth is None and args.kind != "refiner"):
-        raise UserError("random: give --preset S/2|B/2|L/2|XL/2, or at least --hidden and --depth")
+    if args.preset or args.hidden is None:
+        base.update(parse_preset(args.preset or "XL/2"))  # XL/2 = SiT-XL/2 (refiner: its 1-block refiner)
+    elif args.depth is None and args.kind != "refiner":
+        raise UserError("random: give --preset S/2|B/2|L/2|XL/2, or --hidden together with --depth")
     if args.kind == "refiner":
         base["depth"] = 1
     over = dict(hidden_size=args.hidden, depth=args.depth, num_heads=args.heads, patch_size=args.patch,
@@ -1044,6 +1046,7 @@ def random_transformer_cfg(args):
 
 
 def random_vae_cfg(args):
+    args.vae_preset = args.vae_preset or "sd"
     if args.vae_preset not in VAE_PRESETS:
         raise UserError(f"--vae-preset {args.vae_preset!r}: expected one of {', '.join(VAE_PRESETS)}")
     cfg = dict(VAE_PRESETS[args.vae_preset], role="vae", scaling_factor=DEFAULT_SCALING)
@@ -1073,6 +1076,15 @@ def cmd_random(args):
     seed = args.seed
     if seed < 0:
         raise UserError("--seed must be >= 0")
+    tflags = [f for f in ("preset", "hidden", "depth", "heads", "patch", "input_size", "in_channels", "num_classes",
+                          "mlp_ratio", "learn_sigma", "guided_channels") if getattr(args, f) is not None]
+    vflags = [f for f in ("vae_preset", "block_out_channels", "layers_per_block", "groups", "latent_channels",
+                          "out_channels", "scaling_factor") if getattr(args, f) is not None]
+    wrong = tflags if args.kind == "vae" else vflags
+    if wrong:
+        raise UserError(f"random --kind {args.kind}: " + ", ".join("--" + f.replace("_", "-") for f in wrong)
+                        + (" (transformer options) do not apply to a VAE" if args.kind == "vae"
+                           else " (VAE options) do not apply to a transformer"))
     if args.kind == "vae":
         cfg = random_vae_cfg(args)
         spec = vae_spec(cfg)
@@ -1177,10 +1189,11 @@ def build_parser():
                        description="Write a randomly initialised model of any config with every layer non-zero "
                                    "(scaled normal init, real sin-cos pos_embed); seeded and reproducible.")
     r.add_argument("--kind", choices=["sit", "refiner", "vae"], required=True)
-    r.add_argument("--preset", help="S/2, B/2, L/2 or XL/2 (refiner: XL/2 dims with depth 1)")
+    r.add_argument("--preset", help="S/2, B/2, L/2 or XL/2 (default XL/2 unless --hidden is given; refiner: "
+                                    "those dims with depth 1 and a 2C-channel patch embed)")
     transformer_flags(r, False)
     v = r.add_argument_group("VAE decoder config")
-    v.add_argument("--vae-preset", default="sd", help="sd (128,256,512,512 x2, the SD-VAE) or tiny (32,64,64 x1)")
+    v.add_argument("--vae-preset", help="sd (128,256,512,512 x2, the SD-VAE) or tiny (32,64,64 x1)")
     v.add_argument("--block-out-channels", help="e.g. 128,256,512,512 (diffusers order, lowest resolution last)")
     v.add_argument("--layers-per-block", type=int)
     v.add_argument("--groups", type=_pos_int, help="GroupNorm groups")

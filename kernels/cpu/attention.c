@@ -23,7 +23,7 @@ void cpu_attention(ft_backend *be, void *o_, const void *qkv_, int N, int T, int
     }
     const int q_block = 16;
     int n_qb = (T + q_block - 1) / q_block;
-#pragma omp parallel num_threads(max_threads)
+#pragma omp parallel num_threads(max_threads) if ((size_t)N * H * T * T * hd > CPU_PAR_MIN)
     {
         float *s = scratch + (size_t)omp_get_thread_num() * T;
 #pragma omp for collapse(3) schedule(static)

@@ -8,6 +8,10 @@
 
 #include "../backend.h"
 
+/* Parallel regions only pay off above this many elements of work; below it
+ * the fork/join (and spinning threads on a loaded machine) cost more. */
+#define CPU_PAR_MIN 32768
+
 /* gemm.c */
 void cpu_linear(ft_backend *be, void *y, ft_buf_type y_type, const void *x, const void *w,
                 const float *bias, int M, int N, int K, ft_epilogue epi);

@@ -6,25 +6,25 @@
 
 void cpu_silu(ft_backend *be, float *y, const float *x, size_t n) {
     (void)be;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + expf(-x[i]));
 }
 
 void cpu_add(ft_backend *be, float *y, const float *a, const float *b, size_t n) {
     (void)be;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
 void cpu_scale(ft_backend *be, float *y, const float *x, float s, size_t n) {
     (void)be;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++) y[i] = x[i] * s;
 }
 
 void cpu_transpose(ft_backend *be, float *y, const float *x, int batch, int C, int R) {
     (void)be;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)batch * C * R > CPU_PAR_MIN)
     for (int b = 0; b < batch; b++)
         for (int r = 0; r < R; r++)
             for (int c = 0; c < C; c++)
@@ -36,7 +36,7 @@ void cpu_cfg_combine(ft_backend *be, float *v, const float *raw, int B, int C, i
     (void)be;
     float s = *scale;
     size_t half = (size_t)B * C * HW;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (half > CPU_PAR_MIN)
     for (int n = 0; n < B; n++)
         for (int c = 0; c < C; c++) {
             size_t off = ((size_t)n * C + c) * HW;
@@ -56,7 +56,7 @@ void cpu_cfg_combine(ft_backend *be, float *v, const float *raw, int B, int C, i
 
 void cpu_euler_update(ft_backend *be, float *out, const float *x, const float *d, float h, size_t n) {
     (void)be;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++) out[i] = x[i] + h * d[i];
 }
 
@@ -64,14 +64,14 @@ void cpu_heun_update(ft_backend *be, float *out, const float *x, const float *d,
                      size_t n) {
     (void)be;
     float half_h = 0.5f * h;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++) out[i] = x[i] + half_h * (d[i] + e[i]);
 }
 
 void cpu_to_rgb8(ft_backend *be, uint8_t *rgb, const float *img, int N, int C, int S) {
     (void)be;
     size_t plane = (size_t)S * S;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * plane * 3 > CPU_PAR_MIN)
     for (int n = 0; n < N; n++)
         for (size_t p = 0; p < plane; p++)
             for (int c = 0; c < 3; c++) {

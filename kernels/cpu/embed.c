@@ -39,7 +39,7 @@ void cpu_patch_embed(ft_backend *be, float *tokens, const float *x, int cx, int 
     const float *w = w_;
     int g = S / p, T = g * g, cin = cx + cv, K = cin * p * p;
     size_t plane = (size_t)S * S;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * T * D * K > CPU_PAR_MIN)
     for (int n = 0; n < N; n++) {
         for (int tok = 0; tok < T; tok++) {
             int r = tok / g, c = tok % g;
@@ -69,7 +69,7 @@ void cpu_unpatchify(ft_backend *be, float *img, const void *tok_, int N, int S, 
     (void)be;
     const float *tok = tok_;
     int g = S / p, T = g * g, F = p * p * c_full;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * c_keep * S * S > CPU_PAR_MIN)
     for (int n = 0; n < N; n++)
         for (int ch = 0; ch < c_keep; ch++)
             for (int y = 0; y < S; y++)

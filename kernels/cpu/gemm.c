@@ -20,7 +20,7 @@ void cpu_linear(ft_backend *be, void *y_, ft_buf_type y_type, const void *x_, co
     const float *x = x_, *w = w_;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, w, K, 0.0f, y, N);
     if (!bias && epi == FT_EPI_NONE) return;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)M * N > CPU_PAR_MIN)
     for (int m = 0; m < M; m++) {
         float *row = y + (size_t)m * N;
         if (bias)

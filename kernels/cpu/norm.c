@@ -23,7 +23,7 @@ void cpu_layernorm_modulate(ft_backend *be, void *h_, const float *x, const floa
                             int mod_stride, int N, int T, int D, float eps) {
     (void)be;
     float *h = h_;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * T * D > CPU_PAR_MIN)
     for (int n = 0; n < N; n++)
         for (int t = 0; t < T; t++) {
             size_t row = ((size_t)n * T + t) * D;
@@ -37,7 +37,7 @@ void cpu_gated_residual(ft_backend *be, float *x, const void *a_, const float *g
     (void)be;
     const float *a = a_;
     float *h = h_;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * T * D > CPU_PAR_MIN)
     for (int n = 0; n < N; n++)
         for (int t = 0; t < T; t++) {
             size_t row = ((size_t)n * T + t) * D;

@@ -1,0 +1,109 @@
+/* host/file_util.c — see file_util.h. */
+#include "file_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void fsync_parent_dir(const char *path) {
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == path) snprintf(dir, sizeof dir, "/");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+int path_exists(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+int64_t file_size(const char *path) {
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) return -1;
+    return (int64_t)sb.st_size;
+}
+
+const char *path_basename(const char *path) {
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+char *read_text_file(const char *path, size_t max_bytes, hx_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        hx_fail(err, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(max_bytes + 1);
+    if (!buf) {
+        fclose(f);
+        hx_fail(err, "out of memory");
+        return NULL;
+    }
+    size_t n = fread(buf, 1, max_bytes, f);
+    int more = fgetc(f) != EOF;
+    fclose(f);
+    if (more) {
+        free(buf);
+        hx_fail(err, "%s: larger than %zu bytes", path, max_bytes);
+        return NULL;
+    }
+    buf[n] = 0;
+    return buf;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t n, hx_err *err) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return hx_fail(err, "%s: cannot create: %s", tmp, strerror(errno));
+    int ok = fwrite(data, 1, n, f) == n && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (fclose(f) != 0) ok = 0;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        return hx_fail(err, "%s: cannot write: %s", path, strerror(e));
+    }
+    fsync_parent_dir(path);
+    return 0;
+}
+
+int file_fingerprint(const char *path, uint64_t *fp, hx_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return hx_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0) {
+        fclose(f);
+        return hx_fail(err, "%s: cannot stat: %s", path, strerror(errno));
+    }
+    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t size = (uint64_t)sb.st_size;
+    for (int i = 0; i < 8; i++) {
+        h ^= (size >> (8 * i)) & 0xff;
+        h *= 0x100000001b3ull;
+    }
+    unsigned char buf[65536];
+    size_t total = 0, n;
+    while (total < (1u << 20) && (n = fread(buf, 1, sizeof buf, f)) > 0) {
+        for (size_t i = 0; i < n; i++) {
+            h ^= buf[i];
+            h *= 0x100000001b3ull;
+        }
+        total += n;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) return hx_fail(err, "%s: read error", path);
+    *fp = h;
+    return 0;
+}

@@ -1,0 +1,27 @@
+/* host/file_util.h — small file-system helpers shared by the host code. */
+#ifndef HOST_FILE_UTIL_H
+#define HOST_FILE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errmsg.h"
+
+/* fsyncs the directory holding path (so a rename in it is durable); best effort. */
+void fsync_parent_dir(const char *path);
+/* 1 when path exists (any type). */
+int path_exists(const char *path);
+/* Size of a regular file, or -1. */
+int64_t file_size(const char *path);
+/* The part after the last '/'. */
+const char *path_basename(const char *path);
+/* Reads a whole (small) file, NUL-terminated; malloc'd, NULL + message on failure. */
+char *read_text_file(const char *path, size_t max_bytes, hx_err *err);
+/* Writes data to path atomically: path.tmp, fsync, rename, fsync the directory. */
+int write_file_atomic(const char *path, const void *data, size_t n, hx_err *err);
+/* A 64-bit fingerprint of a file: FNV-1a over its size and its first 1 MiB
+ * (for safetensors: the header with every name, shape and offset, and the
+ * first weights). Cheap on multi-GiB checkpoints. */
+int file_fingerprint(const char *path, uint64_t *fp, hx_err *err);
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * host/progress.h — sd-cli style progress bars and timing on stderr:
+ *   label |=========>          | 3/9 - 12.34it/s
+ * (s/it when one unit takes longer than a second). On a terminal the bar is
+ * redrawn in place; otherwise only the finished bar is printed, one line.
+ */
+#ifndef HOST_PROGRESS_H
+#define HOST_PROGRESS_H
+
+#include <stddef.h>
+
+typedef struct {
+    int tty;         /* stderr is a terminal */
+    int enabled;     /* 0: draw nothing */
+    int active;      /* a bar is on screen, unfinished */
+    char label[64];
+    int total, last_step;
+    double t0;
+} progress_bar;
+
+/* Monotonic seconds. */
+double now_seconds(void);
+/* "1h02m03s", "4m05s", "12.3s" */
+const char *format_duration(double seconds, char *buf, size_t cap);
+
+void pbar_init(progress_bar *b, int enabled);
+/* Draws step/total; a new label or total, or a step going back, starts a
+ * new bar (and its clock). extra (may be NULL) is appended after the rate. */
+void pbar_update(progress_bar *b, const char *label, int step, int total, const char *unit, const char *extra);
+/* Ends the line of an unfinished bar (before other output). */
+void pbar_break(progress_bar *b);
+
+/* "[INFO ] <what> completed, taking 1.23s" on stderr. */
+void print_timing(const char *what, double seconds);
+
+#endif

@@ -1,0 +1,77 @@
+"""Plot the loss curves of a run (predictor, refiner, classifier) into one PNG."""
+import argparse
+import csv
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def read(path):
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    return rows or None
+
+
+def smooth(y, k=50):
+    k = max(1, min(k, len(y)))
+    c = np.cumsum(np.insert(np.asarray(y, float), 0, 0.0))
+    out = np.empty(len(y))
+    for i in range(len(y)):
+        lo = max(0, i - k + 1)
+        out[i] = (c[i + 1] - c[lo]) / (i + 1 - lo)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--run", required=True)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    p = read(os.path.join(args.run, "predictor_loss.csv"))
+    r = read(os.path.join(args.run, "refiner_loss.csv"))
+    c = read(os.path.join(args.run, "classifier_loss.csv"))
+    fig, ax = plt.subplots(1, 3, figsize=(16, 4.5))
+    if p:
+        s = [int(x["step"]) for x in p]
+        lo = [float(x["loss"]) for x in p]
+        ax[0].plot(s, lo, alpha=0.25, lw=0.6, label="per step")
+        ax[0].plot(s, smooth(lo), lw=1.5, label="moving avg (50)")
+        ax[0].set_ylim(0, min(1.5, max(lo) * 1.05))
+        ax[0].set_title("predictor: flow-matching MSE")
+        ax[0].set_xlabel("step (batch 128)")
+        ax[0].legend()
+    if r:
+        s = [int(x["step"]) for x in r]
+        lo = [float(x["loss"]) for x in r]
+        b = [float(x["base_loss"]) for x in r]
+        ax[1].plot(s, smooth(b), lw=1.2, label="zero refiner (v carried over), avg 50")
+        ax[1].plot(s, lo, alpha=0.25, lw=0.6, label="refiner per step")
+        ax[1].plot(s, smooth(lo), lw=1.5, label="refiner avg 50")
+        ax[1].set_yscale("log")
+        ax[1].set_title("refiner: FlowTurbo objective (MSE)")
+        ax[1].set_xlabel("step (batch 128)")
+        ax[1].legend()
+    if c:
+        s = [int(x["step"]) for x in c]
+        ax[2].plot(s, [float(x["loss"]) for x in c], label="train CE (avg 50 steps)")
+        te = [(int(x["step"]), float(x["test_acc"])) for x in c if x["test_acc"]]
+        ax2 = ax[2].twinx()
+        if te:
+            ax2.plot([a for a, _ in te], [b for _, b in te], "o-", color="C3", label="test acc")
+            ax2.set_ylabel("test accuracy")
+        ax[2].set_title("classifier")
+        ax[2].set_xlabel("step (batch 128)")
+        ax[2].legend(loc="center right")
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=110)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
