@@ -131,42 +131,66 @@ static ft_status need_backend(ft_context *ctx) {
 
 static void load_progress(int done, int total, void *user) { progress(user, FT_PHASE_LOADING, done, total); }
 
-ft_status ft_load(ft_context *ctx, ft_role role, const char *path) {
-    if (!ctx) return FT_ERR_INVALID_ARGUMENT;
-    ctx->err.msg[0] = 0;
-    if (!path) return fail(ctx, FT_ERR_INVALID_ARGUMENT, "ft_load: path is NULL");
-    if (role != FT_ROLE_PREDICTOR && role != FT_ROLE_REFINER && role != FT_ROLE_VAE)
-        return fail(ctx, FT_ERR_INVALID_ARGUMENT, "ft_load: unknown role %d", (int)role);
-    ft_status st = need_backend(ctx);
-    if (st != FT_OK) return failed(ctx, st);
-    st_file f;
-    st = st_open(&f, path, &ctx->err);
-    if (st != FT_OK) return failed(ctx, st);
+/* Binds an opened file to a role, replacing the previous model on success. */
+static ft_status load_file(ft_context *ctx, ft_role role, st_file *f) {
+    ft_status st;
     ctx->cancel = 0;
     if (role == FT_ROLE_VAE) {
         vae_model *vae = NULL;
-        st = vae_load(ctx->be, &f, &vae, load_progress, ctx, &ctx->err);
+        st = vae_load(ctx->be, f, &vae, load_progress, ctx, &ctx->err);
         if (st == FT_OK) {
             drop_plans(ctx);
             if (ctx->vae) vae_free(ctx->be, ctx->vae);
             ctx->vae = vae;
-            ft_log(ctx, FT_LOG_INFO, "loaded VAE %s (%zu params)", path, vae_n_params(vae));
+            ft_log(ctx, FT_LOG_INFO, "loaded VAE %s (%zu params)", f->path, vae_n_params(vae));
         }
-    } else {
-        sit_model m;
-        st = sit_load(ctx->be, &f, role, &m, load_progress, ctx, &ctx->err);
-        if (st == FT_OK) {
-            drop_plans(ctx);
-            sit_model *slot = role == FT_ROLE_PREDICTOR ? &ctx->pred : &ctx->ref;
-            int *has = role == FT_ROLE_PREDICTOR ? &ctx->has_pred : &ctx->has_ref;
-            if (*has) sit_free(ctx->be, slot);
-            *slot = m;
-            *has = 1;
-            ft_log(ctx, FT_LOG_INFO, "loaded %s %s: %d blocks, hidden %d, %d heads, patch %d, %dx%dx%d, %zu params",
-                   role == FT_ROLE_PREDICTOR ? "predictor" : "refiner", path, m.cfg.depth, m.cfg.hidden,
-                   m.cfg.heads, m.cfg.patch, m.cfg.in_channels, m.cfg.input_size, m.cfg.input_size, m.n_params);
-        }
+        return st;
     }
+    sit_model m;
+    st = sit_load(ctx->be, f, role, &m, load_progress, ctx, &ctx->err);
+    if (st == FT_OK) {
+        drop_plans(ctx);
+        sit_model *slot = role == FT_ROLE_PREDICTOR ? &ctx->pred : &ctx->ref;
+        int *has = role == FT_ROLE_PREDICTOR ? &ctx->has_pred : &ctx->has_ref;
+        if (*has) sit_free(ctx->be, slot);
+        *slot = m;
+        *has = 1;
+        ft_log(ctx, FT_LOG_INFO, "loaded %s %s: %d blocks, hidden %d, %d heads, patch %d, %dx%dx%d, %zu params",
+               role == FT_ROLE_PREDICTOR ? "predictor" : "refiner", f->path, m.cfg.depth, m.cfg.hidden, m.cfg.heads,
+               m.cfg.patch, m.cfg.in_channels, m.cfg.input_size, m.cfg.input_size, m.n_params);
+    }
+    return st;
+}
+
+static ft_status check_load_args(ft_context *ctx, ft_role role, const void *source) {
+    if (!source) return fail(ctx, FT_ERR_INVALID_ARGUMENT, "ft_load: path/data is NULL");
+    if (role != FT_ROLE_PREDICTOR && role != FT_ROLE_REFINER && role != FT_ROLE_VAE)
+        return fail(ctx, FT_ERR_INVALID_ARGUMENT, "ft_load: unknown role %d", (int)role);
+    return need_backend(ctx);
+}
+
+ft_status ft_load(ft_context *ctx, ft_role role, const char *path) {
+    if (!ctx) return FT_ERR_INVALID_ARGUMENT;
+    ctx->err.msg[0] = 0;
+    ft_status st = check_load_args(ctx, role, path);
+    if (st != FT_OK) return failed(ctx, st);
+    st_file f;
+    st = st_open(&f, path, &ctx->err);
+    if (st != FT_OK) return failed(ctx, st);
+    st = load_file(ctx, role, &f);
+    st_close(&f);
+    return st == FT_OK ? FT_OK : failed(ctx, st);
+}
+
+ft_status ft_load_memory(ft_context *ctx, ft_role role, const void *data, size_t size, const char *name) {
+    if (!ctx) return FT_ERR_INVALID_ARGUMENT;
+    ctx->err.msg[0] = 0;
+    ft_status st = check_load_args(ctx, role, data);
+    if (st != FT_OK) return failed(ctx, st);
+    st_file f;
+    st = st_open_memory(&f, data, size, name ? name : "(memory)", &ctx->err);
+    if (st != FT_OK) return failed(ctx, st);
+    st = load_file(ctx, role, &f);
     st_close(&f);
     return st == FT_OK ? FT_OK : failed(ctx, st);
 }

@@ -96,6 +96,9 @@ typedef enum { FT_ROLE_PREDICTOR = 0, FT_ROLE_REFINER = 1, FT_ROLE_VAE = 2 } ft_
 
 /* Loads (or replaces) the model of a role from an engine safetensors file. */
 ft_status ft_load(ft_context *ctx, ft_role role, const char *path);
+/* The same from a file image in memory (e.g. a model embedded in a binary);
+ * name is used in messages. The bytes are converted at load, not kept. */
+ft_status ft_load_memory(ft_context *ctx, ft_role role, const void *data, size_t size, const char *name);
 
 typedef struct {
     int loaded;

@@ -172,3 +172,13 @@ int cli_seen(const cli_spec *spec, const char *long_name) {
         if (strcmp(spec->opts[i].long_name, long_name) == 0) return spec->opts[i].seen;
     return 0;
 }
+
+int cli_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "flowturbo %s: error: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}

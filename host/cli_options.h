@@ -58,4 +58,7 @@ int cli_usage_error(const cli_spec *spec, const char *fmt, ...) __attribute__((f
 int parse_int_strict(const char *s, long long lo, long long hi, long long *out);
 int parse_float_strict(const char *s, float *out);
 
+/* Prints "flowturbo <cmd>: error: <message>" on stderr; returns 1 (runtime failure). */
+int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif

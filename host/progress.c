@@ -35,17 +35,24 @@ void pbar_init(progress_bar *b, int enabled) {
 void pbar_update(progress_bar *b, const char *label, int step, int total, const char *unit, const char *extra) {
     if (!b->enabled || total <= 0) return;
     if (!label) label = "";
-    if (strncmp(b->label, label, sizeof b->label - 1) != 0 || total != b->total || step < b->last_step ||
-        (!b->active && step <= b->last_step)) {
+    if (!b->active || strncmp(b->label, label, sizeof b->label - 1) != 0 || total != b->total ||
+        step < b->last_step) {
         pbar_break(b);
         snprintf(b->label, sizeof b->label, "%s", label);
         b->total = total;
-        b->t0 = now_seconds();
+        if (b->marked) {
+            b->t0 = b->mark_t;
+            b->base = b->mark_base;
+            b->marked = 0;
+        } else {
+            b->t0 = now_seconds();
+            b->base = step;
+        }
     }
     b->last_step = step;
     b->active = step < total;
     if (!b->tty && step < total) return;
-    double per = step > 0 ? (now_seconds() - b->t0) / step : 0.0;
+    double per = pbar_seconds_per_step(b);
     char bar[BAR_WIDTH + 1];
     int current = (int)((double)step * BAR_WIDTH / total);
     for (int i = 0; i < BAR_WIDTH; i++) bar[i] = i > current ? ' ' : (i == current && i != BAR_WIDTH - 1) ? '>' : '=';
@@ -57,6 +64,16 @@ void pbar_update(progress_bar *b, const char *label, int step, int total, const 
             rate, extra ? " - " : "", extra ? extra : "", b->tty ? "\033[K" : "");
     if (step >= total) fputc('\n', stderr);
     fflush(stderr);
+}
+
+void pbar_mark(progress_bar *b, int base) {
+    b->marked = 1;
+    b->mark_base = base;
+    b->mark_t = now_seconds();
+}
+
+double pbar_seconds_per_step(const progress_bar *b) {
+    return b->last_step > b->base ? (now_seconds() - b->t0) / (b->last_step - b->base) : 0.0;
 }
 
 void pbar_break(progress_bar *b) {

@@ -14,8 +14,10 @@ typedef struct {
     int enabled;     /* 0: draw nothing */
     int active;      /* a bar is on screen, unfinished */
     char label[64];
-    int total, last_step;
+    int total, last_step, base;
     double t0;
+    int marked, mark_base; /* pbar_mark: start time and step of the next bar */
+    double mark_t;
 } progress_bar;
 
 /* Monotonic seconds. */
@@ -27,6 +29,11 @@ void pbar_init(progress_bar *b, int enabled);
 /* Draws step/total; a new label or total, or a step going back, starts a
  * new bar (and its clock). extra (may be NULL) is appended after the rate. */
 void pbar_update(progress_bar *b, const char *label, int step, int total, const char *unit, const char *extra);
+/* The next bar starts its clock now, counting steps above base (the rate
+ * then covers the first step too, and resumed work is not counted). */
+void pbar_mark(progress_bar *b, int base);
+/* Seconds per step of the current bar so far (0 before the first step). */
+double pbar_seconds_per_step(const progress_bar *b);
 /* Ends the line of an unfinished bar (before other output). */
 void pbar_break(progress_bar *b);
 

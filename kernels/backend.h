@@ -29,6 +29,10 @@
 
 #include "../engine/flowturbo.h"
 
+#ifdef __cplusplus
+extern "C" { /* the CUDA backend (kernels/cuda/*.cu) is C++ */
+#endif
+
 typedef enum { FT_BUF_F32 = 0, FT_BUF_ACT = 1 } ft_buf_type;
 typedef enum { FT_EPI_NONE = 0, FT_EPI_GELU_TANH = 1, FT_EPI_SILU = 2 } ft_epilogue;
 typedef enum { FT_WEIGHT_MATRIX = 0, FT_WEIGHT_VECTOR = 1 } ft_weight_kind;
@@ -143,6 +147,26 @@ struct ft_backend {
     /* rgb[n, y, x, 3] = trunc(clamp(127.5 img + 128, 0, 255)); img [N, C, S, S]
      * with C = 3, or C = 1 replicated to grey. */
     void (*to_rgb8)(ft_backend *be, uint8_t *rgb, const float *img, int N, int C, int S);
+
+    /* ---- optional hooks (NULL on backends without them; the engine checks) ---- */
+    /* Profiler ranges (NVTX on CUDA) around sampler blocks, network calls and
+     * stages; ranges nest. Recorded when ops are enqueued (eager runs and
+     * graph capture), not on graph replay. */
+    void (*range_push)(ft_backend *be, const char *name);
+    void (*range_pop)(ft_backend *be);
+    /* The tail of one network call in a single pass (engine/plan.c); NULL
+     * means the engine composes cfg_combine, add and euler/heun_update:
+     *   v[r] = G(raw)[r] + (base ? base[r] : 0)   for the nb rows of C*HW floats,
+     *          nb = 2B and G = cfg_combine(B, C, HW, scale, guided_channels)
+     *          when guided, else nb = B and G = identity;
+     *   then, when x_out != NULL, over the first B*C*HW floats:
+     *          x_out = x_in + h * v               (d == NULL: euler_update)
+     *          x_out = x_in + (h / 2) * (d + v)   (d != NULL: heun_update).
+     * v may alias raw and x_out may alias x_in. The values equal the composed
+     * ops' (same float operations in the same order). */
+    void (*velocity_tail)(ft_backend *be, float *v, const float *raw, const float *base, int B, int guided,
+                          int C, int HW, const float *scale, int guided_channels, float *x_out, const float *x_in,
+                          const float *d, float h);
 };
 
 /* Creates a backend; on failure returns NULL and writes the reason to err. */
@@ -156,5 +180,9 @@ int ft_cuda_available(void);
 
 /* Records the first error message of a backend (printf-style). */
 void ft_backend_fail(ft_backend *be, const char *fmt, ...);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* FT_BACKEND_H */

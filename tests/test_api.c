@@ -42,7 +42,7 @@ TEST(api_misuse_gives_status_and_message) {
     gp.labels = labels;
     ok &= expect(ctx, ft_generate(ctx, &gp, lat, NULL), FT_ERR_NOT_LOADED, "no predictor loaded");
     ok &= expect(ctx, ft_generate(ctx, NULL, lat, NULL), FT_ERR_INVALID_ARGUMENT, "params is NULL");
-    ok &= expect(ctx, ft_load(ctx, FT_ROLE_PREDICTOR, NULL), FT_ERR_INVALID_ARGUMENT, "path is NULL");
+    ok &= expect(ctx, ft_load(ctx, FT_ROLE_PREDICTOR, NULL), FT_ERR_INVALID_ARGUMENT, "path/data is NULL");
     ok &= expect(ctx, ft_load(ctx, (ft_role)7, "x"), FT_ERR_INVALID_ARGUMENT, "unknown role");
     ok &= ft_load(ctx, FT_ROLE_PREDICTOR, test_data("sit_a.safetensors")) == FT_OK;
     ok &= expect(ctx, ft_generate(ctx, &gp, lat, NULL), FT_ERR_NOT_LOADED, "no refiner is loaded (--refiner)");
@@ -171,6 +171,28 @@ TEST(api_deterministic_and_reusable) {
     ft_context *fresh = with_models("sit_a_g4.safetensors", "sit_a_refiner.safetensors");
     ok &= ft_generate(fresh, &gp, c, NULL) == FT_OK && memcmp(c, d, sizeof c) == 0;
     ft_context_free(fresh);
+    return ok ? PASS : FAIL;
+}
+
+/* A model image in memory loads like the file (the embedded-model path). */
+TEST(api_load_from_memory) {
+    FILE *f = fopen(test_data("sit_b.safetensors"), "rb");
+    CHECK(f != NULL, "fixture missing");
+    static unsigned char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    int labels[2] = {1, 2}, ok = 1;
+    static float a[2 * 3 * 12 * 12], b[2 * 3 * 12 * 12];
+    ft_generate_params gp;
+    ft_generate_params_init(&gp);
+    gp.num_images = 2, gp.labels = labels, gp.sampler = "euler:3";
+    ft_context *ctx = with_models("sit_b.safetensors", NULL), *mem = cpu_context(2);
+    ok &= ft_load_memory(mem, FT_ROLE_PREDICTOR, buf, n, "embedded sit_b") == FT_OK;
+    ok &= ft_generate(ctx, &gp, a, NULL) == FT_OK && ft_generate(mem, &gp, b, NULL) == FT_OK;
+    ok &= memcmp(a, b, sizeof a) == 0;
+    ok &= expect(mem, ft_load_memory(mem, FT_ROLE_PREDICTOR, buf, n / 3, "cut image"), FT_ERR_FORMAT, "cut image:");
+    ft_context_free(ctx);
+    ft_context_free(mem);
     return ok ? PASS : FAIL;
 }
 

@@ -1,0 +1,261 @@
+/* host/cmd_generate.c — `flowturbo generate`: class-conditional images (and/or
+ * final latents) from a predictor, an optional refiner and an optional VAE. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../engine/flowturbo.h"
+#include "../engine/sampler.h"
+#include "cli_engine.h"
+#include "cli_options.h"
+#include "commands.h"
+#include "file_util.h"
+#include "image_output.h"
+#include "image_params.h"
+#include "labels.h"
+#include "npy.h"
+#include "output_names.h"
+
+typedef struct {
+    const char *model, *refiner, *vae, *classes, *sampler, *output, *noise, *latents_out;
+    int64_t seed;
+    float cfg_scale;
+    int batch, num, grid, grid_cols;
+    engine_opts eo;
+} generate_args;
+
+typedef struct {
+    const generate_args *a;
+    const int *labels;
+    int n;
+    uint64_t seed;
+    image_params ip;
+} params_ctx;
+
+static void image_text(void *user, int k, char *buf, size_t cap) {
+    const params_ctx *p = user;
+    char first[1024];
+    if (k >= 0) {
+        snprintf(first, sizeof first, "class %d", p->labels[k]);
+        format_image_params(buf, cap, first, &p->ip, p->seed + (uint64_t)k);
+        return;
+    }
+    size_t n = (size_t)snprintf(first, sizeof first, "classes ");
+    for (int i = 0; i < p->n && n + 16 < sizeof first; i++)
+        n += (size_t)snprintf(first + n, sizeof first - n, "%s%d", i ? "," : "", p->labels[i]);
+    if (n + 16 >= sizeof first) snprintf(first + n, sizeof first - n, ",...");
+    format_image_params(buf, cap, first, &p->ip, p->seed);
+}
+
+/* A seed for -s < 0: time and pid mixed, kept below 2^31 so it is easy to retype. */
+static uint64_t random_seed(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return splitmix64_mix((uint64_t)ts.tv_sec * 1000000007ull + (uint64_t)ts.tv_nsec + (uint64_t)getpid()) &
+           0x7fffffffull;
+}
+
+int cmd_generate(int argc, char **argv) {
+    generate_args a;
+    memset(&a, 0, sizeof a);
+    a.sampler = "H1P5R3";
+    a.output = "output.png";
+    a.seed = 42;
+    a.cfg_scale = 4.0f;
+    a.batch = 8;
+    engine_opts_init(&a.eo);
+    cli_opt opts[] = {
+        {'m', "model", OPT_STR, &a.model, "FILE", "velocity predictor (SiT/DiT) weights, engine safetensors (required)", 0, 0},
+        {0, "refiner", OPT_STR, &a.refiner, "FILE", "velocity refiner weights (needed by samplers with R blocks)", 0, 0},
+        {0, "vae", OPT_STR, &a.vae, "FILE", "SD-VAE decoder weights (needed for images from latent models)", 0, 0},
+        {0, "class", OPT_STR, &a.classes, "LIST", "class ids, comma separated (cycled over the images), or 'random'\n"
+                                                  "(drawn from the seed); default 0,1,2,... over the images", 0, 0},
+        {'n', "num", OPT_INT, &a.num, "N", "images to make (default: the number of classes listed, or 1)", 0, 0},
+        {'s', "seed", OPT_I64, &a.seed, "N", "seed; image k uses noise seed N+k (default 42; < 0: random)", 0, 0},
+        {0, "sampler", OPT_STR, &a.sampler, "NAME", "H<a>P<b>R<c> (FlowTurbo), heun:N or euler:N (default H1P5R3)", 0, 0},
+        {0, "cfg-scale", OPT_FLOAT, &a.cfg_scale, "F", "classifier-free guidance scale (default 4.0; <= 1: none)", 0, 0},
+        {'b', "batch", OPT_INT, &a.batch, "N", "images per model batch (default 8)", 0, 0},
+        {'o', "output", OPT_STR, &a.output, "PATTERN", "output PNG (default output.png); %d / %03d become the image\n"
+                                                       "index, else _<index> goes before the extension when n > 1", 0, 0},
+        {0, "grid", OPT_FLAG, &a.grid, NULL, "write one PNG with a grid of all images", 0, 0},
+        {0, "grid-cols", OPT_INT, &a.grid_cols, "N", "columns of the grid (default ceil(sqrt(n)))", 0, 0},
+        {0, "noise", OPT_STR, &a.noise, "FILE.npy", "initial noise, float32 [N,C,S,S] (replaces the seed's noise)", 0, 0},
+        {0, "latents-out", OPT_STR, &a.latents_out, "FILE.npy", "also write the final latents, float32 [N,C,S,S]\n"
+                                                                "(alone, without -o/--grid: no images are made)", 0, 0},
+        ENGINE_OPTIONS(a.eo),
+    };
+    cli_spec spec = {"generate", "flowturbo generate -m MODEL [--refiner FILE] [--vae FILE] [options]",
+                     "Samples class-conditional images with the FlowTurbo sampler and writes PNGs carrying the\n"
+                     "generation settings in an A1111-style \"parameters\" text chunk.",
+                     "Examples:\n"
+                     "  flowturbo generate -m sit-xl-2.safetensors --refiner refiner.safetensors --vae sd-vae-ema.safetensors \\\n"
+                     "      --class 207,360,387 -s 0 -o dog_%03d.png\n"
+                     "  flowturbo generate -m sit.safetensors --refiner r.safetensors --class random -n 16 --grid -o grid.png\n"
+                     "  flowturbo generate -m sit.safetensors --sampler heun:8 --class 1 -n 4 --latents-out z.npy",
+                     opts, (int)(sizeof opts / sizeof opts[0]), 0};
+    char *pos[1];
+    int npos;
+    int pr = cli_parse(&spec, argc, argv, pos, &npos);
+    if (pr != CLI_OK) return pr == CLI_HELP ? 0 : EXIT_USAGE;
+    if (!a.model) return cli_usage_error(&spec, "missing -m/--model FILE (the velocity predictor)");
+    if (engine_opts_check(&spec, &a.eo)) return EXIT_USAGE;
+    ft_sampler_cfg sc;
+    ft_err serr;
+    if (sampler_parse(a.sampler, &sc, &serr) != FT_OK)
+        return cli_usage_error(&spec, "option '--sampler': %s", serr.msg);
+    if (a.batch < 1) return cli_usage_error(&spec, "option '--batch' must be >= 1, got %d", a.batch);
+    if (cli_seen(&spec, "num") && a.num < 1) return cli_usage_error(&spec, "option '--num' must be >= 1, got %d", a.num);
+    if (cli_seen(&spec, "grid-cols") && a.grid_cols < 1)
+        return cli_usage_error(&spec, "option '--grid-cols' must be >= 1, got %d", a.grid_cols);
+    hx_err err;
+    int has_index;
+    if (output_pattern_check(a.output, &has_index, &err) != 0) return cli_usage_error(&spec, "option '--output': %s", err.msg);
+    class_list cl = {0, 0, NULL};
+    if (a.classes && class_list_parse(a.classes, &cl, &err) != 0)
+        return cli_usage_error(&spec, "option '--class': %s", err.msg);
+    if (sc.n_r > 0 && !a.refiner) {
+        class_list_free(&cl);
+        return cli_usage_error(&spec, "sampler %s has %d refiner step(s): pass the refiner with --refiner FILE "
+                               "(or pick a sampler without R, e.g. --sampler H%dP%d)",
+                               sc.name, sc.n_r, sc.n_h, sc.n_p + sc.n_r);
+    }
+    int want_images = !(a.latents_out && !cli_seen(&spec, "output") && !a.grid);
+    uint64_t seed = a.seed >= 0 ? (uint64_t)a.seed : random_seed();
+    if (a.seed < 0) fprintf(stderr, "[INFO ] seed: %llu\n", (unsigned long long)seed);
+
+    int rc = 1;
+    engine_session s;
+    npy_array noise = {{0}, NULL};
+    int *labels = NULL;
+    float *latents = NULL;
+    uint8_t *images = NULL;
+    interrupt_install();
+    if (engine_start(&s, "generate", &a.eo) != 0) {
+        class_list_free(&cl);
+        return 1;
+    }
+    if (engine_load(&s, FT_ROLE_PREDICTOR, a.model, "--model") != 0) goto out;
+    if (a.refiner && engine_load(&s, FT_ROLE_REFINER, a.refiner, "--refiner") != 0) goto out;
+    if (a.vae && engine_load(&s, FT_ROLE_VAE, a.vae, "--vae") != 0) goto out;
+    ft_model_info mi;
+    ft_output_shape shape;
+    ft_model_get_info(s.ctx, FT_ROLE_PREDICTOR, &mi);
+    if (ft_get_output_shape(s.ctx, &shape) != FT_OK) {
+        cli_error("generate", "%s", ft_last_error(s.ctx));
+        goto out;
+    }
+    if (want_images && !shape.can_make_images) {
+        cli_error("generate",
+                  "%s is a latent-space model (%d channels, %dx%d latents): making images needs a VAE decoder; "
+                  "pass --vae FILE (or ask only for the latents with --latents-out FILE.npy)",
+                  a.model, shape.latent_channels, shape.latent_size, shape.latent_size);
+        goto out;
+    }
+    for (int i = 0; i < cl.n; i++)
+        if (cl.ids[i] >= mi.num_classes) {
+            rc = cli_usage_error(&spec, "option '--class': class %d is out of range: %s has %d classes (0..%d)",
+                                 cl.ids[i], a.model, mi.num_classes, mi.num_classes - 1);
+            goto out;
+        }
+    size_t state = (size_t)shape.latent_channels * shape.latent_size * shape.latent_size;
+    if (a.noise) {
+        if (npy_load(a.noise, &noise, &err) != 0) {
+            cli_error("generate", "--noise: %s", err.msg);
+            goto out;
+        }
+        char sh[128];
+        if (noise.h.dtype != NPY_F32 || noise.h.ndim != 4 || noise.h.shape[0] < 1 ||
+            noise.h.shape[1] != shape.latent_channels || noise.h.shape[2] != shape.latent_size ||
+            noise.h.shape[3] != shape.latent_size) {
+            cli_error("generate", "--noise %s: expected float32 [N, %d, %d, %d] for this model, got %s %s", a.noise,
+                      shape.latent_channels, shape.latent_size, shape.latent_size, npy_dtype_name(noise.h.dtype),
+                      npy_shape_string(&noise.h, sh, sizeof sh));
+            goto out;
+        }
+        if (cli_seen(&spec, "num") && noise.h.shape[0] != a.num) {
+            rc = cli_usage_error(&spec, "--num %d but --noise %s holds %lld images", a.num, a.noise,
+                                 (long long)noise.h.shape[0]);
+            goto out;
+        }
+        if (noise.h.shape[0] > 1000000) {
+            cli_error("generate", "--noise %s: too many images (%lld)", a.noise, (long long)noise.h.shape[0]);
+            goto out;
+        }
+    }
+    int n = cli_seen(&spec, "num") ? a.num : a.noise ? (int)noise.h.shape[0] : cl.n > 0 ? cl.n : 1;
+    labels = malloc(sizeof(int) * (size_t)n);
+    if (!labels) {
+        cli_error("generate", "out of memory");
+        goto out;
+    }
+    for (int k = 0; k < n; k++)
+        labels[k] = cl.random ? draw_label(seed, (uint64_t)k, mi.num_classes)
+                    : cl.n    ? cl.ids[k % cl.n]
+                              : k % mi.num_classes;
+    size_t img_bytes = (size_t)shape.image_size * shape.image_size * 3;
+    if (a.latents_out) latents = malloc(state * sizeof(float) * (size_t)n);
+    if (want_images) images = malloc(img_bytes * (size_t)n);
+    if ((a.latents_out && !latents) || (want_images && !images)) {
+        cli_error("generate", "out of memory for %d images", n);
+        goto out;
+    }
+
+    ft_generate_params gp;
+    ft_generate_params_init(&gp);
+    gp.num_images = n;
+    gp.labels = labels;
+    gp.seed = seed;
+    gp.noise = a.noise ? noise.data : NULL;
+    gp.sampler = sc.name;
+    gp.cfg_scale = a.cfg_scale;
+    gp.batch_size = a.batch;
+    s.steps_bar = 1;
+    fprintf(stderr, "[INFO ] generating %d image%s: %s, cfg %g, seed %llu, backend %s\n", n, n == 1 ? "" : "s",
+            sc.name, (double)a.cfg_scale, (unsigned long long)seed, ft_backend_name(s.ctx));
+    ft_status st = engine_generate(&s, &gp, latents, images);
+    if (st == FT_ERR_CANCELLED && interrupt_requested()) {
+        fprintf(stderr, "flowturbo generate: interrupted\n");
+        rc = EXIT_INTERRUPTED;
+        goto out;
+    }
+    if (st != FT_OK) {
+        cli_error("generate", "%s", ft_last_error(s.ctx));
+        goto out;
+    }
+    print_timing("sampling", s.sampling_s);
+    if (want_images) print_timing("decoding", s.decode_s);
+
+    double t_write = now_seconds();
+    if (a.latents_out) {
+        int64_t dims[4] = {n, shape.latent_channels, shape.latent_size, shape.latent_size};
+        if (npy_save(a.latents_out, NPY_F32, 4, dims, latents, &err) != 0) {
+            cli_error("generate", "--latents-out: %s", err.msg);
+            goto out;
+        }
+        fprintf(stderr, "[INFO ] wrote %s (float32 [%d, %d, %d, %d])\n", a.latents_out, n, shape.latent_channels,
+                shape.latent_size, shape.latent_size);
+    }
+    if (want_images) {
+        params_ctx pc = {&a, labels, n, seed,
+                         {sc.steps, sc.name, a.cfg_scale, shape.image_size, shape.image_size, a.model,
+                          sc.n_r > 0 ? a.refiner : NULL, a.vae, a.noise}};
+        image_output io = {images, n, shape.image_size, !a.vae && shape.latent_channels == 1, a.output, a.grid,
+                           a.grid_cols, image_text, &pc, 0};
+        if (write_images(&io, &err) != 0) {
+            cli_error("generate", "%s", err.msg);
+            goto out;
+        }
+    }
+    print_timing("writing", now_seconds() - t_write);
+    rc = 0;
+out:
+    engine_stop(&s);
+    class_list_free(&cl);
+    npy_free(&noise);
+    free(labels);
+    free(latents);
+    free(images);
+    return rc;
+}

@@ -1,0 +1,42 @@
+/* host/fid_npz.c — see fid_npz.h. */
+#include "fid_npz.h"
+
+#include <stdlib.h>
+
+#include "npz.h"
+
+#define CHUNK_BYTES (64u << 20)
+
+int fid_write_npz(const char *path, uint64_t n_images, int size, fid_image_source source, void *user,
+                  const int64_t *labels, int npz_flags, hx_err *err) {
+    size_t image_bytes = (size_t)size * size * 3;
+    size_t chunk = CHUNK_BYTES / image_bytes;
+    if (chunk < 1) chunk = 1;
+    if (chunk > n_images) chunk = (size_t)n_images;
+    uint8_t *buf = malloc(chunk * image_bytes + 1);
+    if (!buf) return hx_fail(err, "out of memory");
+    npz_writer *w;
+    if (npz_writer_open(&w, path, npz_flags, err) != 0) {
+        free(buf);
+        return -1;
+    }
+    int64_t shape[4] = {(int64_t)n_images, size, size, 3};
+    int rc = npz_writer_begin(w, "arr_0", NPY_U8, 4, shape, err);
+    for (uint64_t done = 0; rc == 0 && done < n_images;) {
+        size_t n = n_images - done < chunk ? (size_t)(n_images - done) : chunk;
+        rc = source(user, done, n, buf, err);
+        if (rc == 0) rc = npz_writer_data(w, buf, n * image_bytes, err);
+        done += n;
+    }
+    if (rc == 0) rc = npz_writer_end(w, err);
+    if (rc == 0 && labels) {
+        int64_t lshape[1] = {(int64_t)n_images};
+        rc = npz_writer_array(w, "labels", NPY_I64, 1, lshape, labels, err);
+    }
+    free(buf);
+    if (rc != 0) {
+        npz_writer_abort(w);
+        return -1;
+    }
+    return npz_writer_close(w, err);
+}

@@ -1,0 +1,22 @@
+/*
+ * host/fid_npz.h — writes the sample archive of sample-fid and merge-npz:
+ *   arr_0   uint8 [N, S, S, 3]  NHWC RGB (what the ADM evaluator reads)
+ *   labels  int64 [N]           class of each image (optional)
+ * streamed through the npz writer, images fetched in chunks from a source,
+ * so sample-fid and merge-npz produce byte-identical files for equal content.
+ */
+#ifndef HOST_FID_NPZ_H
+#define HOST_FID_NPZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errmsg.h"
+
+/* Fills buf with images [first, first + n) of the archive. */
+typedef int (*fid_image_source)(void *user, uint64_t first, size_t n, uint8_t *buf, hx_err *err);
+
+int fid_write_npz(const char *path, uint64_t n_images, int size, fid_image_source source, void *user,
+                  const int64_t *labels, int npz_flags, hx_err *err);
+
+#endif

@@ -1,0 +1,53 @@
+/* host/image_output.c — see image_output.h. */
+#include "image_output.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "image_grid.h"
+#include "output_names.h"
+#include "png.h"
+
+#define PARAMS_MAX 8192
+
+static int write_one(const char *path, const uint8_t *rgb, int w, int h, int gray, const char *params, hx_err *err) {
+    ftpng_text text = {"parameters", params};
+    if (!gray) return ftpng_write(path, rgb, w, h, 3, &text, 1, err);
+    uint8_t *g = malloc((size_t)w * h);
+    if (!g) return hx_fail(err, "out of memory");
+    for (size_t i = 0; i < (size_t)w * h; i++) g[i] = rgb[3 * i];
+    int rc = ftpng_write(path, g, w, h, 1, &text, 1, err);
+    free(g);
+    return rc;
+}
+
+int write_images(const image_output *o, hx_err *err) {
+    char *params = malloc(PARAMS_MAX);
+    if (!params) return hx_fail(err, "out of memory");
+    int rc = 0;
+    char name[4096];
+    if (o->grid) {
+        int w, h, cols = o->grid_cols > 0 ? o->grid_cols : grid_default_cols(o->n);
+        uint8_t *g = image_grid(o->images, o->n, o->size, 3, cols, &w, &h);
+        if (!g) rc = hx_fail(err, "out of memory for the grid");
+        if (rc == 0) rc = output_name(o->pattern, 0, 1, name, sizeof name, err);
+        if (rc == 0) {
+            o->params(o->user, -1, params, PARAMS_MAX);
+            rc = write_one(name, g, w, h, o->gray, params, err);
+        }
+        if (rc == 0 && !o->quiet) fprintf(stderr, "[INFO ] wrote %s (%d images, %dx%d grid)\n", name, o->n, w, h);
+        free(g);
+    } else {
+        size_t bytes = (size_t)o->size * o->size * 3;
+        for (int k = 0; k < o->n && rc == 0; k++) {
+            rc = output_name(o->pattern, k, o->n, name, sizeof name, err);
+            if (rc == 0) {
+                o->params(o->user, k, params, PARAMS_MAX);
+                rc = write_one(name, o->images + (size_t)k * bytes, o->size, o->size, o->gray, params, err);
+            }
+            if (rc == 0 && !o->quiet) fprintf(stderr, "[INFO ] wrote %s\n", name);
+        }
+    }
+    free(params);
+    return rc;
+}
