@@ -33,13 +33,18 @@ TEST_SRC := $(wildcard tests/*.c)
 CU_SRC   := $(wildcard kernels/cuda/*.cu)
 BENCH_SRC := bench/cpu_bench.c
 
+# ---- CUDA section (kernels/cuda, bench/flowturbo_bench.c, bench/gpu_check.sh) ----
+# Every .cu is compiled for sm_80 (Ampere/Ada run it too) and sm_90a (Hopper),
+# plus compute_80 PTX so newer GPUs can JIT it. NVTX is header-only (nvtx3).
 ifeq ($(CUDA),1)
 ifneq ($(CU_SRC),)
   CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(shell command -v $(NVCC)))
-  CUDA_ARCHS ?= -gencode=arch=compute_80,code=sm_80 -gencode=arch=compute_90a,code=sm_90a
-  NVCCFLAGS ?= -O3 -std=c++17 $(CUDA_ARCHS) -Xcompiler -fPIC,-Wall -lineinfo
+  CUDA_ARCHS ?= -gencode=arch=compute_80,code=sm_80 -gencode=arch=compute_90a,code=sm_90a \
+                -gencode=arch=compute_80,code=compute_80
+  NVCCFLAGS ?= -O3 -std=c++17 $(CUDA_ARCHS) -Xcompiler -fPIC,-Wall,-Wextra -lineinfo
   BASE_CFLAGS += -DFT_WITH_CUDA
-  LDLIBS += -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/targets/x86_64-linux/lib -lcublasLt -lcublas -lcudart -lstdc++ -ldl -lrt
+  CUDA_INC := -I$(CUDA_HOME)/include
+  LDLIBS += -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/targets/x86_64-linux/lib -lcublasLt -lcudart -lstdc++ -ldl -lrt
   CUDA_OBJ := $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
 endif
 endif
@@ -48,7 +53,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CUDA_OBJ)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps test test-asan goldens bench clean install uninstall info
+.PHONY: all deps test test-asan goldens bench gpu-bench gpu-check clean install uninstall info
 
 all: $(BUILD)/libflowturbo.a $(BUILD)/include/flowturbo.h $(BUILD)/flowturbo
 
@@ -61,7 +66,17 @@ $(BUILD)/obj/%.o: %.c
 
 $(BUILD)/obj/%.o: %.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) -DFT_WITH_CUDA -c $< -o $@
+	$(NVCC) $(NVCCFLAGS) -DFT_WITH_CUDA -MMD -MP -MF $(@:.o=.d) -c $< -o $@
+
+# GPU benchmark (runs on the CPU backend too, slowly): build/flowturbo-bench
+$(BUILD)/obj/bench/flowturbo_bench.o: bench/flowturbo_bench.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CUDA_INC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/flowturbo-bench: $(BUILD)/obj/bench/flowturbo_bench.o $(BUILD)/libflowturbo.a
+	$(CC) $^ $(LDLIBS) -o $@
+
+gpu-bench: $(BUILD)/flowturbo-bench
 
 $(BUILD)/libflowturbo.a: $(LIB_OBJ)
 	@rm -f $@
@@ -92,6 +107,10 @@ test-asan:
 ifeq ($(LDLIBS_EXTRA),1)
 LDLIBS += -fsanitize=address,undefined
 endif
+
+# The one-command GPU check (build, CUDA tests, benchmarks; logs in $$OUT).
+gpu-check:
+	bash bench/gpu_check.sh
 
 goldens:
 	$(PYTHON) tests/reference/make_goldens.py

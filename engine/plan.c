@@ -12,6 +12,7 @@
 #include "plan.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -228,24 +229,62 @@ static const float *ref_mod(const ft_plan *p, const ft_plan_env *env, int point)
     return p->mod_ref + (size_t)p->ref_block[point] * p->nb * env->ref->cfg.mod_width;
 }
 
-/* Classifier-free guidance of a raw network output into out (in place allowed). */
-static void guide(const ft_plan *p, const ft_plan_env *env, float *out, const float *raw) {
-    env->be->cfg_combine(env->be, out, raw, p->key.batch, p->C, p->S * p->S, p->cfg_scale, env->guided_channels);
+/* Profiler ranges (NVTX on CUDA); no-ops on backends without the hooks. */
+static void range_push(ft_backend *be, const char *name) {
+    if (be->range_push) be->range_push(be, name);
 }
 
-/* out = V(x_in, t_point): the (guided) predictor velocity for all rows. */
-static void velocity(const ft_plan *p, const ft_plan_env *env, const float *x_in, int point, float *out) {
+static void range_pop(ft_backend *be) {
+    if (be->range_pop) be->range_pop(be);
+}
+
+/* The ODE update that follows a network call: x_out = x_in + h v (Euler,
+ * d == NULL) or x_in + h/2 (d + v) (Heun), over the conditional rows. */
+typedef struct {
+    float *x_out;
+    const float *x_in, *d;
+    float h;
+} plan_update;
+
+/* The tail of a network call: v = guide(raw) (+ base), then the update u
+ * (may be NULL). One fused op where the backend has velocity_tail, else the
+ * composed ops (the CPU reference). */
+static void call_tail(const ft_plan *p, const ft_plan_env *env, float *v, float *raw, const float *base,
+                      const plan_update *u) {
+    ft_backend *be = env->be;
+    size_t n = (size_t)p->key.batch * p->state;
+    if (be->velocity_tail) {
+        be->velocity_tail(be, v, raw, base, p->key.batch, p->key.guided, p->C, p->S * p->S, p->cfg_scale,
+                          env->guided_channels, u ? u->x_out : NULL, u ? u->x_in : NULL, u ? u->d : NULL,
+                          u ? u->h : 0.0f);
+        return;
+    }
+    if (p->key.guided)
+        be->cfg_combine(be, base ? raw : v, raw, p->key.batch, p->C, p->S * p->S, p->cfg_scale,
+                        env->guided_channels);
+    if (base) be->add(be, v, base, raw, (size_t)p->nb * p->state);
+    if (!u) return;
+    if (u->d) be->heun_update(be, u->x_out, u->x_in, u->d, v, u->h, n);
+    else be->euler_update(be, u->x_out, u->x_in, v, u->h, n);
+}
+
+/* out = V(x_in, t_point): the (guided) predictor velocity for all rows; then u. */
+static void velocity(const ft_plan *p, const ft_plan_env *env, const float *x_in, int point, float *out,
+                     const plan_update *u) {
     float *dst = p->key.guided ? p->raw : out;
+    range_push(env->be, "predictor");
     sit_forward(env->be, env->pred, &p->fwd, x_in, p->key.batch, NULL, pred_mod(p, env, point), p->nb, dst);
-    if (p->key.guided) guide(p, env, out, p->raw);
+    call_tail(p, env, out, dst, NULL, u);
+    range_pop(env->be);
 }
 
-/* out = base + Δ(x_in, w, t_point): a refined velocity. */
+/* out = base + Δ(x_in, w, t_point): a refined velocity; then u. */
 static void refine(const ft_plan *p, const ft_plan_env *env, const float *x_in, const float *w, const float *base,
-                   int point, float *out) {
+                   int point, float *out, const plan_update *u) {
+    range_push(env->be, "refiner");
     sit_forward(env->be, env->ref, &p->fwd, x_in, p->key.batch, w, ref_mod(p, env, point), p->nb, p->raw);
-    if (p->key.guided) guide(p, env, p->raw, p->raw);
-    env->be->add(env->be, out, base, p->raw, (size_t)p->nb * p->state);
+    call_tail(p, env, out, p->raw, base, u);
+    range_pop(env->be);
 }
 
 static void step_done(void *user) {
@@ -265,48 +304,58 @@ static void emit_trajectory(ft_plan *p, const ft_plan_env *env) {
     const ft_sampler_cfg *sc = &p->key.sampler;
     size_t n = (size_t)p->key.batch * p->state; /* x update: conditional rows only */
     float h = 1.0f / (float)sc->steps;           /* = t[1] - t[0] of the float32 grid */
+    range_push(be, "condition");
     sit_condition(be, env->pred, &p->cond, p->t_pred, p->labels, p->n_pred_points * p->nb, p->mod_pred);
     if (env->ref && p->n_ref_points)
         sit_condition(be, env->ref, &p->cond, p->t_ref, p->labels, p->n_ref_points * p->nb, p->mod_ref);
+    range_pop(be);
     float *carry = NULL;
     int i = 0;
     for (int k = 0; k < sc->steps; k++, i++) {
         if (env->cancel && *env->cancel) return;
+        char block[32];
+        char kind = sc->euler ? 'E' : k < sc->n_h ? 'H' : k < sc->n_h + sc->n_p ? 'P' : 'R';
+        snprintf(block, sizeof block, "%c block %d", kind, k + 1);
+        range_push(be, block);
         if (sc->euler) {
             float *d = p->vel[0];
-            velocity(p, env, p->x, i, d);
-            be->euler_update(be, p->x, p->x, d, h, n);
+            plan_update u = {p->x, p->x, NULL, h};
+            velocity(p, env, p->x, i, d, &u);
         } else if (k < sc->n_h + sc->n_p) {
             int pseudo = k >= sc->n_h;
             float *d = pseudo && carry ? carry : spare(p, NULL, NULL);
-            if (d != carry) velocity(p, env, p->x, i, d);
+            plan_update ue = {p->xt, p->x, NULL, h};
+            if (d != carry) velocity(p, env, p->x, i, d, &ue);
+            else be->euler_update(be, p->xt, p->x, d, h, n);
             float *e = spare(p, d, NULL);
-            be->euler_update(be, p->xt, p->x, d, h, n);
-            velocity(p, env, p->xt, i + 1, e);
-            be->heun_update(be, p->x, p->x, d, e, h, n);
+            plan_update uh = {p->x, p->x, d, h};
+            velocity(p, env, p->xt, i + 1, e, &uh);
             carry = e;
         } else {
             float *w = carry;
             float *d = spare(p, w, NULL);
-            refine(p, env, p->x, w, w, i, d);
-            be->euler_update(be, p->xt, p->x, d, h, n);
+            plan_update ue = {p->xt, p->x, NULL, h};
+            refine(p, env, p->x, w, w, i, d, &ue);
             float *e = spare(p, w, d);
-            refine(p, env, p->xt, w, d, i + 1, e);
-            be->heun_update(be, p->x, p->x, d, e, h, n);
+            plan_update uh = {p->x, p->x, d, h};
+            refine(p, env, p->xt, w, d, i + 1, e, &uh);
             carry = d;
         }
+        range_pop(be);
         p->steps[k].plan = p;
         p->steps[k].k = k + 1;
         p->steps[k].n = sc->steps;
         be->host_fn(be, step_done, &p->steps[k]);
     }
     if (!p->key.decode) return;
+    range_push(be, "decode");
     if (env->vae) {
         vae_decode(be, env->vae, p->vae_scratch, p->x, p->key.batch, p->S, p->img);
         be->to_rgb8(be, p->rgb, p->img, p->key.batch, p->image_channels, p->image_size);
     } else {
         be->to_rgb8(be, p->rgb, p->x, p->key.batch, p->C, p->S);
     }
+    range_pop(be);
 }
 
 ft_status plan_run(ft_plan *p, const ft_plan_env *env_in, int use_graphs, ft_err *err) {

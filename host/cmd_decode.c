@@ -37,7 +37,7 @@ int cmd_decode(int argc, char **argv) {
     engine_opts eo;
     engine_opts_init(&eo);
     cli_opt opts[] = {
-        {0, "vae", OPT_STR, &vae, "FILE", "SD-VAE decoder weights, engine safetensors (required)", 0, 0},
+        {0, "vae", OPT_STR, &vae, "FILE", "SD-VAE decoder weights, engine safetensors (latent models)", 0, 0},
         {'m', "model", OPT_STR, &model, "FILE", "instead of --vae: the pixel-space predictor whose final states\n"
                                                 "the latents are (mapped straight to pixels)", 0, 0},
         {0, "latents", OPT_STR, &latents_path, "FILE.npy", "latents, float32 [N,C,H,W] in the sampler's space (required)", 0, 0},

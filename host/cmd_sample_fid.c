@@ -121,8 +121,9 @@ int cmd_sample_fid(int argc, char **argv) {
         "Examples:\n"
         "  flowturbo sample-fid -m sit-xl-2.safetensors --refiner refiner.safetensors --vae vae.safetensors \\\n"
         "      --num 50000 --batch 32 --cfg-scale 1.5 --sampler H8P9R5 --seed 0 --out samples.npz\n"
-        "  # two machines, then join:\n"
-        "  flowturbo sample-fid ... --shard 0/2 --out part0.npz     flowturbo sample-fid ... --shard 1/2 --out part1.npz\n"
+        "  # on two machines (same options), then join:\n"
+        "  flowturbo sample-fid ... --shard 0/2 --out part0.npz\n"
+        "  flowturbo sample-fid ... --shard 1/2 --out part1.npz\n"
         "  flowturbo merge-npz -o samples.npz part0.npz part1.npz",
         opts, (int)(sizeof opts / sizeof opts[0]), 0};
     char *pos[1];
@@ -200,6 +201,13 @@ int cmd_sample_fid(int argc, char **argv) {
              sc.name, (double)a.cfg_scale, (long long)a.seed, (unsigned long long)N, (long long)shard_i,
              (long long)shard_n, (unsigned long long)first, (unsigned long long)end, a.batch, S, S, mi.num_classes,
              ft_backend_name(s.ctx));
+    char state_path[2200];
+    snprintf(state_path, sizeof state_path, "%s/state", spool_dir);
+    if (path_exists(a.out) && !path_exists(state_path)) {
+        cli_error("sample-fid", "%s already exists and is not from a run with a spool in %s; remove it or choose "
+                  "another --out", a.out, spool_dir);
+        goto out;
+    }
     if (fid_spool_open(&sp, spool_dir, config, total, image_bytes, &err) != 0) {
         cli_error("sample-fid", "%s", err.msg);
         goto out;

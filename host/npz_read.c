@@ -78,7 +78,7 @@ int npz_reader_open(npz_reader *r, const char *path, hx_err *err) {
         hx_fail(err, "%s: not a regular file", path);
         goto fail;
     }
-    uint64_t size = (uint64_t)sb.st_size, cd_off, cd_size, count;
+    uint64_t size = (uint64_t)sb.st_size, cd_off = 0, cd_size = 0, count = 0;
     if (size < 22) {
         hx_fail(err, "%s: not a zip/npz file (%llu bytes)", path, (unsigned long long)size);
         goto fail;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #define BAR_WIDTH 50
+#define LOG_INTERVAL 30.0 /* seconds between bar lines when stderr is not a terminal */
 
 double now_seconds(void) {
     struct timespec ts;
@@ -48,10 +49,14 @@ void pbar_update(progress_bar *b, const char *label, int step, int total, const 
             b->t0 = now_seconds();
             b->base = step;
         }
+        b->last_print = b->t0;
     }
     b->last_step = step;
     b->active = step < total;
-    if (!b->tty && step < total) return;
+    if (!b->tty && step < total) {
+        if (now_seconds() - b->last_print < LOG_INTERVAL) return;
+        b->last_print = now_seconds();
+    }
     double per = pbar_seconds_per_step(b);
     char bar[BAR_WIDTH + 1];
     int current = (int)((double)step * BAR_WIDTH / total);
@@ -61,8 +66,8 @@ void pbar_update(progress_bar *b, const char *label, int step, int total, const 
     if (per > 1.0) snprintf(rate, sizeof rate, "%.2fs/%s", per, unit);
     else snprintf(rate, sizeof rate, "%.2f%s/s", per > 0 ? 1.0 / per : 0.0, unit);
     fprintf(stderr, "%s%s%s|%s| %d/%d - %s%s%s%s", b->tty ? "\r" : "", label, *label ? " " : "", bar, step, total,
-            rate, extra ? " - " : "", extra ? extra : "", b->tty ? "\033[K" : "");
-    if (step >= total) fputc('\n', stderr);
+            rate, extra && *extra ? " - " : "", extra ? extra : "", b->tty ? "\033[K" : "");
+    if (step >= total || !b->tty) fputc('\n', stderr);
     fflush(stderr);
 }
 

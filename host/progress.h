@@ -2,7 +2,8 @@
  * host/progress.h — sd-cli style progress bars and timing on stderr:
  *   label |=========>          | 3/9 - 12.34it/s
  * (s/it when one unit takes longer than a second). On a terminal the bar is
- * redrawn in place; otherwise only the finished bar is printed, one line.
+ * redrawn in place; otherwise (logs) the bar is printed as a line when it
+ * finishes and at most every 30 seconds while it runs.
  */
 #ifndef HOST_PROGRESS_H
 #define HOST_PROGRESS_H
@@ -18,6 +19,7 @@ typedef struct {
     double t0;
     int marked, mark_base; /* pbar_mark: start time and step of the next bar */
     double mark_t;
+    double last_print;     /* when a non-terminal line was last printed */
 } progress_bar;
 
 /* Monotonic seconds. */

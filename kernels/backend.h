@@ -30,7 +30,7 @@
 #include "../engine/flowturbo.h"
 
 #ifdef __cplusplus
-extern "C" { /* the CUDA backend (kernels/cuda/*.cu) is C++ */
+extern "C" { /* the CUDA backend (kernels/cuda) is C++ */
 #endif
 
 typedef enum { FT_BUF_F32 = 0, FT_BUF_ACT = 1 } ft_buf_type;

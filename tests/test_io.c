@@ -289,7 +289,7 @@ TEST(npz_numpy_loads_writer_output) {
              "    d = np.load(p)\n"
              "    a = d['arr_0']\n"
              "    assert a.dtype == np.uint8 and a.shape == (5, 6, 7, 3), a.shape\n"
-             "    ref = ((np.arange(a.size, dtype=np.int64) * 7 + 3) % 251).astype(np.uint8).reshape(a.shape)\n"
+             "    ref = ((np.arange(a.size, dtype=np.int64) * 7 + 3) %% 251).astype(np.uint8).reshape(a.shape)\n"
              "    assert (a == ref).all()\n"
              "    assert d['labels'].dtype == np.int64 and list(d['labels']) == [0, 5, 10, 15, 20]\n"
              "np.savez_compressed(sys.argv[3], arr_0=np.zeros((2, 2), np.uint8))\n"

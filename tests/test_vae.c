@@ -80,19 +80,36 @@ static int conv_case(ft_backend *be, int N, int Cin, int S, int Cout, int k, int
     return ok;
 }
 
+/* Every conv path: the CPU's own micro-kernel (AVX-512 or AVX2), the forced
+ * AVX2 one, OpenBLAS shifted GEMMs, and im2col for a layer too big for both. */
 TEST(vae_op_conv2d_vs_naive) {
     ft_backend *be = cpu(2);
     if (!be) return FAIL;
+    const char *saved = getenv("FT_CPU_CONV");
+    char keep[32];
+    snprintf(keep, sizeof keep, "%s", saved ? saved : "");
+    static const char *paths[] = {"", "avx2", "blas"};
     int ok = 1;
-    ok &= conv_case(be, 2, 5, 7, 6, 3, 1, 0, 1);   /* 3x3 pad 1 */
-    ok &= conv_case(be, 2, 5, 7, 6, 3, 1, 1, 1);   /* fused nearest 2x upsample */
-    ok &= conv_case(be, 2, 7, 6, 5, 1, 0, 0, 1);   /* 1x1 (GEMM path) */
-    ok &= conv_case(be, 1, 3, 5, 4, 1, 0, 1, 0);   /* 1x1 on the upsampled input, no bias */
-    ok &= conv_case(be, 1, 4, 6, 3, 3, 0, 0, 1);   /* valid conv, output smaller than input */
-    ok &= conv_case(be, 1, 2, 4, 3, 5, 2, 1, 1);   /* 5x5 pad 2 */
-    ok &= conv_case(be, 3, 1, 1, 2, 3, 1, 0, 1);   /* 1x1 image: all taps but the centre are padding */
-    ok &= conv_case(be, 1, 64, 72, 9, 3, 1, 0, 1); /* large: several im2col chunks / tiles */
-    ok &= conv_case(be, 1, 33, 40, 17, 3, 1, 1, 1); /* large, upsampled */
+    for (int i = 0; i < 3; i++) {
+        if (*paths[i]) setenv("FT_CPU_CONV", paths[i], 1);
+        else unsetenv("FT_CPU_CONV");
+        int before = ok;
+        ok &= conv_case(be, 2, 5, 7, 6, 3, 1, 0, 1);    /* 3x3 pad 1 */
+        ok &= conv_case(be, 2, 5, 7, 6, 3, 1, 1, 1);    /* fused nearest 2x upsample */
+        ok &= conv_case(be, 2, 7, 6, 5, 1, 0, 0, 1);    /* 1x1 */
+        ok &= conv_case(be, 1, 3, 5, 4, 1, 0, 1, 0);    /* 1x1 on the upsampled input, no bias */
+        ok &= conv_case(be, 1, 4, 6, 3, 3, 0, 0, 1);    /* valid conv, output smaller than input */
+        ok &= conv_case(be, 1, 2, 4, 3, 5, 2, 1, 1);    /* 5x5 pad 2 */
+        ok &= conv_case(be, 3, 1, 1, 2, 3, 1, 0, 1);    /* 1x1 image: all taps but the centre are padding */
+        ok &= conv_case(be, 1, 300, 2, 37, 3, 1, 0, 1); /* K not a multiple of the k block, odd Cout */
+        ok &= conv_case(be, 1, 64, 72, 9, 3, 1, 0, 1);  /* large: several column blocks */
+        ok &= conv_case(be, 1, 33, 40, 17, 3, 1, 1, 1); /* large, upsampled */
+        ok &= conv_case(be, 1, 128, 256, 1, 3, 1, 0, 1); /* too big for the scratch at once: 2 bands */
+        if (!ok && before) test_note("(conv path: %s)", *paths[i] ? paths[i] : "default");
+    }
+    if (keep[0]) setenv("FT_CPU_CONV", keep, 1);
+    else unsetenv("FT_CPU_CONV");
+    ok &= conv_case(be, 1, 1000, 2, 1000, 3, 1, 0, 1); /* 9M-float filter: im2col fallback */
     be->destroy(be);
     return ok ? PASS : FAIL;
 }

@@ -22,6 +22,13 @@
 
 #if defined(__CUDACC__)
 #define FT_HD __host__ __device__ __forceinline__
+#else
+#define FT_HD static inline
+#endif
+
+/* nvcc compiles FT_HD functions twice: the device pass (__CUDA_ARCH__
+ * defined) uses the correctly rounded intrinsics, the host pass the C path. */
+#if defined(__CUDA_ARCH__)
 #define FT_FMA(a, b, c) __fmaf_rn((a), (b), (c))
 #define FT_MUL(a, b) __fmul_rn((a), (b))
 #define FT_ADD(a, b) __fadd_rn((a), (b))
@@ -33,7 +40,6 @@
 #else
 #include <math.h>
 #include <string.h>
-#define FT_HD static inline
 #define FT_FMA(a, b, c) fmaf((a), (b), (c))
 /* Separate statements keep these uncontracted under C11 (-ffp-contract=off). */
 #define FT_MUL(a, b) ft_philox_mul((a), (b))

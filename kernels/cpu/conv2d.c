@@ -144,6 +144,198 @@ static int conv_shifted(float *y, const float *x, const float *w, const float *b
     return 1;
 }
 
+/* ---- own GEMM with AVX-512 / AVX2 micro-kernels (x86-64, GCC) ----
+ * The shifted-GEMM formulation of conv_shifted as one GEMM with K' =
+ * k*k*Cin (k index = tap * Cin + ci) whose B rows are the shifted band rows,
+ * read in place (no B packing: a micro-tile reads NR consecutive floats of
+ * each of its KC rows, and that KC x NR block stays in L1 while it is reused
+ * for every A panel). A (the weights) is packed once per call into MR-row
+ * panels [Cout_pad/MR][K'][MR] (zero rows past Cout). An MR x NR register
+ * tile of the wide output accumulates over each KC block of one tap. Tasks
+ * (NC-column blocks, split by rows when there are few) run on OpenMP
+ * threads; OpenBLAS is not involved, so its thread pool never competes with
+ * OpenMP's. Which micro-kernel runs is decided per call from the CPU
+ * (FT_CPU_CONV=avx512|avx2|blas forces one, for tests and benchmarks). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#define CONV_KERNELS 1
+
+#define KC 128 /* k values per micro-tile call: the KC x NR block of B stays in L1 */
+
+typedef void (*conv_ukernel)(int kc, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int accumulate);
+
+typedef struct {
+    const char *name;
+    int mr, nr;
+    conv_ukernel run;
+} conv_kernel;
+
+/* 8 x 48 tile: 24 zmm accumulators, B rows as 3 zmm, A broadcast. */
+#define AVX512_ROW(r)                                   \
+    {                                                   \
+        __m512 a_ = _mm512_set1_ps(a[r]);               \
+        c##r##0 = _mm512_fmadd_ps(a_, b0, c##r##0);     \
+        c##r##1 = _mm512_fmadd_ps(a_, b1, c##r##1);     \
+        c##r##2 = _mm512_fmadd_ps(a_, b2, c##r##2);     \
+    }
+#define AVX512_LOAD(r)                                                      \
+    __m512 c##r##0 = acc ? _mm512_loadu_ps(c + r * ldc) : _mm512_setzero_ps(),       \
+           c##r##1 = acc ? _mm512_loadu_ps(c + r * ldc + 16) : _mm512_setzero_ps(),  \
+           c##r##2 = acc ? _mm512_loadu_ps(c + r * ldc + 32) : _mm512_setzero_ps();
+#define AVX512_STORE(r)                              \
+    _mm512_storeu_ps(c + r * ldc, c##r##0);          \
+    _mm512_storeu_ps(c + r * ldc + 16, c##r##1);     \
+    _mm512_storeu_ps(c + r * ldc + 32, c##r##2);
+
+__attribute__((target("avx512f"))) static void uk_avx512_8x48(int kc, const float *a, const float *b, size_t ldb,
+                                                              float *c, size_t ldc, int acc) {
+    AVX512_LOAD(0) AVX512_LOAD(1) AVX512_LOAD(2) AVX512_LOAD(3)
+    AVX512_LOAD(4) AVX512_LOAD(5) AVX512_LOAD(6) AVX512_LOAD(7)
+    for (int k = 0; k < kc; k++, a += 8, b += ldb) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), b2 = _mm512_loadu_ps(b + 32);
+        AVX512_ROW(0) AVX512_ROW(1) AVX512_ROW(2) AVX512_ROW(3)
+        AVX512_ROW(4) AVX512_ROW(5) AVX512_ROW(6) AVX512_ROW(7)
+    }
+    AVX512_STORE(0) AVX512_STORE(1) AVX512_STORE(2) AVX512_STORE(3)
+    AVX512_STORE(4) AVX512_STORE(5) AVX512_STORE(6) AVX512_STORE(7)
+}
+
+/* 4 x 24 tile: 12 ymm accumulators, B rows as 3 ymm, A broadcast. */
+#define AVX2_ROW(r)                                     \
+    {                                                   \
+        __m256 a_ = _mm256_broadcast_ss(a + r);         \
+        c##r##0 = _mm256_fmadd_ps(a_, b0, c##r##0);     \
+        c##r##1 = _mm256_fmadd_ps(a_, b1, c##r##1);     \
+        c##r##2 = _mm256_fmadd_ps(a_, b2, c##r##2);     \
+    }
+#define AVX2_LOAD(r)                                                        \
+    __m256 c##r##0 = acc ? _mm256_loadu_ps(c + r * ldc) : _mm256_setzero_ps(),        \
+           c##r##1 = acc ? _mm256_loadu_ps(c + r * ldc + 8) : _mm256_setzero_ps(),    \
+           c##r##2 = acc ? _mm256_loadu_ps(c + r * ldc + 16) : _mm256_setzero_ps();
+#define AVX2_STORE(r)                                \
+    _mm256_storeu_ps(c + r * ldc, c##r##0);          \
+    _mm256_storeu_ps(c + r * ldc + 8, c##r##1);      \
+    _mm256_storeu_ps(c + r * ldc + 16, c##r##2);
+
+__attribute__((target("avx2,fma"))) static void uk_avx2_4x24(int kc, const float *a, const float *b, size_t ldb,
+                                                             float *c, size_t ldc, int acc) {
+    AVX2_LOAD(0) AVX2_LOAD(1) AVX2_LOAD(2) AVX2_LOAD(3)
+    for (int k = 0; k < kc; k++, a += 4, b += ldb) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), b2 = _mm256_loadu_ps(b + 16);
+        AVX2_ROW(0) AVX2_ROW(1) AVX2_ROW(2) AVX2_ROW(3)
+    }
+    AVX2_STORE(0) AVX2_STORE(1) AVX2_STORE(2) AVX2_STORE(3)
+}
+
+static const conv_kernel k_avx512 = {"avx512", 8, 48, uk_avx512_8x48};
+static const conv_kernel k_avx2 = {"avx2", 4, 24, uk_avx2_4x24};
+
+/* The micro-kernel for this CPU; FT_CPU_CONV=avx512|avx2|blas overrides
+ * (read per call, for tests and benchmarks). NULL: use OpenBLAS. */
+static const conv_kernel *pick_kernel(void) {
+    const char *force = getenv("FT_CPU_CONV");
+    __builtin_cpu_init();
+    int has512 = __builtin_cpu_supports("avx512f");
+    int has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (force && !strcmp(force, "blas")) return NULL;
+    if (force && !strcmp(force, "avx2")) return has2 ? &k_avx2 : NULL;
+    if (has512) return &k_avx512;
+    return has2 ? &k_avx2 : NULL;
+}
+
+static float *align64(float *p) { return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
+
+/* Returns 0 when the layer does not fit the scratch this way. */
+static int conv_packed(const conv_kernel *kn, float *y, const float *x, const float *w, const float *bias, int N,
+                       int Cin, int S, int Cout, int k, int pad, int up2x, float *scratch, size_t scratch_floats) {
+    const int MR = kn->mr, NR = kn->nr, NC = NR * ((192 + NR - 1) / NR);
+    int Si = up2x ? 2 * S : S;
+    int Wp = Si + 2 * pad, Hp = Wp;
+    int So = Wp - k + 1;
+    int taps = k * k, Kp = taps * Cin;
+    int Cp = (Cout + MR - 1) / MR * MR; /* rows padded to whole panels */
+    int threads = omp_get_max_threads();
+    long total_q = (long)N * Hp - (k - 1);
+    /* A: Cp * Kp; band: Cin * ((R + k - 1) * Wp + k - 1 + NR), rounded up by < 32; wide: Cp * (R * Wp + NR);
+     * 16 floats of alignment slack each */
+    size_t fixed = (size_t)Cp * Kp + 16 + (size_t)Cin * ((size_t)(k - 1) * Wp + (k - 1) + NR + 32) + 16 +
+                   (size_t)Cp * NR + 16;
+    size_t per_row = (size_t)Wp * (Cin + Cp);
+    if (scratch_floats < fixed + per_row) return 0;
+    long R = (long)((scratch_floats - fixed) / per_row);
+    if (R > total_q) R = total_q;
+    long n_bands = (total_q + R - 1) / R;
+    R = (total_q + n_bands - 1) / n_bands;
+    size_t cs = (size_t)(R + k - 1) * Wp + (k - 1) + NR;
+    cs = (cs + 15) / 16 * 16;
+    if (cs % 1024 / 16 % 2 == 0) cs += 16; /* channel rows spread over the L1 sets */
+    size_t ldc = (size_t)R * Wp + NR;
+    float *ap = align64(scratch);
+    float *band = align64(ap + (size_t)Cp * Kp);
+    float *wide = align64(band + (size_t)Cin * cs);
+    int off[64 * 64];
+    if (taps > (int)(sizeof off / sizeof off[0])) return 0;
+    for (int t = 0; t < taps; t++) off[t] = (t / k) * Wp + t % k;
+    /* A panels: ap[p][kk][r] = w[p*MR + r][ci][tap], kk = tap * Cin + ci */
+#pragma omp parallel for schedule(static) if ((size_t)Cp * Kp > 65536)
+    for (int p = 0; p < Cp / MR; p++)
+        for (int r = 0; r < MR; r++) {
+            int co = p * MR + r;
+            float *dst = ap + (size_t)p * Kp * MR + r;
+            if (co >= Cout) {
+                for (int kk = 0; kk < Kp; kk++) dst[(size_t)kk * MR] = 0.0f;
+                continue;
+            }
+            const float *src = w + (size_t)co * Cin * taps;
+            for (int ci = 0; ci < Cin; ci++)
+                for (int t = 0; t < taps; t++) dst[((size_t)t * Cin + ci) * MR] = src[(size_t)ci * taps + t];
+        }
+    int n_panels = Cp / MR;
+    for (long q0 = 0; q0 < total_q; q0 += R) {
+        int rows = (int)(total_q - q0 < R ? total_q - q0 : R);
+        int ncols = rows * Wp, ncols_p = (ncols + NR - 1) / NR * NR;
+        fill_band(band, cs, x, N, Cin, S, Si, pad, up2x, Hp, Wp, q0, rows + k - 1);
+        int n_jc = (ncols_p + NC - 1) / NC;
+        int splits = 1; /* row splits so that every thread has work */
+        while (n_jc * splits < 2 * threads && splits < n_panels) splits++;
+        int n_tasks = n_jc * splits;
+#pragma omp parallel for schedule(dynamic) if (n_tasks > 1 && (size_t)Cp * Kp * ncols > 1000000)
+        for (int task = 0; task < n_tasks; task++) {
+            int jb = task / splits, sb = task % splits;
+            int j0 = jb * NC, nc = ncols_p - j0 < NC ? ncols_p - j0 : NC;
+            int p0 = (int)((long)n_panels * sb / splits), p1 = (int)((long)n_panels * (sb + 1) / splits);
+            for (int t = 0; t < taps; t++)
+                for (int c0 = 0; c0 < Cin; c0 += KC) {
+                    int kc = Cin - c0 < KC ? Cin - c0 : KC, k0 = t * Cin + c0;
+                    const float *b = band + (size_t)c0 * cs + off[t] + j0;
+                    for (int jr = 0; jr < nc; jr += NR)
+                        for (int p = p0; p < p1; p++)
+                            kn->run(kc, ap + ((size_t)p * Kp + k0) * MR, b + jr, cs,
+                                    wide + (size_t)p * MR * ldc + j0 + jr, ldc, k0 > 0);
+                }
+        }
+        /* copy the valid rows/columns out, adding the bias */
+#pragma omp parallel for schedule(static) if ((size_t)Cout * ncols > 65536)
+        for (int co = 0; co < Cout; co++) {
+            float b = bias ? bias[co] : 0.0f;
+            const float *src = wide + (size_t)co * ldc;
+            for (int r = 0; r < rows; r++) {
+                long q = q0 + r;
+                int n = (int)(q / Hp), oy = (int)(q % Hp);
+                if (oy >= So) continue;
+                float *dst = y + (((size_t)n * Cout + co) * So + oy) * So;
+                const float *s = src + (size_t)r * Wp;
+                for (int i = 0; i < So; i++) dst[i] = s[i] + b;
+            }
+        }
+    }
+    return 1;
+}
+#endif
+
 void cpu_conv2d(ft_backend *be, float *y, const float *x, const void *w_, const float *bias, int N, int Cin,
                 int S, int Cout, int k, int pad, int up2x) {
     const float *w = w_;
@@ -151,6 +343,14 @@ void cpu_conv2d(ft_backend *be, float *y, const float *x, const void *w_, const 
     int So = Si + 2 * pad - k + 1;  /* output side */
     if (So <= 0 || N <= 0 || Cout <= 0) return;
     size_t out_plane = (size_t)So * So;
+#ifdef CONV_KERNELS
+    const conv_kernel *kn = pick_kernel();
+    if (kn) {
+        size_t scratch_floats;
+        float *scratch = cpu_scratch(be, &scratch_floats);
+        if (conv_packed(kn, y, x, w, bias, N, Cin, S, Cout, k, pad, up2x, scratch, scratch_floats)) return;
+    }
+#endif
     if (k == 1 && pad == 0 && !up2x) {
         for (int n = 0; n < N; n++)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, (int)out_plane, Cin, 1.0f, w, Cin,

@@ -56,7 +56,8 @@ void cpu_gated_residual(ft_backend *be, float *x, const void *a_, const float *g
  * AVX2 and baseline x86-64 (picked at load time) when the compiler supports
  * target clones; its loops are written to vectorise: statistics are float
  * partial sums over blocks of GN_BLOCK elements accumulated in double (two
- * passes: mean, then centred variance), and SiLU uses a vectorisable exp. */
+ * passes: mean of x - x[0], then the variance centred on the mean), and
+ * SiLU uses a vectorisable exp. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
 #define GN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), noinline))
 #else
@@ -97,7 +98,7 @@ static inline __attribute__((always_inline)) double gn_sum(const float *x, size_
             for (int i = 0; i < m; i++) s += (xs[i] - shift) * (xs[i] - shift);
         } else {
 #pragma omp simd reduction(+ : s)
-            for (int i = 0; i < m; i++) s += xs[i];
+            for (int i = 0; i < m; i++) s += xs[i] - shift;
         }
         total += s;
     }
@@ -107,15 +108,17 @@ static inline __attribute__((always_inline)) double gn_sum(const float *x, size_
 GN_CLONES static void gn_group(float *y, const float *x, const float *gamma, const float *beta, int cg, int HW,
                                float eps, int silu) {
     size_t count = (size_t)cg * HW;
-    double mean = gn_sum(x, count, 0.0f, 0) / (double)count;
+    /* sums of x - x[0]: float partial sums stay accurate when the data sit on a large offset */
+    double mean = (double)x[0] + gn_sum(x, count, x[0], 0) / (double)count;
     float mu = (float)mean;
-    /* centred on the float mean; the residual (mean - mu) is removed exactly below */
+    /* x - mu is exact for x near mu; the rounding residual d of the mean is
+     * folded into the shift (y = (x - mu) a + (beta - d a)) */
     double d = mean - (double)mu;
     double var = gn_sum(x, count, mu, 1) / (double)count - d * d;
     if (var < 0) var = 0;
     float rstd = (float)(1.0 / sqrt(var + eps));
     for (int c = 0; c < cg; c++) {
-        float a = rstd * gamma[c], b = beta[c];
+        float a = rstd * gamma[c], b = (float)(beta[c] - d * a);
         const float *xc = x + (size_t)c * HW;
         float *yc = y + (size_t)c * HW;
         if (silu) {

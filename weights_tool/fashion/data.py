@@ -37,7 +37,7 @@ def load_uint8(split="train"):
 
 def to_model_space(imgs_u8):
     """uint8 (N, 28, 28) -> float32 tensor (N, 1, 32, 32) in [-1, 1], padded with -1."""
-    x = torch.from_numpy(np.ascontiguousarray(imgs_u8)).float().div_(127.5).sub_(1.0).unsqueeze(1)
+    x = torch.from_numpy(np.array(imgs_u8, dtype=np.uint8, copy=True)).float().div_(127.5).sub_(1.0).unsqueeze(1)
     return torch.nn.functional.pad(x, (PAD, PAD, PAD, PAD), value=-1.0)
 
 

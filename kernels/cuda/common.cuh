@@ -1,0 +1,179 @@
+/*
+ * kernels/cuda/common.cuh — shared by every CUDA op family: the backend's
+ * private state, error checking, the activation type (bf16 or fp16) and
+ * small device helpers.
+ *
+ * Conventions (after ggml-cuda / llm.c):
+ *  - one op family per .cu with a .cuh declaring its launchers; a launcher
+ *    takes device pointers, sizes and a cudaStream_t last and returns the
+ *    cudaError_t of its launches (cudaGetLastError);
+ *  - the backend op (the function stored in ft_backend) wraps the launcher
+ *    and turns any error into the backend's sticky error with
+ *    ft_backend_fail — library code never exits or aborts;
+ *  - nothing here allocates device memory: the backend's fixed workspaces are
+ *    made once in cuda_backend.cu, so every op can be captured into a graph.
+ */
+#ifndef FT_CUDA_COMMON_CUH
+#define FT_CUDA_COMMON_CUH
+
+#include <cublasLt.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../backend.h"
+
+/* ---- backend state ---- */
+
+#define CU_GEMM_CACHE 512
+
+/* One cuBLASLt problem: descriptors and the algorithm the heuristic chose.
+ * Looked up by everything but the pointers (alignments included). */
+typedef struct {
+    int valid;
+    /* key */
+    int transa, transb, m, n, k, lda, ldb, ldc;
+    int c_type;    /* 0 f32, 1 act */
+    int epi;       /* ft_epilogue requested */
+    int has_bias;
+    int align_a, align_b, align_c, align_bias;
+    /* value */
+    int fused;     /* 1: bias/GELU done by cuBLASLt; 0: by cu_bias_act afterwards */
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t la, lb, lc;
+    cublasLtMatmulAlgo_t algo;
+    size_t workspace;
+} cu_gemm_entry;
+
+typedef struct {
+    int device;
+    int cc_major, cc_minor, sm_count;
+    char name[256];
+    size_t smem_optin; /* max dynamic shared memory per block (opt-in) */
+    ft_dtype act;      /* FT_DTYPE_BF16 or FT_DTYPE_F16 */
+    cudaDataType_t act_cuda;
+    cudaStream_t stream;
+    cublasLtHandle_t lt;
+    void *lt_ws;
+    size_t lt_ws_bytes;
+    void *col; /* im2col workspace of conv2d (act elements) */
+    size_t col_elems;
+    float *small; /* reduction partials (group_norm) */
+    size_t small_floats;
+    cu_gemm_entry *gemm; /* CU_GEMM_CACHE entries */
+    int gemm_next;       /* round-robin eviction */
+    int capturing;
+} cu_impl;
+
+static inline cu_impl *cu_of(ft_backend *be) { return (cu_impl *)be->impl; }
+
+/* ---- errors ---- */
+
+/* Records a failed CUDA call as the backend's sticky error; returns 0 then. */
+static inline int cu_check_(ft_backend *be, cudaError_t e, const char *what, const char *file, int line) {
+    if (e == cudaSuccess) return 1;
+    ft_backend_fail(be, "CUDA error %s (%s) in %s at %s:%d", cudaGetErrorName(e), cudaGetErrorString(e), what, file,
+                    line);
+    return 0;
+}
+#define CU_CHECK(be, call) cu_check_((be), (call), #call, __FILE__, __LINE__)
+
+static inline int cublas_check_(ft_backend *be, cublasStatus_t s, const char *what, const char *file, int line) {
+    if (s == CUBLAS_STATUS_SUCCESS) return 1;
+    ft_backend_fail(be, "cuBLASLt error %d in %s at %s:%d", (int)s, what, file, line);
+    return 0;
+}
+#define CUBLAS_CHECK(be, call) cublas_check_((be), (call), #call, __FILE__, __LINE__)
+
+/* Makes the backend's device current for this thread (cheap when it is). */
+static inline int cu_enter(ft_backend *be) {
+    int cur = -1;
+    cu_impl *c = cu_of(be);
+    if (cudaGetDevice(&cur) == cudaSuccess && cur == c->device) return 1;
+    return CU_CHECK(be, cudaSetDevice(c->device));
+}
+
+/* ---- launch geometry ---- */
+
+static inline unsigned cu_blocks(size_t n, unsigned threads) {
+    size_t b = (n + threads - 1) / threads;
+    if (b > 0x7fffffffu) b = 0x7fffffffu; /* grid-stride loops cover the rest */
+    return (unsigned)(b ? b : 1);
+}
+
+/* Grid-stride loop over [0, n). */
+#define CU_FOR(i, n) for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (size_t)(n); i += (size_t)gridDim.x * blockDim.x)
+
+/* ---- activation type ---- */
+
+template <typename T> __device__ __forceinline__ float act_to_f(T v);
+template <> __device__ __forceinline__ float act_to_f<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <> __device__ __forceinline__ float act_to_f<__half>(__half v) { return __half2float(v); }
+
+template <> __device__ __forceinline__ float act_to_f<float>(float v) { return v; } /* f32 storage */
+
+template <typename T> __device__ __forceinline__ T f_to_act(float v);
+template <> __device__ __forceinline__ __nv_bfloat16 f_to_act<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+template <> __device__ __forceinline__ __half f_to_act<__half>(float v) { return __float2half_rn(v); }
+template <> __device__ __forceinline__ float f_to_act<float>(float v) { return v; }
+
+/* Two floats -> one 32-bit word of two act values (lo in the low half). */
+template <typename T> __device__ __forceinline__ uint32_t pack2(float lo, float hi);
+template <> __device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t *>(&v);
+}
+template <> __device__ __forceinline__ uint32_t pack2<__half>(float lo, float hi) {
+    __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<uint32_t *>(&v);
+}
+
+/* Four act values <-> four floats (8 bytes). */
+template <typename T> __device__ __forceinline__ void unpack4(uint2 w, float f[4]) {
+    const T *e = reinterpret_cast<const T *>(&w);
+    f[0] = act_to_f<T>(e[0]);
+    f[1] = act_to_f<T>(e[1]);
+    f[2] = act_to_f<T>(e[2]);
+    f[3] = act_to_f<T>(e[3]);
+}
+template <typename T> __device__ __forceinline__ uint2 pack4(const float f[4]) {
+    uint2 w;
+    w.x = pack2<T>(f[0], f[1]);
+    w.y = pack2<T>(f[2], f[3]);
+    return w;
+}
+
+/* Runs BODY with T = the backend's act type. */
+#define CU_ACT_DISPATCH(act, ...)           \
+    do {                                    \
+        if ((act) == FT_DTYPE_F16) {        \
+            typedef __half T;               \
+            __VA_ARGS__;                    \
+        } else {                            \
+            typedef __nv_bfloat16 T;        \
+            __VA_ARGS__;                    \
+        }                                   \
+    } while (0)
+
+/* ---- warp reductions ---- */
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* Largest power of two (<= 256) dividing the address: cuBLASLt alignment. */
+static inline int cu_align_of(const void *p) {
+    uintptr_t a = (uintptr_t)p;
+    int al = 256;
+    while (al > 1 && (a % (uintptr_t)al)) al >>= 1;
+    return al;
+}
+
+#endif /* FT_CUDA_COMMON_CUH */
