@@ -10,6 +10,9 @@
 #
 # CUDA: compiled in when nvcc is found (CUDA=0 to disable); every .cu is built
 # for sm_80 and sm_90a even on machines without a GPU.
+#   make test-cuda  only the CUDA tests (build/test_cuda; they SKIP without a GPU)
+#   make gpu-bench  build/flowturbo-bench (GPU benchmark, bench/GPU_NOTES.md)
+#   make gpu-check  bash bench/gpu_check.sh: build, CUDA tests, benchmarks, PyTorch baseline
 
 ifeq ($(origin CC),default)
 CC      := gcc
@@ -53,7 +56,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CUDA_OBJ)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps test test-asan goldens bench gpu-bench gpu-check clean install uninstall info
+.PHONY: all deps test test-asan goldens bench bench-vae gpu-bench gpu-check test-cuda clean install uninstall info
 
 all: $(BUILD)/libflowturbo.a $(BUILD)/include/flowturbo.h $(BUILD)/flowturbo
 
@@ -77,6 +80,14 @@ $(BUILD)/flowturbo-bench: $(BUILD)/obj/bench/flowturbo_bench.o $(BUILD)/libflowt
 	$(CC) $^ $(LDLIBS) -o $@
 
 gpu-bench: $(BUILD)/flowturbo-bench
+
+# The CUDA tests alone (no host/ objects: needs neither libpng nor zlib).
+$(BUILD)/test_cuda: $(BUILD)/obj/tests/runner.o $(BUILD)/obj/tests/util.o $(BUILD)/obj/tests/test_cuda.o \
+                    $(BUILD)/libflowturbo.a
+	$(CC) $^ $(LDLIBS) -o $@
+
+test-cuda: $(BUILD)/test_cuda
+	$(BUILD)/test_cuda cuda_
 
 $(BUILD)/libflowturbo.a: $(LIB_OBJ)
 	@rm -f $@
@@ -120,6 +131,12 @@ $(BUILD)/cpu_bench: $(BENCH_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libflowturbo.a
 
 bench: $(BUILD)/cpu_bench $(BUILD)/flowturbo
 	bash bench/run_cpu_bench.sh
+
+$(BUILD)/vae_bench: $(BUILD)/obj/bench/vae_bench.o $(BUILD)/libflowturbo.a
+	$(CC) $^ $(LDLIBS) -o $@
+
+bench-vae: $(BUILD)/vae_bench
+	bash bench/run_vae_bench.sh
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -62,54 +62,54 @@ static void ref_conv(float *y, const float *x, const float *w, const float *b, i
                 }
 }
 
+/* Runs one conv shape through every path (the CPU's own micro-kernel, the
+ * forced AVX2 one, OpenBLAS) against one naive reference. */
 static int conv_case(ft_backend *be, int N, int Cin, int S, int Cout, int k, int pad, int up2x, int bias) {
+    static const char *paths[] = {"", "avx2", "blas"};
     int Si = up2x ? 2 * S : S, So = Si + 2 * pad - k + 1;
     size_t nx = (size_t)N * Cin * S * S, nw = (size_t)Cout * Cin * k * k, ny = (size_t)N * Cout * So * So;
     float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc(Cout * 4), *y = malloc(ny * 4), *r = malloc(ny * 4);
     fill(x, nx, 1 + Cin);
     fill(w, nw, 2 + Cout);
     fill(b, Cout, 3);
-    for (size_t i = 0; i < ny; i++) y[i] = NAN; /* every output must be written */
-    be->conv2d(be, y, x, w, bias ? b : NULL, N, Cin, S, Cout, k, pad, up2x);
     ref_conv(r, x, w, bias ? b : NULL, N, Cin, S, Cout, k, pad, up2x);
-    char what[128];
-    snprintf(what, sizeof what, "conv N%d Cin%d S%d Cout%d k%d pad%d up2x%d bias%d", N, Cin, S, Cout, k, pad, up2x, bias);
-    int ok = !be->error[0] && close_enough(what, y, r, ny, TOL);
-    if (be->error[0]) test_note("%s: backend error %s", what, be->error);
-    free(x), free(w), free(b), free(y), free(r);
-    return ok;
-}
-
-/* Every conv path: the CPU's own micro-kernel (AVX-512 or AVX2), the forced
- * AVX2 one, OpenBLAS shifted GEMMs, and im2col for a layer too big for both. */
-TEST(vae_op_conv2d_vs_naive) {
-    ft_backend *be = cpu(2);
-    if (!be) return FAIL;
     const char *saved = getenv("FT_CPU_CONV");
     char keep[32];
     snprintf(keep, sizeof keep, "%s", saved ? saved : "");
-    static const char *paths[] = {"", "avx2", "blas"};
     int ok = 1;
     for (int i = 0; i < 3; i++) {
         if (*paths[i]) setenv("FT_CPU_CONV", paths[i], 1);
         else unsetenv("FT_CPU_CONV");
-        int before = ok;
-        ok &= conv_case(be, 2, 5, 7, 6, 3, 1, 0, 1);    /* 3x3 pad 1 */
-        ok &= conv_case(be, 2, 5, 7, 6, 3, 1, 1, 1);    /* fused nearest 2x upsample */
-        ok &= conv_case(be, 2, 7, 6, 5, 1, 0, 0, 1);    /* 1x1 */
-        ok &= conv_case(be, 1, 3, 5, 4, 1, 0, 1, 0);    /* 1x1 on the upsampled input, no bias */
-        ok &= conv_case(be, 1, 4, 6, 3, 3, 0, 0, 1);    /* valid conv, output smaller than input */
-        ok &= conv_case(be, 1, 2, 4, 3, 5, 2, 1, 1);    /* 5x5 pad 2 */
-        ok &= conv_case(be, 3, 1, 1, 2, 3, 1, 0, 1);    /* 1x1 image: all taps but the centre are padding */
-        ok &= conv_case(be, 1, 300, 2, 37, 3, 1, 0, 1); /* K not a multiple of the k block, odd Cout */
-        ok &= conv_case(be, 1, 64, 72, 9, 3, 1, 0, 1);  /* large: several column blocks */
-        ok &= conv_case(be, 1, 33, 40, 17, 3, 1, 1, 1); /* large, upsampled */
-        ok &= conv_case(be, 1, 128, 256, 1, 3, 1, 0, 1); /* too big for the scratch at once: 2 bands */
-        if (!ok && before) test_note("(conv path: %s)", *paths[i] ? paths[i] : "default");
+        for (size_t j = 0; j < ny; j++) y[j] = NAN; /* every output must be written */
+        be->conv2d(be, y, x, w, bias ? b : NULL, N, Cin, S, Cout, k, pad, up2x);
+        char what[160];
+        snprintf(what, sizeof what, "conv N%d Cin%d S%d Cout%d k%d pad%d up2x%d bias%d (path %s)", N, Cin, S, Cout, k,
+                 pad, up2x, bias, *paths[i] ? paths[i] : "default");
+        if (be->error[0]) test_note("%s: backend error %s", what, be->error), ok = 0;
+        else ok &= close_enough(what, y, r, ny, TOL);
     }
     if (keep[0]) setenv("FT_CPU_CONV", keep, 1);
     else unsetenv("FT_CPU_CONV");
-    ok &= conv_case(be, 1, 1000, 2, 1000, 3, 1, 0, 1); /* 9M-float filter: im2col fallback */
+    free(x), free(w), free(b), free(y), free(r);
+    return ok;
+}
+
+TEST(vae_op_conv2d_vs_naive) {
+    ft_backend *be = cpu(2);
+    if (!be) return FAIL;
+    int ok = 1;
+    ok &= conv_case(be, 2, 5, 7, 6, 3, 1, 0, 1);      /* 3x3 pad 1 */
+    ok &= conv_case(be, 2, 5, 7, 6, 3, 1, 1, 1);      /* fused nearest 2x upsample */
+    ok &= conv_case(be, 2, 7, 6, 5, 1, 0, 0, 1);      /* 1x1 */
+    ok &= conv_case(be, 1, 3, 5, 4, 1, 0, 1, 0);      /* 1x1 on the upsampled input, no bias */
+    ok &= conv_case(be, 1, 4, 6, 3, 3, 0, 0, 1);      /* valid conv, output smaller than input */
+    ok &= conv_case(be, 1, 2, 4, 3, 5, 2, 1, 1);      /* 5x5 pad 2 */
+    ok &= conv_case(be, 3, 1, 1, 2, 3, 1, 0, 1);      /* 1x1 image: all taps but the centre are padding */
+    ok &= conv_case(be, 1, 300, 2, 37, 3, 1, 0, 1);   /* K not a multiple of the k block, odd Cout */
+    ok &= conv_case(be, 1, 64, 72, 9, 3, 1, 0, 1);    /* large: several column blocks */
+    ok &= conv_case(be, 1, 33, 40, 17, 3, 1, 1, 1);   /* large, upsampled */
+    ok &= conv_case(be, 1, 128, 256, 1, 3, 1, 0, 1);  /* too big for the scratch at once: 2 bands */
+    ok &= conv_case(be, 1, 1000, 2, 1000, 3, 1, 0, 1); /* 9M-float filter: the im2col fallback */
     be->destroy(be);
     return ok ? PASS : FAIL;
 }
@@ -146,7 +146,7 @@ static int gn_case(ft_backend *be, int N, int C, int HW, int G, int silu, float 
     }
     char what[128];
     snprintf(what, sizeof what, "group_norm N%d C%d HW%d G%d silu%d offset%g", N, C, HW, G, silu, offset);
-    int ok = close_enough(what, y, r, n, TOL);
+    int ok = close_enough(what, y, r, n, 1e-6); /* fp32 statistics done right are ~1e-7 */
     free(x), free(y), free(r), free(ga), free(bt);
     return ok;
 }

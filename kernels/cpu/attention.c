@@ -1,63 +1,57 @@
 /* kernels/cpu/attention.c — multi-head softmax attention from a packed qkv
- * buffer, one (sample, head, query block) per task; scores live in a
- * per-thread slice of the backend scratch, never as a full T x T matrix. */
+ * buffer. Work is split into (sample, head, block of Q_BLOCK queries) tasks
+ * over OpenMP; each task computes its Q_BLOCK x T score block with one sgemm
+ * (never the full T x T matrix), a row softmax, and P V with a second sgemm.
+ * OpenBLAS runs single-threaded inside the tasks. */
 #include <math.h>
 #include <omp.h>
-#include <string.h>
+#include <cblas.h>
 
 #include "cpu_ops.h"
+
+#define Q_BLOCK 64
 
 void cpu_attention(ft_backend *be, void *o_, const void *qkv_, int N, int T, int H, int hd) {
     float *o = o_;
     const float *qkv = qkv_;
-    int D = H * hd;
-    size_t ld = (size_t)3 * D; /* row stride of qkv */
+    int D = H * hd, ld = 3 * D; /* row stride of qkv */
     float scale = 1.0f / sqrtf((float)hd);
     size_t scratch_floats;
     float *scratch = cpu_scratch(be, &scratch_floats);
-    int max_threads = omp_get_max_threads();
-    if ((size_t)max_threads * T > scratch_floats) max_threads = (int)(scratch_floats / (size_t)T);
-    if (max_threads < 1) {
+    size_t block = (size_t)Q_BLOCK * T; /* scores of one task */
+    int threads = cpu_threads(be);
+    if ((size_t)threads * block > scratch_floats) threads = (int)(scratch_floats / block);
+    if (threads < 1) {
         ft_backend_fail(be, "attention: sequence length %d exceeds the CPU scratch", T);
         return;
     }
-    const int q_block = 16;
-    int n_qb = (T + q_block - 1) / q_block;
-#pragma omp parallel num_threads(max_threads) if ((size_t)N * H * T * T * hd > CPU_PAR_MIN)
+    int n_qb = (T + Q_BLOCK - 1) / Q_BLOCK;
+    long tasks = (long)N * H * n_qb;
+    if (threads > tasks) threads = (int)tasks;
+    if ((size_t)N * H * T * T * hd < CPU_PAR_MIN) threads = 1;
+    openblas_set_num_threads(1);
+#pragma omp parallel num_threads(threads)
     {
-        float *s = scratch + (size_t)omp_get_thread_num() * T;
-#pragma omp for collapse(3) schedule(static)
-        for (int n = 0; n < N; n++)
-            for (int h = 0; h < H; h++)
-                for (int qb = 0; qb < n_qb; qb++) {
-                    const float *base = qkv + (size_t)n * T * ld;
-                    const float *kbase = base + D + (size_t)h * hd;
-                    const float *vbase = base + 2 * D + (size_t)h * hd;
-                    int q_end = (qb + 1) * q_block < T ? (qb + 1) * q_block : T;
-                    for (int i = qb * q_block; i < q_end; i++) {
-                        const float *q = base + (size_t)i * ld + (size_t)h * hd;
-                        float mx = -INFINITY;
-                        for (int j = 0; j < T; j++) {
-                            const float *k = kbase + (size_t)j * ld;
-                            float dot = 0.0f;
-                            for (int e = 0; e < hd; e++) dot += q[e] * k[e];
-                            s[j] = dot * scale;
-                            if (s[j] > mx) mx = s[j];
-                        }
-                        float sum = 0.0f;
-                        for (int j = 0; j < T; j++) {
-                            s[j] = expf(s[j] - mx);
-                            sum += s[j];
-                        }
-                        float inv = 1.0f / sum;
-                        float *out = o + ((size_t)n * T + i) * D + (size_t)h * hd;
-                        memset(out, 0, (size_t)hd * sizeof(float));
-                        for (int j = 0; j < T; j++) {
-                            const float *v = vbase + (size_t)j * ld;
-                            float pj = s[j] * inv;
-                            for (int e = 0; e < hd; e++) out[e] += pj * v[e];
-                        }
-                    }
-                }
+        float *s = scratch + (size_t)omp_get_thread_num() * block;
+#pragma omp for schedule(static)
+        for (long task = 0; task < tasks; task++) {
+            int n = (int)(task / ((long)H * n_qb)), h = (int)(task / n_qb % H), qb = (int)(task % n_qb);
+            int q0 = qb * Q_BLOCK, rows = T - q0 < Q_BLOCK ? T - q0 : Q_BLOCK;
+            const float *base = qkv + (size_t)n * T * ld + (size_t)h * hd;
+            const float *q = base + (size_t)q0 * ld, *k = base + D, *v = base + 2 * D;
+            /* s[rows, T] = scale * q k^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, T, hd, scale, q, ld, k, ld, 0.0f, s, T);
+            for (int i = 0; i < rows; i++) {
+                float *row = s + (size_t)i * T, mx = -INFINITY, sum = 0.0f;
+                for (int j = 0; j < T; j++) mx = row[j] > mx ? row[j] : mx;
+                for (int j = 0; j < T; j++) sum += row[j] = expf(row[j] - mx);
+                float inv = 1.0f / sum;
+                for (int j = 0; j < T; j++) row[j] *= inv;
+            }
+            /* o[rows, hd] = s v, written into the merged-heads layout */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, T, 1.0f, s, T, v, ld, 0.0f,
+                        o + ((size_t)n * T + q0) * D + (size_t)h * hd, D);
+        }
     }
+    openblas_set_num_threads(cpu_threads(be));
 }

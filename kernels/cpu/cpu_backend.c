@@ -17,7 +17,10 @@
 
 typedef struct {
     float *scratch;
+    int n_threads;
 } cpu_impl;
+
+int cpu_threads(ft_backend *be) { return ((cpu_impl *)be->impl)->n_threads; }
 
 float *cpu_scratch(ft_backend *be, size_t *n_floats) {
     *n_floats = CPU_SCRATCH_FLOATS;
@@ -33,8 +36,8 @@ static void cpu_destroy(ft_backend *be) {
 }
 
 static void cpu_set_threads(ft_backend *be, int n) {
-    (void)be;
     if (n <= 0) n = omp_get_num_procs();
+    ((cpu_impl *)be->impl)->n_threads = n;
     omp_set_num_threads(n);
     openblas_set_num_threads(n);
 }

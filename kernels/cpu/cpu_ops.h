@@ -52,7 +52,9 @@ void cpu_to_rgb8(ft_backend *be, uint8_t *rgb, const float *img, int N, int C, i
 /* rng.c */
 void cpu_randn(ft_backend *be, float *out, size_t per_image, int n_images, const uint64_t *seeds);
 
-/* Scratch for im2col, owned by the backend (bytes). */
+/* Scratch owned by the backend (conv2d tiles, attention score blocks). */
 float *cpu_scratch(ft_backend *be, size_t *n_floats);
+/* Threads the backend was configured with (OpenMP regions and OpenBLAS). */
+int cpu_threads(ft_backend *be);
 
 #endif

@@ -69,8 +69,8 @@ void cpu_gated_residual(ft_backend *be, float *x, const void *a_, const float *g
  * reduction, round-to-nearest via the 1.5 * 2^23 trick); clamps to
  * [e^-87.3, e^88.3]. Branch-free so loops over it vectorise. */
 static inline float gn_expf(float x) {
-    x = x < -87.3f ? -87.3f : x;
-    x = x > 88.3f ? 88.3f : x;
+    x = x > -87.3f ? x : -87.3f; /* (NaN -> -87.3: no undefined float-to-int conversion below) */
+    x = x < 88.3f ? x : 88.3f;
     float r = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float f = x - r * 0.693359375f;
     f = f + r * 2.12194440e-4f;
@@ -138,7 +138,8 @@ void cpu_group_norm(ft_backend *be, float *y, const float *x, const float *gamma
                     int HW, int groups, float eps, int silu) {
     (void)be;
     int cg = C / groups;
-#pragma omp parallel for collapse(2) schedule(static)
+    /* small tensors stay on one thread: waking the team costs more than the work */
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW >= 65536)
     for (int n = 0; n < N; n++)
         for (int g = 0; g < groups; g++) {
             size_t off = ((size_t)n * C + (size_t)g * cg) * HW;

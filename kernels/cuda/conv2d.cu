@@ -15,9 +15,31 @@
 #include "elementwise.cuh"
 #include "gemm.cuh"
 
+/* Block row k of the column matrix: (ci, ki, kj) once per block, one
+ * division per element for the output pixel. */
 template <typename T>
-__global__ void im2col_kernel(T *col, const float *x, int S, int ksz, int pad, int up2x, size_t p0, size_t np,
-                              size_t K) {
+__global__ void im2col_rows_kernel(T *col, const float *x, int S, int ksz, int pad, int up2x, size_t p0, int np,
+                                   int So) {
+    const int k = blockIdx.y, kk = ksz * ksz;
+    const int ci = k / kk, r = k - ci * kk, ki = r / ksz, kj = r - ki * ksz;
+    const int Si = up2x ? 2 * S : S;
+    const float *plane = x + (size_t)ci * S * S;
+    T *dst = col + (size_t)k * np;
+    for (int pp = blockIdx.x * blockDim.x + threadIdx.x; pp < np; pp += gridDim.x * blockDim.x) {
+        size_t pix = p0 + (size_t)pp;
+        int oy = (int)(pix / (size_t)So), ox = (int)(pix - (size_t)oy * So);
+        int iy = oy + ki - pad, ix = ox + kj - pad;
+        float val = 0.0f;
+        if (iy >= 0 && iy < Si && ix >= 0 && ix < Si)
+            val = up2x ? plane[(size_t)(iy >> 1) * S + (ix >> 1)] : plane[(size_t)iy * S + ix];
+        dst[pp] = f_to_act<T>(val);
+    }
+}
+
+/* Any K (grid-stride over all K * np elements). */
+template <typename T>
+__global__ void im2col_flat_kernel(T *col, const float *x, int S, int ksz, int pad, int up2x, size_t p0, size_t np,
+                                   size_t K) {
     const int Si = up2x ? 2 * S : S;
     const int So = Si + 2 * pad - ksz + 1;
     const int kk = ksz * ksz;
@@ -40,9 +62,18 @@ cudaError_t launch_im2col(void *col, const float *x, int Cin, int S, int ksz, in
                           ft_dtype act, cudaStream_t stream) {
     size_t K = (size_t)Cin * ksz * ksz, total = K * np;
     if (!total) return cudaSuccess;
-    unsigned blocks = cu_blocks(total, 256);
-    if (blocks > 65536u) blocks = 65536u;
-    CU_ACT_DISPATCH(act, im2col_kernel<T><<<blocks, 256, 0, stream>>>((T *)col, x, S, ksz, pad, up2x, p0, np, K));
+    const int So = (up2x ? 2 * S : S) + 2 * pad - ksz + 1;
+    if (K <= 65535 && np <= 0x7fffffffu) {
+        size_t bx = (np + 255) / 256;
+        dim3 grid((unsigned)(bx < 65535 ? bx : 65535), (unsigned)K);
+        CU_ACT_DISPATCH(act, im2col_rows_kernel<T><<<grid, 256, 0, stream>>>((T *)col, x, S, ksz, pad, up2x, p0,
+                                                                             (int)np, So));
+    } else {
+        unsigned blocks = cu_blocks(total, 256);
+        if (blocks > 65536u) blocks = 65536u;
+        CU_ACT_DISPATCH(act, im2col_flat_kernel<T><<<blocks, 256, 0, stream>>>((T *)col, x, S, ksz, pad, up2x, p0,
+                                                                               np, K));
+    }
     return cudaGetLastError();
 }
 

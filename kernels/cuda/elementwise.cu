@@ -169,14 +169,28 @@ cudaError_t launch_to_rgb8(uint8_t *rgb, const float *img, int N, int C, int S, 
     return cudaGetLastError();
 }
 
+/* Block row (n, co) of the output: the bias is read once per block. */
+__global__ void channel_bias_rows_kernel(float *y, const float *bias, int Cout, size_t P) {
+    const float b = bias[blockIdx.y % (unsigned)Cout];
+    float *row = y + (size_t)blockIdx.y * P;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < P; i += (size_t)gridDim.x * blockDim.x)
+        row[i] = __fadd_rn(row[i], b);
+}
+
 __global__ void channel_bias_kernel(float *y, const float *bias, int Cout, size_t P, size_t total) {
     CU_FOR(i, total) y[i] = __fadd_rn(y[i], bias[(i / P) % (size_t)Cout]);
 }
 
 cudaError_t launch_channel_bias(float *y, const float *bias, int N, int Cout, size_t P, cudaStream_t st) {
-    size_t total = (size_t)N * Cout * P;
+    size_t total = (size_t)N * Cout * P, rows = (size_t)N * Cout;
     if (!total || !bias) return cudaSuccess;
-    channel_bias_kernel<<<ew_blocks(total), EW_THREADS, 0, st>>>(y, bias, Cout, P, total);
+    if (rows <= 65535) {
+        size_t bx = (P + EW_THREADS - 1) / EW_THREADS;
+        dim3 grid((unsigned)(bx < 1024 ? bx : 1024), (unsigned)rows);
+        channel_bias_rows_kernel<<<grid, EW_THREADS, 0, st>>>(y, bias, Cout, P);
+    } else {
+        channel_bias_kernel<<<ew_blocks(total), EW_THREADS, 0, st>>>(y, bias, Cout, P, total);
+    }
     return cudaGetLastError();
 }
 

@@ -9,8 +9,9 @@ from model import SiT
 
 
 def setup_threads(n=2):
-    # OpenBLAS' own pthread pool fights torch's OpenMP pool on 2 cores (it spin-waits); run_all.sh sets
-    # OPENBLAS_NUM_THREADS=1 before python starts. torch's intra-op pool uses the 2 cores.
+    # run_all.sh sets OPENBLAS_NUM_THREADS=1 (OpenBLAS' own pthread pool spin-waits against torch's OpenMP pool) and
+    # uses n = 1 by default: on this shared 2-core VM a 2-thread pool is no faster at micro-batch 32 when idle and
+    # ~10x slower whenever another process holds one of the cores.
     torch.set_num_threads(n)
 
 

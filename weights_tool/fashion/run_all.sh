@@ -13,7 +13,7 @@ RUN=${RUN:-runs/full}
 SEED=${SEED:-0}
 PRED_STEPS=${PRED_STEPS:-3600}
 REF_STEPS=${REF_STEPS:-1000}
-CLS_EPOCHS=${CLS_EPOCHS:-3}
+CLS_EPOCHS=${CLS_EPOCHS:-8}
 CLS_MAX_STEPS=${CLS_MAX_STEPS:-0}
 CKPT_EVERY=${CKPT_EVERY:-100}
 SAMPLE_EVERY=${SAMPLE_EVERY:-1000}
@@ -25,27 +25,30 @@ if [ "${SMOKE:-0}" = 1 ]; then
                --classifier "$RUN/export/fashion_classifier.safetensors" --report "$RUN/export/export_report.json")
   mkdir -p "$RUN/export"
 fi
-# torch's OpenMP pool uses the 2 cores; OpenBLAS' own pthread pool would spin against it.
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=2
+# One compute thread: measured as fast as 2 threads at micro-batch 32 on this 2-core VM when it is idle, and ~10x
+# faster when another process holds one core (a 2-thread OpenMP pool waits on its descheduled thread at every op).
+# OpenBLAS gets 1 thread too (its own pthread pool spin-waits against torch's).
+THREADS=${THREADS:-1}
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=$THREADS
 mkdir -p "$RUN"
 echo "[$(date -Is)] run_all start RUN=$RUN SEED=$SEED PRED_STEPS=$PRED_STEPS REF_STEPS=$REF_STEPS CLS_EPOCHS=$CLS_EPOCHS pid=$$"
 
 if [ ! -f "$RUN/classifier_final.pt" ]; then
   echo "[$(date -Is)] classifier"
-  $PY train_classifier.py --out "$RUN" --epochs "$CLS_EPOCHS" --max-steps-per-epoch "$CLS_MAX_STEPS" --seed "$SEED"
+  $PY train_classifier.py --out "$RUN" --epochs "$CLS_EPOCHS" --max-steps-per-epoch "$CLS_MAX_STEPS" --seed "$SEED" --threads "$THREADS"
 fi
 if [ ! -f "$RUN/predictor_ema.pt" ]; then
   echo "[$(date -Is)] predictor"
-  $PY train_predictor.py --out "$RUN" --steps "$PRED_STEPS" --seed "$SEED" --ckpt-every "$CKPT_EVERY" \
+  $PY train_predictor.py --out "$RUN" --steps "$PRED_STEPS" --seed "$SEED" --ckpt-every "$CKPT_EVERY" --threads "$THREADS" \
       --sample-every "$SAMPLE_EVERY"
 fi
 if [ ! -f "$RUN/refiner_final.pt" ]; then
   echo "[$(date -Is)] refiner"
   $PY train_refiner.py --out "$RUN" --teacher "$RUN/predictor_ema.pt" --steps "$REF_STEPS" --seed "$SEED" \
-      --ckpt-every "$CKPT_EVERY"
+      --ckpt-every "$CKPT_EVERY" --threads "$THREADS"
 fi
 echo "[$(date -Is)] export"
-$PY export.py --run "$RUN" "${EXPORT_ARGS[@]}"
+$PY export.py --run "$RUN" --threads "$THREADS" "${EXPORT_ARGS[@]}"
 $PY plot_loss.py --run "$RUN" --out "$RUN/loss.png"
 [ "${SMOKE:-0}" = 1 ] || cp "$RUN/loss.png" loss.png
 echo "[$(date -Is)] run_all done"

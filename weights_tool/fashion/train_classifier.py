@@ -10,7 +10,7 @@ Input: the generator's space, (N, 1, 32, 32) in [-1, 1] (28x28 padded with -1). 
     flatten 2048, fc1 2048->128, ReLU    -> features (128, penultimate layer, post-ReLU)
     fc2 128->10                          -> logits
 
-Training: Adam lr 1e-3 (x0.3 for the last epoch), batch 128, random translation by up to +-2 px (a roll of the padded
+Training: Adam lr 1e-3 (x0.3 for the last max(1, epochs // 4) epochs), batch 128, random translation by up to +-2 px (a roll of the padded
 image, which only moves -1 border pixels), dropout 0.3 on the features during training only. Seeded, resumable per
 epoch. Logs to <out>/classifier_loss.csv; the final weights to <out>/classifier_final.pt.
 """
@@ -111,7 +111,7 @@ def main():
     timer = Timer()
     while epoch < args.epochs:
         model.train()
-        lr = args.lr * (0.3 if epoch == args.epochs - 1 and args.epochs > 1 else 1.0)
+        lr = args.lr * (0.3 if args.epochs > 1 and epoch >= args.epochs - max(1, args.epochs // 4) else 1.0)
         for gparam in opt.param_groups:
             gparam["lr"] = lr
         torch.manual_seed(args.seed * 1000 + epoch)  # dropout masks

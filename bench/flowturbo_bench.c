@@ -1,0 +1,664 @@
+/*
+ * bench/flowturbo_bench.c — build/flowturbo-bench: the GPU benchmark.
+ *
+ * On randomly initialised full-size models written in process
+ * (bench/ft_random_model.h: SiT-XL/2 675 M, the 1-block refiner, the SD-VAE
+ * decoder; bf16 files, every layer non-zero) it measures, in one run:
+ *   1. the cuBLASLt GEMM rate (through the backend's linear op, captured in a
+ *      graph) at the model's own shapes: M = 2 B 256 for each batch B,
+ *      (N, K) = (3456, 1152) qkv, (1152, 1152) proj, (4608, 1152) fc1 + GELU,
+ *      (1152, 4608) fc2; plus the hoisted adaLN GEMM of a trajectory;
+ *   2. one network call (2B rows: CFG) of the predictor, the refiner, and a
+ *      VAE decode of B latents, each captured in a graph: ms and TFLOP/s;
+ *   3. whole samples through the public API (ft_generate; plan cache, inputs,
+ *      noise, latents download included) for each sampler and batch, with
+ *      and without CUDA graphs, and with the VAE decode: ms per batch,
+ *      ms/img, img/s;
+ * with the GPU's name, clocks, memory, peak memory use and the commit.
+ * Every number is the median of --reps runs after --warmup runs. Output:
+ * a markdown table on stdout (and --md FILE) and JSON (--json FILE).
+ *
+ *   build/flowturbo-bench [--batches 1,8,64] [--samplers heun:8,H1P5R3,H2P4R2,H8P9R5]
+ *       [--reps 5] [--warmup 1] [--preset xl|tiny] [--backend cuda|cpu] [--dtype bf16|f16]
+ *       [--weights-dir DIR] [--no-vae] [--no-eager] [--budget SECONDS] [--json F] [--md F]
+ *       [--commit SHA]
+ *
+ * --budget stops starting new measurements once that many seconds have
+ * passed (what is done is still reported). --preset tiny runs a small model
+ * (a smoke test of the benchmark itself, e.g. on the CPU backend).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#ifdef FT_WITH_CUDA
+#include <cuda_runtime.h>
+#endif
+
+#include "../engine/flowturbo.h"
+#include "../engine/sampler.h"
+#include "../engine/sit.h"
+#include "../engine/vae.h"
+#include "../kernels/backend.h"
+#include "ft_random_model.h"
+
+#define MAX_LIST 16
+#define MAX_ROWS 512
+
+/* ---- options ---- */
+
+typedef struct {
+    int batches[MAX_LIST], n_batches;
+    char samplers[MAX_LIST][32];
+    int n_samplers;
+    int reps, warmup;
+    int tiny, vae, eager;
+    ft_backend_kind backend;
+    ft_dtype dtype;
+    char weights_dir[512], json[512], md[512], commit[64];
+    double budget;
+} options;
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static double g_t0;
+static int over_budget(const options *o) { return o->budget > 0 && now_s() - g_t0 > o->budget; }
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static int parse_ints(const char *s, int *out) {
+    int n = 0;
+    while (*s && n < MAX_LIST) {
+        out[n++] = atoi(s);
+        s = strchr(s, ',');
+        if (!s) break;
+        s++;
+    }
+    return n;
+}
+
+static int parse_words(const char *s, char out[][32]) {
+    int n = 0;
+    while (*s && n < MAX_LIST) {
+        const char *e = strchr(s, ',');
+        size_t len = e ? (size_t)(e - s) : strlen(s);
+        if (len >= 32) len = 31;
+        memcpy(out[n], s, len);
+        out[n++][len] = 0;
+        if (!e) break;
+        s = e + 1;
+    }
+    return n;
+}
+
+/* ---- results ---- */
+
+typedef struct {
+    char what[48];
+    int M, N, K;
+    double ms, tflops;
+} gemm_res;
+
+typedef struct {
+    char model[16];
+    int batch, rows;
+    double ms, ms_img, tflops;
+} net_res;
+
+typedef struct {
+    char sampler[32];
+    int batch, graphs, decode;
+    double ms_batch, ms_img, img_s;
+} sample_res;
+
+static gemm_res g_gemm[64];
+static int g_n_gemm;
+static net_res g_net[32];
+static int g_n_net;
+static sample_res g_smp[256];
+static int g_n_smp;
+static double g_min_free = -1, g_total_mem;
+
+static void note_memory(void) {
+#ifdef FT_WITH_CUDA
+    size_t f = 0, t = 0;
+    if (cudaMemGetInfo(&f, &t) == cudaSuccess) {
+        if (g_min_free < 0 || (double)f < g_min_free) g_min_free = (double)f;
+        g_total_mem = (double)t;
+    } else {
+        cudaGetLastError();
+    }
+#endif
+}
+
+/* ---- timing of enqueued work ---- */
+
+typedef void (*emit_fn)(void *user);
+
+/* ms per emit(): `inner` calls per timed unit, in a graph when the backend
+ * has graphs; median of reps after warmup. */
+static double time_emit(ft_backend *be, emit_fn emit, void *user, int inner, const options *o) {
+    void *graph = NULL;
+    if (be->begin_capture) {
+        if (be->begin_capture(be) != FT_OK) return -1;
+        for (int i = 0; i < inner; i++) emit(user);
+        if (be->end_capture(be, &graph) != FT_OK) return -1;
+    }
+    double v[64];
+    int reps = o->reps > 64 ? 64 : o->reps;
+    for (int r = -o->warmup; r < reps; r++) {
+        double t0 = now_s();
+        if (graph) be->replay(be, graph);
+        else
+            for (int i = 0; i < inner; i++) emit(user);
+        if (be->sync(be) != FT_OK) {
+            if (graph) be->graph_free(be, graph);
+            return -1;
+        }
+        if (r >= 0) v[r] = (now_s() - t0) * 1e3 / inner;
+    }
+    if (graph) be->graph_free(be, graph);
+    note_memory();
+    return median(v, reps);
+}
+
+/* ---- 1. GEMM rate ---- */
+
+#define GEMM_COPIES 8
+
+typedef struct {
+    ft_backend *be;
+    void *x, *w[GEMM_COPIES], *y;
+    float *b;
+    int M, N, K, copies, next;
+    ft_epilogue epi;
+} gemm_job;
+
+/* Each call uses the next weight copy: the copies together exceed the L2, so
+ * the weights stream from memory as they do in the network. */
+static void emit_gemm(void *u) {
+    gemm_job *j = u;
+    void *w = j->w[j->next];
+    j->next = (j->next + 1) % j->copies;
+    j->be->linear(j->be, j->y, FT_BUF_ACT, j->x, w, j->b, j->M, j->N, j->K, j->epi);
+}
+
+static float *host_random(size_t n, double scale, uint64_t seed) {
+    float *h = malloc(n * sizeof(float));
+    if (!h) return NULL;
+#pragma omp parallel for schedule(static)
+    for (long i = 0; i < (long)n; i++) h[i] = (float)(scale * rm_normal(seed, (uint64_t)i));
+    return h;
+}
+
+/* Device buffer of n act values (or f32 when f32), random. */
+static void *dev_random(ft_backend *be, size_t n, double scale, uint64_t seed, int f32) {
+    float *h = host_random(n, scale, seed);
+    void *d = NULL;
+    size_t bytes = f32 ? n * 4 : be->weight_size(be, FT_WEIGHT_MATRIX, n);
+    if (!h || be->alloc(be, bytes, &d) != FT_OK) {
+        free(h);
+        return NULL;
+    }
+    ft_status st = be->upload_weight(be, d, h, FT_DTYPE_F32, n, f32 ? FT_WEIGHT_VECTOR : FT_WEIGHT_MATRIX);
+    free(h);
+    if (st != FT_OK) {
+        be->free(be, d);
+        return NULL;
+    }
+    return d;
+}
+
+static void bench_gemm(ft_backend *be, const char *what, int M, int N, int K, ft_epilogue epi, const options *o) {
+    if (over_budget(o) || g_n_gemm >= 64) return;
+    gemm_job j;
+    memset(&j, 0, sizeof j);
+    j.be = be, j.M = M, j.N = N, j.K = K, j.epi = epi;
+    size_t wbytes = (size_t)N * K * be->act_size;
+    j.copies = (int)((160u << 20) / (wbytes ? wbytes : 1)) + 1; /* >= 160 MiB of weights in rotation */
+    if (j.copies > GEMM_COPIES) j.copies = GEMM_COPIES;
+    int ok = 1;
+    j.x = dev_random(be, (size_t)M * K, 1.0, 1, 0);
+    for (int c = 0; c < j.copies; c++) ok &= (j.w[c] = dev_random(be, (size_t)N * K, 1.0 / sqrt(K), 2 + c, 0)) != NULL;
+    j.b = dev_random(be, (size_t)N, 0.1, 99, 1);
+    be->alloc(be, (size_t)M * N * be->act_size, &j.y);
+    double ms = -1;
+    if (ok && j.x && j.b && j.y) {
+        int inner = j.copies;
+        double flop = 2.0 * M * N * K;
+        while (inner < 64 && flop * inner < 2e12) inner += j.copies; /* >= ~2 ms of work per timed unit */
+        ms = time_emit(be, emit_gemm, &j, inner, o);
+    }
+    if (ms > 0) {
+        gemm_res *r = &g_gemm[g_n_gemm++];
+        snprintf(r->what, sizeof r->what, "%s", what);
+        r->M = M, r->N = N, r->K = K, r->ms = ms, r->tflops = 2.0 * M * N * K / (ms * 1e-3) / 1e12;
+        fprintf(stderr, "  gemm %-10s M=%-6d N=%-6d K=%-5d %8.3f ms %7.1f TFLOP/s\n", what, M, N, K, ms, r->tflops);
+    } else {
+        fprintf(stderr, "  gemm %s M=%d N=%d K=%d failed: %s\n", what, M, N, K, be->error);
+        be->error[0] = 0;
+    }
+    be->free(be, j.x), be->free(be, j.b), be->free(be, j.y);
+    for (int c = 0; c < j.copies; c++) be->free(be, j.w[c]);
+}
+
+/* ---- 2. network calls ---- */
+
+typedef struct {
+    ft_backend *be;
+    sit_model m;
+    st_file f;
+    int loaded;
+    sit_scratch s;
+    sit_cond_scratch cs;
+    float *x, *v, *t, *mod, *out;
+    int32_t *labels;
+    int N, x_batch;
+    void *bufs[32];
+    int n_bufs, failed;
+} net_job;
+
+static void *nalloc(net_job *j, size_t bytes) {
+    void *p = NULL;
+    if (j->n_bufs < 32 && j->be->alloc(j->be, bytes ? bytes : 16, &p) == FT_OK) j->bufs[j->n_bufs++] = p;
+    else j->failed = 1;
+    return p;
+}
+
+static void emit_net(void *u) {
+    net_job *j = u;
+    sit_forward(j->be, &j->m, &j->s, j->x, j->x_batch, j->v, j->mod, j->N, j->out);
+}
+
+static void net_free(net_job *j) {
+    for (int i = 0; i < j->n_bufs; i++) j->be->free(j->be, j->bufs[i]);
+    if (j->loaded) sit_free(j->be, &j->m);
+    if (j->f.base) st_close(&j->f);
+    memset(j, 0, sizeof *j);
+}
+
+/* FLOP of one forward over N rows (every GEMM, attention, patch embed). */
+static double sit_flop(const sit_config *c, int N) {
+    double T = c->tokens, D = c->hidden, F = c->mlp_hidden, rows = (double)N * T;
+    double per_block = 2 * rows * D * (3 * D + D + 2 * F) + 4.0 * N * T * T * D;
+    return c->depth * per_block + 2 * rows * D * c->final_out + 2 * rows * D * c->embed_channels * c->patch * c->patch;
+}
+
+static void bench_net(ft_backend *be, const char *path, ft_role role, int B, const options *o) {
+    if (over_budget(o) || g_n_net >= 32) return;
+    net_job j;
+    memset(&j, 0, sizeof j);
+    j.be = be;
+    ft_err err;
+    if (st_open(&j.f, path, &err) != FT_OK || sit_load(be, &j.f, role, &j.m, NULL, NULL, &err) != FT_OK) {
+        fprintf(stderr, "  %s: %s\n", path, err.msg);
+        net_free(&j);
+        return;
+    }
+    j.loaded = 1;
+    const sit_config *c = &j.m.cfg;
+    int N = 2 * B;
+    j.N = N;
+    j.x_batch = B;
+    size_t tok, h, qkv, fc1, fo, freq, hid, A = be->act_size;
+    sit_forward_sizes(c, N, &tok, &h, &qkv, &fc1, &fo);
+    sit_cond_sizes(c, N, &freq, &hid);
+    size_t state = (size_t)c->in_channels * c->input_size * c->input_size;
+    j.s.tokens = nalloc(&j, tok * 4), j.s.h = nalloc(&j, h * A), j.s.qkv = nalloc(&j, qkv * A);
+    j.s.attn = nalloc(&j, h * A), j.s.a = nalloc(&j, h * A), j.s.fc1 = nalloc(&j, fc1 * A), j.s.fo = nalloc(&j, fo * A);
+    j.cs.freq = nalloc(&j, freq * 4), j.cs.temb = nalloc(&j, hid * 4), j.cs.freq_act = nalloc(&j, freq * A);
+    j.cs.t_hidden = nalloc(&j, hid * A), j.cs.c_act = nalloc(&j, hid * A);
+    j.x = nalloc(&j, B * state * 4), j.v = c->is_refiner ? nalloc(&j, N * state * 4) : NULL;
+    j.t = nalloc(&j, N * 4), j.mod = nalloc(&j, (size_t)N * c->mod_width * 4), j.out = nalloc(&j, N * state * 4);
+    j.labels = nalloc(&j, N * 4);
+    int ok = !j.failed;
+    if (ok) {
+        float *hx = host_random(N * state, 1.0, 7), *ht = malloc(N * 4);
+        int32_t *hl = malloc(N * 4);
+        for (int i = 0; i < N && ht && hl; i++) ht[i] = 0.3f, hl[i] = i < B ? i % c->num_classes : c->num_classes;
+        ok = hx && ht && hl && be->upload(be, j.x, hx, B * state * 4) == FT_OK &&
+             (!j.v || be->upload(be, j.v, hx, N * state * 4) == FT_OK) && be->upload(be, j.t, ht, N * 4) == FT_OK &&
+             be->upload(be, j.labels, hl, N * 4) == FT_OK;
+        free(hx), free(ht), free(hl);
+        if (ok) sit_condition(be, &j.m, &j.cs, j.t, j.labels, N, j.mod);
+    }
+    double ms = ok ? time_emit(be, emit_net, &j, 3, o) : -1;
+    if (ms > 0) {
+        net_res *r = &g_net[g_n_net++];
+        snprintf(r->model, sizeof r->model, "%s", role == FT_ROLE_REFINER ? "refiner" : "predictor");
+        r->batch = B, r->rows = N, r->ms = ms, r->ms_img = ms / B;
+        r->tflops = sit_flop(c, N) / (ms * 1e-3) / 1e12;
+        fprintf(stderr, "  %-9s batch %-3d (%d rows): %8.3f ms/call %7.3f ms/img %7.1f TFLOP/s\n", r->model, B, N, ms,
+                r->ms_img, r->tflops);
+    } else {
+        fprintf(stderr, "  %s batch %d failed: %s\n", path, B, be->error);
+        be->error[0] = 0;
+    }
+    net_free(&j);
+}
+
+typedef struct {
+    ft_backend *be;
+    vae_model *m;
+    void *scratch;
+    float *lat, *img;
+    int B, S;
+} vae_job;
+
+static void emit_vae(void *u) {
+    vae_job *j = u;
+    vae_decode(j->be, j->m, j->scratch, j->lat, j->B, j->S, j->img);
+}
+
+static void bench_vae(ft_backend *be, const char *path, int B, const options *o) {
+    if (over_budget(o) || g_n_net >= 32) return;
+    st_file f;
+    ft_err err;
+    vae_job j = {be, NULL, NULL, NULL, NULL, B, o->tiny ? 16 : 32};
+    if (st_open(&f, path, &err) != FT_OK) {
+        fprintf(stderr, "  %s\n", err.msg);
+        return;
+    }
+    if (vae_load(be, &f, &j.m, NULL, NULL, &err) != FT_OK) {
+        fprintf(stderr, "  %s\n", err.msg);
+        st_close(&f);
+        return;
+    }
+    const vae_config *c = vae_get_config(j.m);
+    int IS = vae_image_size(j.m, j.S);
+    size_t lat = (size_t)B * c->latent_channels * j.S * j.S;
+    j.lat = dev_random(be, lat, 1.0, 9, 1);
+    be->alloc(be, vae_scratch_bytes(j.m, B, j.S), &j.scratch);
+    be->alloc(be, (size_t)B * c->out_channels * IS * IS * 4, (void **)&j.img);
+    double ms = j.lat && j.scratch && j.img ? time_emit(be, emit_vae, &j, 1, o) : -1;
+    if (ms > 0) {
+        net_res *r = &g_net[g_n_net++];
+        snprintf(r->model, sizeof r->model, "vae");
+        r->batch = B, r->rows = B, r->ms = ms, r->ms_img = ms / B, r->tflops = 0;
+        fprintf(stderr, "  vae       batch %-3d: %8.3f ms/decode %7.3f ms/img\n", B, ms, r->ms_img);
+    } else {
+        fprintf(stderr, "  vae batch %d failed: %s\n", B, be->error);
+        be->error[0] = 0;
+    }
+    be->free(be, j.lat), be->free(be, j.scratch), be->free(be, j.img);
+    vae_free(be, j.m);
+    st_close(&f);
+}
+
+/* ---- 3. whole samples (public API) ---- */
+
+static ft_context *open_context(const options *o, int graphs, const char *pred, const char *ref, const char *vae) {
+    ft_context_params cp;
+    ft_context_params_init(&cp);
+    cp.backend = o->backend;
+    cp.compute_dtype = o->dtype;
+    cp.use_graphs = graphs;
+    ft_context *ctx = ft_context_new(&cp);
+    if (!ctx) return NULL;
+    if (ft_load(ctx, FT_ROLE_PREDICTOR, pred) != FT_OK || ft_load(ctx, FT_ROLE_REFINER, ref) != FT_OK ||
+        (vae && ft_load(ctx, FT_ROLE_VAE, vae) != FT_OK)) {
+        fprintf(stderr, "loading models: %s\n", ft_last_error(ctx));
+        ft_context_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+static void bench_sample(ft_context *ctx, const char *sampler, int B, int graphs, int decode, const options *o) {
+    if (over_budget(o) || g_n_smp >= 256) return;
+    ft_output_shape sh;
+    ft_get_output_shape(ctx, &sh);
+    size_t lat = (size_t)B * sh.latent_channels * sh.latent_size * sh.latent_size;
+    size_t img = (size_t)B * sh.image_size * sh.image_size * 3;
+    float *l = malloc(lat * 4);
+    uint8_t *im = decode ? malloc(img) : NULL;
+    int *labels = malloc((size_t)B * sizeof(int));
+    for (int i = 0; i < B && labels; i++) labels[i] = (i * 37) % 1000 % (o->tiny ? 10 : 1000);
+    ft_generate_params gp;
+    ft_generate_params_init(&gp);
+    gp.num_images = B;
+    gp.batch_size = B;
+    gp.labels = labels;
+    gp.sampler = sampler;
+    gp.cfg_scale = 1.5f; /* the paper's FID setting: guided, 2B rows per call */
+    double v[64];
+    int reps = o->reps > 64 ? 64 : o->reps, ok = l && labels && (!decode || im);
+    for (int r = -o->warmup; ok && r < reps; r++) {
+        gp.seed = 1000 + (uint64_t)(r + o->warmup) * B;
+        double t0 = now_s();
+        ok = ft_generate(ctx, &gp, l, im) == FT_OK;
+        if (r >= 0) v[r] = (now_s() - t0) * 1e3;
+    }
+    note_memory();
+    if (ok) {
+        sample_res *s = &g_smp[g_n_smp++];
+        snprintf(s->sampler, sizeof s->sampler, "%s", sampler);
+        s->batch = B, s->graphs = graphs, s->decode = decode;
+        s->ms_batch = median(v, reps);
+        s->ms_img = s->ms_batch / B;
+        s->img_s = 1e3 / s->ms_img;
+        fprintf(stderr, "  %-8s batch %-3d %-6s %-8s %9.2f ms/batch %8.3f ms/img %8.1f img/s\n", sampler, B,
+                graphs ? "graph" : "eager", decode ? "+decode" : "latents", s->ms_batch, s->ms_img, s->img_s);
+    } else {
+        fprintf(stderr, "  %s batch %d %s failed: %s\n", sampler, B, graphs ? "graph" : "eager", ft_last_error(ctx));
+    }
+    free(l), free(im), free(labels);
+}
+
+/* ---- output ---- */
+
+static void device_json(FILE *f, const options *o) {
+    fprintf(f, "  \"device\": {");
+#ifdef FT_WITH_CUDA
+    int dev = 0, clk = 0, mclk = 0, drv = 0, rt = 0;
+    struct cudaDeviceProp p;
+    if (o->backend != FT_BACKEND_CPU && cudaGetDeviceProperties(&p, dev) == cudaSuccess) {
+        cudaDeviceGetAttribute(&clk, cudaDevAttrClockRate, dev);
+        cudaDeviceGetAttribute(&mclk, cudaDevAttrMemoryClockRate, dev);
+        cudaDriverGetVersion(&drv);
+        cudaRuntimeGetVersion(&rt);
+        fprintf(f,
+                "\"name\": \"%s\", \"cc\": \"%d.%d\", \"sms\": %d, \"max_sm_clock_mhz\": %d, \"max_mem_clock_mhz\": "
+                "%d, \"memory_mib\": %.0f, \"l2_mib\": %.1f, \"driver\": %d, \"runtime\": %d",
+                p.name, p.major, p.minor, p.multiProcessorCount, clk / 1000, mclk / 1000, p.totalGlobalMem / 1048576.0,
+                p.l2CacheSize / 1048576.0, drv, rt);
+        cudaGetLastError();
+    } else
+#endif
+        fprintf(f, "\"name\": \"%s\"", o->backend == FT_BACKEND_CPU ? "cpu" : "unknown");
+    fprintf(f, "},\n");
+}
+
+static void write_json(const options *o, const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "cannot write %s\n", path);
+        return;
+    }
+    fprintf(f, "{\n  \"tool\": \"flowturbo-bench\",\n  \"impl\": \"flowturbo\",\n  \"commit\": \"%s\",\n", o->commit);
+    device_json(f, o);
+    fprintf(f, "  \"config\": {\"preset\": \"%s\", \"dtype\": \"%s\", \"reps\": %d, \"warmup\": %d, \"cfg_scale\": 1.5},\n",
+            o->tiny ? "tiny" : "SiT-XL/2 + refiner + SD-VAE", o->dtype == FT_DTYPE_F16 ? "f16" : "bf16", o->reps,
+            o->warmup);
+    double peak = g_min_free >= 0 ? (g_total_mem - g_min_free) / 1048576.0 : -1;
+    fprintf(f, "  \"peak_device_mib\": %.0f,\n  \"gemm\": [", peak);
+    for (int i = 0; i < g_n_gemm; i++)
+        fprintf(f, "%s\n    {\"what\": \"%s\", \"M\": %d, \"N\": %d, \"K\": %d, \"ms\": %.5f, \"tflops\": %.2f}",
+                i ? "," : "", g_gemm[i].what, g_gemm[i].M, g_gemm[i].N, g_gemm[i].K, g_gemm[i].ms, g_gemm[i].tflops);
+    fprintf(f, "\n  ],\n  \"network\": [");
+    for (int i = 0; i < g_n_net; i++)
+        fprintf(f,
+                "%s\n    {\"model\": \"%s\", \"batch\": %d, \"rows\": %d, \"ms\": %.5f, \"ms_per_img\": %.5f, "
+                "\"tflops\": %.2f}",
+                i ? "," : "", g_net[i].model, g_net[i].batch, g_net[i].rows, g_net[i].ms, g_net[i].ms_img,
+                g_net[i].tflops);
+    fprintf(f, "\n  ],\n  \"samples\": [");
+    for (int i = 0; i < g_n_smp; i++)
+        fprintf(f,
+                "%s\n    {\"sampler\": \"%s\", \"batch\": %d, \"graphs\": %s, \"decode\": %s, \"ms_per_batch\": "
+                "%.4f, \"ms_per_img\": %.4f, \"img_per_s\": %.2f}",
+                i ? "," : "", g_smp[i].sampler, g_smp[i].batch, g_smp[i].graphs ? "true" : "false",
+                g_smp[i].decode ? "true" : "false", g_smp[i].ms_batch, g_smp[i].ms_img, g_smp[i].img_s);
+    fprintf(f, "\n  ]\n}\n");
+    fclose(f);
+}
+
+static void write_md(FILE *f, const options *o) {
+    fprintf(f, "## flowturbo-bench (commit %s, %s, median of %d after %d warm-up)\n\n", o->commit,
+            o->dtype == FT_DTYPE_F16 ? "fp16" : "bf16", o->reps, o->warmup);
+    fprintf(f, "| GEMM | M | N | K | ms | TFLOP/s |\n|---|---:|---:|---:|---:|---:|\n");
+    for (int i = 0; i < g_n_gemm; i++)
+        fprintf(f, "| %s | %d | %d | %d | %.4f | %.1f |\n", g_gemm[i].what, g_gemm[i].M, g_gemm[i].N, g_gemm[i].K,
+                g_gemm[i].ms, g_gemm[i].tflops);
+    fprintf(f, "\n| network call (CFG: 2B rows) | batch | ms/call | ms/img | TFLOP/s |\n|---|---:|---:|---:|---:|\n");
+    for (int i = 0; i < g_n_net; i++)
+        fprintf(f, "| %s | %d | %.3f | %.3f | %.1f |\n", g_net[i].model, g_net[i].batch, g_net[i].ms, g_net[i].ms_img,
+                g_net[i].tflops);
+    fprintf(f, "\n| sampler | batch | mode | output | ms/batch | ms/img | img/s |\n|---|---:|---|---|---:|---:|---:|\n");
+    for (int i = 0; i < g_n_smp; i++)
+        fprintf(f, "| %s | %d | %s | %s | %.2f | %.3f | %.1f |\n", g_smp[i].sampler, g_smp[i].batch,
+                g_smp[i].graphs ? "graph" : "eager", g_smp[i].decode ? "+VAE" : "latents", g_smp[i].ms_batch,
+                g_smp[i].ms_img, g_smp[i].img_s);
+    if (g_min_free >= 0) fprintf(f, "\npeak device memory in use: %.0f MiB\n", (g_total_mem - g_min_free) / 1048576.0);
+}
+
+/* Writes --md / --json with what is measured so far (a killed run keeps it). */
+static void flush_outputs(const options *o) {
+    if (o->md[0]) {
+        FILE *f = fopen(o->md, "w");
+        if (f) write_md(f, o), fclose(f);
+    }
+    if (o->json[0]) write_json(o, o->json);
+}
+
+/* ---- main ---- */
+
+static int ensure_models(const options *o, char *pred, char *ref, char *vae, size_t n) {
+    mkdir(o->weights_dir, 0755);
+    snprintf(pred, n, "%s/%s-pred.safetensors", o->weights_dir, o->tiny ? "tiny" : "xl2");
+    snprintf(ref, n, "%s/%s-ref.safetensors", o->weights_dir, o->tiny ? "tiny" : "xl2");
+    snprintf(vae, n, "%s/%s-vae.safetensors", o->weights_dir, o->tiny ? "tiny" : "sd");
+    rm_sit_cfg p = rm_sit_xl2(0), r = rm_sit_xl2(1);
+    rm_vae_cfg v = rm_sd_vae();
+    if (o->tiny) {
+        rm_sit_cfg tp = {0, 16, 4, 2, 144, 2, 2, 10, 1, 3, 4.0};
+        rm_vae_cfg tv = {4, 3, 1, 8, 2, {16, 32}, 0.18215};
+        p = tp, r = tp, r.refiner = 1, r.depth = 1, v = tv;
+    }
+    char err[256];
+    struct stat st;
+    double t0 = now_s();
+    /* files are deterministic in (config, seed): reuse what exists */
+    if (stat(pred, &st) != 0 && !rm_write_sit(pred, &p, 1, 1, err, sizeof err)) goto fail;
+    if (stat(ref, &st) != 0 && !rm_write_sit(ref, &r, 2, 1, err, sizeof err)) goto fail;
+    if (o->vae && stat(vae, &st) != 0 && !rm_write_vae(vae, &v, 3, 1, err, sizeof err)) goto fail;
+    fprintf(stderr, "random models ready in %s (%.1f s)\n", o->weights_dir, now_s() - t0);
+    return 1;
+fail:
+    fprintf(stderr, "cannot write random models: %s\n", err);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    options o;
+    memset(&o, 0, sizeof o);
+    o.n_batches = parse_ints("1,8,64", o.batches);
+    o.n_samplers = parse_words("heun:8,H1P5R3,H2P4R2,H8P9R5", o.samplers);
+    o.reps = 5;
+    o.warmup = 1;
+    o.vae = 1;
+    o.eager = 1;
+    o.backend = FT_BACKEND_CUDA;
+    o.dtype = FT_DTYPE_BF16;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(o.weights_dir, sizeof o.weights_dir, "%s/flowturbo-bench", tmp ? tmp : "/tmp");
+    snprintf(o.commit, sizeof o.commit, "%s", getenv("FT_COMMIT") ? getenv("FT_COMMIT") : "unknown");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define ARG(name) (!strcmp(a, name) && v && (i++, 1))
+        if (ARG("--batches")) o.n_batches = parse_ints(v, o.batches);
+        else if (ARG("--samplers")) o.n_samplers = parse_words(v, o.samplers);
+        else if (ARG("--reps")) o.reps = atoi(v) > 0 ? atoi(v) : 1;
+        else if (ARG("--warmup")) o.warmup = atoi(v) >= 0 ? atoi(v) : 0;
+        else if (ARG("--preset")) o.tiny = !strcmp(v, "tiny");
+        else if (ARG("--backend")) o.backend = !strcmp(v, "cpu") ? FT_BACKEND_CPU : FT_BACKEND_CUDA;
+        else if (ARG("--dtype")) o.dtype = !strcmp(v, "f16") ? FT_DTYPE_F16 : FT_DTYPE_BF16;
+        else if (ARG("--weights-dir")) snprintf(o.weights_dir, sizeof o.weights_dir, "%s", v);
+        else if (ARG("--json")) snprintf(o.json, sizeof o.json, "%s", v);
+        else if (ARG("--md")) snprintf(o.md, sizeof o.md, "%s", v);
+        else if (ARG("--commit")) snprintf(o.commit, sizeof o.commit, "%s", v);
+        else if (ARG("--budget")) o.budget = atof(v);
+        else if (!strcmp(a, "--no-vae")) o.vae = 0;
+        else if (!strcmp(a, "--no-eager")) o.eager = 0;
+        else {
+            fprintf(stderr, "usage: see the header of bench/flowturbo_bench.c (unknown argument '%s')\n", a);
+            return 2;
+        }
+#undef ARG
+    }
+    g_t0 = now_s();
+    char err[512];
+    ft_backend *be = ft_backend_create(o.backend, 0, 0, o.dtype, err, sizeof err);
+    if (!be) {
+        fprintf(stderr, "flowturbo-bench: no %s backend: %s\n", o.backend == FT_BACKEND_CPU ? "cpu" : "cuda", err);
+        return 3;
+    }
+    char pred[600], ref[600], vae[600];
+    if (!ensure_models(&o, pred, ref, vae, sizeof pred)) return 4;
+    note_memory();
+
+    fprintf(stderr, "1. GEMM rate at the model's shapes (%s backend)\n", be->name);
+    int D = o.tiny ? 144 : 1152, F = 4 * D, T = o.tiny ? 64 : 256;
+    for (int b = 0; b < o.n_batches; b++) {
+        int M = 2 * o.batches[b] * T;
+        bench_gemm(be, "qkv", M, 3 * D, D, FT_EPI_NONE, &o);
+        bench_gemm(be, "proj", M, D, D, FT_EPI_NONE, &o);
+        bench_gemm(be, "fc1+gelu", M, F, D, FT_EPI_GELU_TANH, &o);
+        bench_gemm(be, "fc2", M, D, F, FT_EPI_NONE, &o);
+    }
+    /* the hoisted adaLN GEMM of an H1P5R3 trajectory at batch 8: 7 points x 16 rows */
+    bench_gemm(be, "adaLN", 7 * 16, (o.tiny ? 2 : 28) * 6 * D + 2 * D, D, FT_EPI_NONE, &o);
+    flush_outputs(&o);
+
+    fprintf(stderr, "2. network calls (graph replay)\n");
+    for (int b = 0; b < o.n_batches; b++) {
+        bench_net(be, pred, FT_ROLE_PREDICTOR, o.batches[b], &o);
+        bench_net(be, ref, FT_ROLE_REFINER, o.batches[b], &o);
+        if (o.vae) bench_vae(be, vae, o.batches[b], &o);
+    }
+    be->destroy(be);
+    flush_outputs(&o);
+
+    fprintf(stderr, "3. whole samples (public API)\n");
+    /* graph and eager contexts side by side, so a budget cut keeps both modes of the first batches */
+    ft_context *cg = open_context(&o, 1, pred, ref, o.vae ? vae : NULL);
+    ft_context *ce = o.eager ? open_context(&o, 0, pred, ref, NULL) : NULL;
+    for (int b = 0; cg && b < o.n_batches; b++)
+        for (int s = 0; s < o.n_samplers; s++) {
+            bench_sample(cg, o.samplers[s], o.batches[b], 1, 0, &o);
+            if (o.vae) bench_sample(cg, o.samplers[s], o.batches[b], 1, 1, &o);
+            if (ce) bench_sample(ce, o.samplers[s], o.batches[b], 0, 0, &o);
+            flush_outputs(&o);
+        }
+    ft_context_free(cg);
+    ft_context_free(ce);
+    if (over_budget(&o)) fprintf(stderr, "time budget of %.0f s reached: later measurements skipped\n", o.budget);
+    write_md(stdout, &o);
+    flush_outputs(&o);
+    return 0;
+}
