@@ -245,6 +245,28 @@ ft_status ft_sampler_check(ft_context *ctx, const char *sampler) {
     return sampler_parse(sampler, &cfg, ctx ? &ctx->err : NULL);
 }
 
+ft_status ft_sampler_describe(const char *sampler, ft_sampler_info *info, char *err, size_t err_size) {
+    ft_sampler_cfg cfg;
+    ft_err e;
+    ft_status st = sampler_parse(sampler, &cfg, &e);
+    if (st != FT_OK) {
+        if (err && err_size) snprintf(err, err_size, "%s", e.msg);
+        return st;
+    }
+    if (info) {
+        memset(info, 0, sizeof *info);
+        snprintf(info->name, sizeof info->name, "%s", cfg.name);
+        info->euler = cfg.euler;
+        info->steps = cfg.steps;
+        info->heun_blocks = cfg.n_h;
+        info->pseudo_blocks = cfg.n_p;
+        info->refiner_blocks = cfg.n_r;
+        info->predictor_calls = sampler_predictor_calls(&cfg);
+        info->refiner_calls = sampler_refiner_calls(&cfg);
+    }
+    return FT_OK;
+}
+
 void ft_noise(float *out, int n, int channels, int size, uint64_t seed) {
     size_t per_image = (size_t)channels * size * size;
     for (int b = 0; b < n; b++)

@@ -147,6 +147,18 @@ ft_status ft_generate(ft_context *ctx, const ft_generate_params *params, float *
 ft_status ft_decode(ft_context *ctx, const float *latents, int n, int latent_size, uint8_t *images_out);
 int ft_decoded_size(const ft_context *ctx, int latent_size);
 
+/* What a sampler string means (no context needed). */
+typedef struct {
+    char name[32];   /* canonical form: "H1P5R3", "heun:8", "euler:50" */
+    int euler;       /* 1 for euler:N */
+    int steps;       /* N: points of the time grid minus one */
+    int heun_blocks, pseudo_blocks, refiner_blocks;
+    int predictor_calls, refiner_calls; /* network calls per trajectory (2B rows each with guidance) */
+} ft_sampler_info;
+
+/* Parses a sampler string; on failure writes the reason to err (may be NULL). */
+ft_status ft_sampler_describe(const char *sampler, ft_sampler_info *info, char *err, size_t err_size);
+
 /* Checks a sampler string without running it. On failure the reason is in
  * ft_last_error(ctx) (ctx may be NULL, then no message is kept). */
 ft_status ft_sampler_check(ft_context *ctx, const char *sampler);

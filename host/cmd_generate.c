@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include "../engine/flowturbo.h"
-#include "../engine/sampler.h"
 #include "cli_engine.h"
 #include "cli_options.h"
 #include "commands.h"
@@ -101,10 +100,10 @@ int cmd_generate(int argc, char **argv) {
     if (pr != CLI_OK) return pr == CLI_HELP ? 0 : EXIT_USAGE;
     if (!a.model) return cli_usage_error(&spec, "missing -m/--model FILE (the velocity predictor)");
     if (engine_opts_check(&spec, &a.eo)) return EXIT_USAGE;
-    ft_sampler_cfg sc;
-    ft_err serr;
-    if (sampler_parse(a.sampler, &sc, &serr) != FT_OK)
-        return cli_usage_error(&spec, "option '--sampler': %s", serr.msg);
+    ft_sampler_info sc;
+    char serr[512];
+    if (ft_sampler_describe(a.sampler, &sc, serr, sizeof serr) != FT_OK)
+        return cli_usage_error(&spec, "option '--sampler': %s", serr);
     if (a.batch < 1) return cli_usage_error(&spec, "option '--batch' must be >= 1, got %d", a.batch);
     if (cli_seen(&spec, "num") && a.num < 1) return cli_usage_error(&spec, "option '--num' must be >= 1, got %d", a.num);
     if (cli_seen(&spec, "grid-cols") && a.grid_cols < 1)
@@ -115,11 +114,11 @@ int cmd_generate(int argc, char **argv) {
     class_list cl = {0, 0, NULL};
     if (a.classes && class_list_parse(a.classes, &cl, &err) != 0)
         return cli_usage_error(&spec, "option '--class': %s", err.msg);
-    if (sc.n_r > 0 && !a.refiner) {
+    if (sc.refiner_blocks > 0 && !a.refiner) {
         class_list_free(&cl);
         return cli_usage_error(&spec, "sampler %s has %d refiner step(s): pass the refiner with --refiner FILE "
                                "(or pick a sampler without R, e.g. --sampler H%dP%d)",
-                               sc.name, sc.n_r, sc.n_h, sc.n_p + sc.n_r);
+                               sc.name, sc.refiner_blocks, sc.heun_blocks, sc.pseudo_blocks + sc.refiner_blocks);
     }
     int want_images = !(a.latents_out && !cli_seen(&spec, "output") && !a.grid);
     uint64_t seed = a.seed >= 0 ? (uint64_t)a.seed : random_seed();
@@ -240,7 +239,7 @@ int cmd_generate(int argc, char **argv) {
     if (want_images) {
         params_ctx pc = {&a, labels, n, seed,
                          {sc.steps, sc.name, a.cfg_scale, shape.image_size, shape.image_size, a.model,
-                          sc.n_r > 0 ? a.refiner : NULL, a.vae, a.noise}};
+                          sc.refiner_blocks > 0 ? a.refiner : NULL, a.vae, a.noise}};
         image_output io = {images, n, shape.image_size, !a.vae && shape.latent_channels == 1, a.output, a.grid,
                            a.grid_cols, image_text, &pc, 0};
         if (write_images(&io, &err) != 0) {

@@ -20,7 +20,6 @@
 #include <unistd.h>
 
 #include "../engine/flowturbo.h"
-#include "../engine/sampler.h"
 #include "cli_engine.h"
 #include "cli_options.h"
 #include "commands.h"
@@ -133,12 +132,12 @@ int cmd_sample_fid(int argc, char **argv) {
     if (a.out_alias) a.out = a.out_alias;
     if (!a.model) return cli_usage_error(&spec, "missing -m/--model FILE (the velocity predictor)");
     if (engine_opts_check(&spec, &a.eo)) return EXIT_USAGE;
-    ft_sampler_cfg sc;
-    ft_err serr;
-    if (sampler_parse(a.sampler, &sc, &serr) != FT_OK) return cli_usage_error(&spec, "option '--sampler': %s", serr.msg);
-    if (sc.n_r > 0 && !a.refiner)
+    ft_sampler_info sc;
+    char serr[512];
+    if (ft_sampler_describe(a.sampler, &sc, serr, sizeof serr) != FT_OK) return cli_usage_error(&spec, "option '--sampler': %s", serr);
+    if (sc.refiner_blocks > 0 && !a.refiner)
         return cli_usage_error(&spec, "sampler %s has %d refiner step(s): pass the refiner with --refiner FILE",
-                               sc.name, sc.n_r);
+                               sc.name, sc.refiner_blocks);
     if (a.num < 1 || a.num > INT32_MAX) return cli_usage_error(&spec, "option '--num' must be in 1..2147483647, got %lld", (long long)a.num);
     if (a.batch < 1) return cli_usage_error(&spec, "option '--batch' must be >= 1, got %d", a.batch);
     if (a.seed < 0)
@@ -189,7 +188,7 @@ int cmd_sample_fid(int argc, char **argv) {
     /* everything that decides the bytes of the output */
     snprintf(config, sizeof config, "format: flowturbo-fid 1\n");
     if (add_fingerprint(config, sizeof config, "model", a.model, &err) != 0 ||
-        add_fingerprint(config, sizeof config, "refiner", sc.n_r > 0 ? a.refiner : NULL, &err) != 0 ||
+        add_fingerprint(config, sizeof config, "refiner", sc.refiner_blocks > 0 ? a.refiner : NULL, &err) != 0 ||
         add_fingerprint(config, sizeof config, "vae", a.vae, &err) != 0) {
         cli_error("sample-fid", "%s", err.msg);
         goto out;

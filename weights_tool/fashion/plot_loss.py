@@ -1,4 +1,5 @@
-"""Plot the loss curves of a run (predictor, refiner, classifier) into one PNG."""
+"""Plot the loss curves of a run (predictor, refiner, classifier) into one PNG, then summarise the run
+(summarize.py: <run>/summary.md; for runs/full also loss.png and the RESULTS block of TRAINING.md)."""
 import argparse
 import csv
 import os
@@ -71,6 +72,14 @@ def main():
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
     print(f"wrote {args.out}")
+    # run summary (summary.md in the run; for the full run also the RESULTS block of TRAINING.md)
+    import summarize
+    full = os.path.abspath(args.run) == os.path.join(summarize.HERE, "runs", "full")
+    if full and os.path.abspath(args.out) != os.path.join(summarize.HERE, "loss.png"):
+        import shutil
+        shutil.copyfile(args.out, os.path.join(summarize.HERE, "loss.png"))
+    print(summarize.summarize(args.run, training_md=os.path.join(summarize.HERE, "TRAINING.md") if full else None,
+                              plot=os.path.join(summarize.HERE, "loss.png") if full else None))
 
 
 if __name__ == "__main__":
