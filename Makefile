@@ -100,6 +100,9 @@ $(BUILD)/include/flowturbo.h: engine/flowturbo.h
 $(BUILD)/flowturbo: $(CLI_OBJ) $(BUILD)/libflowturbo.a
 	$(CC) $(CLI_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) -o $@
 
+# The CLI embeds the default (Fashion-MNIST) models with .incbin.
+$(BUILD)/obj/host/default_model.o: host/models/fashion_sit.safetensors host/models/fashion_refiner.safetensors
+
 # Tests link the host helpers too (everything in host/ but the CLI's main).
 HOST_LIB_OBJ := $(filter-out $(BUILD)/obj/host/main.o,$(CLI_OBJ))
 

@@ -227,6 +227,12 @@ ft_status ft_model_get_info(const ft_context *ctx, ft_role role, ft_model_info *
     return FT_OK;
 }
 
+const char *ft_class_name(const ft_context *ctx, int class_id) {
+    if (!ctx || !ctx->has_pred || !ctx->pred.class_name || class_id < 0 || class_id >= ctx->pred.cfg.num_classes)
+        return NULL;
+    return ctx->pred.class_name[class_id];
+}
+
 static int is_pixel_space(const sit_model *m) { return m->cfg.in_channels == 1 || m->cfg.in_channels == 3; }
 
 ft_status ft_get_output_shape(const ft_context *ctx, ft_output_shape *shape) {

@@ -112,6 +112,8 @@ typedef struct {
 } ft_model_info;
 
 ft_status ft_model_get_info(const ft_context *ctx, ft_role role, ft_model_info *info);
+/* Name of a class from the predictor's optional "class_names" metadata, or NULL. */
+const char *ft_class_name(const ft_context *ctx, int class_id);
 
 /* Shape of what ft_generate writes for the loaded models. */
 typedef struct {

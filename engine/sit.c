@@ -150,22 +150,51 @@ static ft_status build_specs(sit_model *m, ft_wspec_list *l) {
     return st;
 }
 
+/* Optional "class_names" metadata: num_classes comma-separated names. */
+static ft_status read_class_names(const st_file *f, sit_model *m, ft_err *err) {
+    const char *names = st_meta(f, "class_names");
+    if (!names) return FT_OK;
+    size_t len = strlen(names);
+    m->class_names = malloc(len + 1);
+    m->class_name = calloc((size_t)m->cfg.num_classes, sizeof *m->class_name);
+    if (!m->class_names || !m->class_name) return ft_fail(err, FT_ERR_OUT_OF_MEMORY, "out of memory");
+    memcpy(m->class_names, names, len + 1);
+    int n = 0;
+    for (char *p = m->class_names, *next; p; p = next) {
+        next = strchr(p, ',');
+        if (next) *next++ = 0;
+        if (n < m->cfg.num_classes) m->class_name[n] = p;
+        n++;
+    }
+    if (n != m->cfg.num_classes)
+        return ft_fail(err, FT_ERR_FORMAT, "%s: metadata 'class_names' lists %d names for %d classes", f->path, n,
+                       m->cfg.num_classes);
+    return FT_OK;
+}
+
 ft_status sit_load(ft_backend *be, const st_file *f, ft_role role, sit_model *m, ft_load_progress progress,
                    void *user, ft_err *err) {
     memset(m, 0, sizeof *m);
     ft_status st = sit_config_read(f, role, &m->cfg, err);
-    if (st != FT_OK) return st;
+    if (st == FT_OK) st = read_class_names(f, m, err);
+    if (st != FT_OK) {
+        free(m->class_names);
+        free(m->class_name);
+        memset(m, 0, sizeof *m);
+        return st;
+    }
     const char *src = st_meta(f, "source");
     snprintf(m->source, sizeof m->source, "%s", src ? src : f->path);
     m->blocks = calloc((size_t)m->cfg.depth, sizeof *m->blocks);
-    if (!m->blocks) return ft_fail(err, FT_ERR_OUT_OF_MEMORY, "out of memory");
+    if (!m->blocks) st = ft_fail(err, FT_ERR_OUT_OF_MEMORY, "out of memory");
     ft_wspec_list specs = {0};
-    st = build_specs(m, &specs);
-    if (st != FT_OK) st = ft_fail(err, st, "out of memory");
-    else st = weights_load(be, f, &specs, &m->arena, &m->n_params, progress, user, err);
+    if (st == FT_OK && (st = build_specs(m, &specs)) != FT_OK) st = ft_fail(err, st, "out of memory");
+    if (st == FT_OK) st = weights_load(be, f, &specs, &m->arena, &m->n_params, progress, user, err);
     wspec_free(&specs);
     if (st != FT_OK) {
         free(m->blocks);
+        free(m->class_names);
+        free(m->class_name);
         memset(m, 0, sizeof *m);
     }
     return st;
@@ -175,6 +204,8 @@ void sit_free(ft_backend *be, sit_model *m) {
     if (!m) return;
     if (m->arena) be->free(be, m->arena);
     free(m->blocks);
+    free(m->class_names);
+    free(m->class_name);
     memset(m, 0, sizeof *m);
 }
 

@@ -42,6 +42,8 @@ typedef struct {
     void *arena; /* the one backend allocation */
     size_t n_params;
     char source[256];
+    char *class_names;      /* "class_names" metadata split into NUL-separated names, or NULL */
+    const char **class_name; /* [num_classes] pointers into class_names */
     void *patch_w;
     float *patch_b, *pos;
     void *t_w0, *t_w2;

@@ -132,6 +132,16 @@ int engine_load(engine_session *s, ft_role role, const char *path, const char *f
     return 0;
 }
 
+int engine_load_memory(engine_session *s, ft_role role, const void *data, size_t size, const char *name) {
+    double t0 = now_seconds();
+    ft_status st = ft_load_memory(s->ctx, role, data, size, name);
+    if (st != FT_OK) return cli_error(s->cmd, "cannot load %s: %s", name, ft_last_error(s->ctx));
+    char what[300];
+    snprintf(what, sizeof what, "loading %s", name);
+    print_timing(what, now_seconds() - t0);
+    return 0;
+}
+
 ft_status engine_generate(engine_session *s, const ft_generate_params *gp, float *latents, uint8_t *images) {
     s->gen_total = gp->num_images;
     s->gen_batch = gp->batch_size > 0 ? gp->batch_size : gp->num_images;

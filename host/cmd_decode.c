@@ -138,7 +138,7 @@ int cmd_decode(int argc, char **argv) {
     print_timing("decoding", now_seconds() - t0);
     t0 = now_seconds();
     decode_text_ctx tc = {latents_path, vae ? vae : model, vae ? "VAE" : "Model", size};
-    image_output io = {images, n, size, vae ? vi.out_channels == 1 : C == 1, output, grid, grid_cols, decode_text, &tc, 0};
+    image_output io = {images, n, size, vae ? vi.out_channels == 1 : C == 1, output, grid, grid_cols, NULL, decode_text, &tc, 0};
     if (write_images(&io, &err) != 0) {
         cli_error("decode", "%s", err.msg);
         goto out;

@@ -10,12 +10,17 @@
 #include "cli_engine.h"
 #include "cli_options.h"
 #include "commands.h"
+#include "default_model.h"
 #include "file_util.h"
 #include "image_output.h"
 #include "image_params.h"
 #include "labels.h"
 #include "npy.h"
 #include "output_names.h"
+
+/* Rows (seeds) of the embedded model's labelled showcase grid. */
+#define DEFAULT_SEEDS 4
+#define DEFAULT_SEEDS_STR "4"
 
 typedef struct {
     const char *model, *refiner, *vae, *classes, *sampler, *output, *noise, *latents_out;
@@ -66,7 +71,9 @@ int cmd_generate(int argc, char **argv) {
     a.batch = 8;
     engine_opts_init(&a.eo);
     cli_opt opts[] = {
-        {'m', "model", OPT_STR, &a.model, "FILE", "velocity predictor (SiT/DiT) weights, engine safetensors (required)", 0, 0},
+        {'m', "model", OPT_STR, &a.model, "FILE", "velocity predictor (SiT/DiT) weights, engine safetensors (default:\n"
+                                                  "the embedded Fashion-MNIST SiT + refiner, a labelled grid of\n"
+                                                  "every class x " DEFAULT_SEEDS_STR " seeds)", 0, 0},
         {0, "refiner", OPT_STR, &a.refiner, "FILE", "velocity refiner weights (needed by samplers with R blocks)", 0, 0},
         {0, "vae", OPT_STR, &a.vae, "FILE", "SD-VAE decoder weights (needed for images from latent models)", 0, 0},
         {0, "class", OPT_STR, &a.classes, "LIST", "class ids, comma separated (cycled over the images), or 'random'\n"
@@ -85,7 +92,7 @@ int cmd_generate(int argc, char **argv) {
                                                                 "(alone, without -o/--grid: no images are made)", 0, 0},
         ENGINE_OPTIONS(a.eo),
     };
-    cli_spec spec = {"generate", "flowturbo generate -m MODEL [--refiner FILE] [--vae FILE] [options]",
+    cli_spec spec = {"generate", "flowturbo generate [-m MODEL] [--refiner FILE] [--vae FILE] [options]",
                      "Samples class-conditional images with the FlowTurbo sampler and writes PNGs carrying the\n"
                      "generation settings in an A1111-style \"parameters\" text chunk.",
                      "Examples:\n"
@@ -98,7 +105,8 @@ int cmd_generate(int argc, char **argv) {
     int npos;
     int pr = cli_parse(&spec, argc, argv, pos, &npos);
     if (pr != CLI_OK) return pr == CLI_HELP ? 0 : EXIT_USAGE;
-    if (!a.model) return cli_usage_error(&spec, "missing -m/--model FILE (the velocity predictor)");
+    int embedded = !a.model; /* the built-in Fashion-MNIST models */
+    if (embedded && a.vae) return cli_usage_error(&spec, "--vae needs -m/--model (the embedded model works in pixels)");
     if (engine_opts_check(&spec, &a.eo)) return EXIT_USAGE;
     ft_sampler_info sc;
     char serr[512];
@@ -114,7 +122,7 @@ int cmd_generate(int argc, char **argv) {
     class_list cl = {0, 0, NULL};
     if (a.classes && class_list_parse(a.classes, &cl, &err) != 0)
         return cli_usage_error(&spec, "option '--class': %s", err.msg);
-    if (sc.refiner_blocks > 0 && !a.refiner) {
+    if (sc.refiner_blocks > 0 && !a.refiner && !embedded) {
         class_list_free(&cl);
         return cli_usage_error(&spec, "sampler %s has %d refiner step(s): pass the refiner with --refiner FILE "
                                "(or pick a sampler without R, e.g. --sampler H%dP%d)",
@@ -135,7 +143,17 @@ int cmd_generate(int argc, char **argv) {
         class_list_free(&cl);
         return 1;
     }
-    if (engine_load(&s, FT_ROLE_PREDICTOR, a.model, "--model") != 0) goto out;
+    if (embedded) {
+        size_t size;
+        const void *data = default_model_data(FT_ROLE_PREDICTOR, &size);
+        if (engine_load_memory(&s, FT_ROLE_PREDICTOR, data, size, DEFAULT_MODEL_NAME) != 0) goto out;
+        if (!a.refiner) {
+            data = default_model_data(FT_ROLE_REFINER, &size);
+            if (engine_load_memory(&s, FT_ROLE_REFINER, data, size, DEFAULT_REFINER_NAME) != 0) goto out;
+        }
+    } else if (engine_load(&s, FT_ROLE_PREDICTOR, a.model, "--model") != 0) {
+        goto out;
+    }
     if (a.refiner && engine_load(&s, FT_ROLE_REFINER, a.refiner, "--refiner") != 0) goto out;
     if (a.vae && engine_load(&s, FT_ROLE_VAE, a.vae, "--vae") != 0) goto out;
     ft_model_info mi;
@@ -183,7 +201,13 @@ int cmd_generate(int argc, char **argv) {
             goto out;
         }
     }
-    int n = cli_seen(&spec, "num") ? a.num : a.noise ? (int)noise.h.shape[0] : cl.n > 0 ? cl.n : 1;
+    /* the embedded model's showcase: every class (a column each) x DEFAULT_SEEDS seeds, as a labelled grid */
+    int showcase = embedded && !cli_seen(&spec, "num") && !a.noise && cl.n == 0 && !cl.random && !has_index;
+    int n = cli_seen(&spec, "num") ? a.num
+            : a.noise              ? (int)noise.h.shape[0]
+            : cl.n > 0             ? cl.n
+            : showcase             ? mi.num_classes * DEFAULT_SEEDS
+                                   : 1;
     labels = malloc(sizeof(int) * (size_t)n);
     if (!labels) {
         cli_error("generate", "out of memory");
@@ -237,12 +261,17 @@ int cmd_generate(int argc, char **argv) {
                 shape.latent_size, shape.latent_size);
     }
     if (want_images) {
+        const char *refiner = sc.refiner_blocks == 0 ? NULL : a.refiner ? a.refiner : DEFAULT_REFINER_NAME;
         params_ctx pc = {&a, labels, n, seed,
-                         {sc.steps, sc.name, a.cfg_scale, shape.image_size, shape.image_size, a.model,
-                          sc.refiner_blocks > 0 ? a.refiner : NULL, a.vae, a.noise}};
-        image_output io = {images, n, shape.image_size, !a.vae && shape.latent_channels == 1, a.output, a.grid,
-                           a.grid_cols, image_text, &pc, 0};
-        if (write_images(&io, &err) != 0) {
+                         {sc.steps, sc.name, a.cfg_scale, shape.image_size, shape.image_size,
+                          embedded ? DEFAULT_MODEL_NAME : a.model, refiner, a.vae, a.noise}};
+        const char **names = showcase ? calloc((size_t)mi.num_classes, sizeof *names) : NULL;
+        for (int c = 0; names && c < mi.num_classes; c++) names[c] = ft_class_name(s.ctx, c);
+        image_output io = {images, n, shape.image_size, !a.vae && shape.latent_channels == 1, a.output,
+                           a.grid || showcase, showcase ? mi.num_classes : a.grid_cols, names, image_text, &pc, 0};
+        int wrc = write_images(&io, &err);
+        free(names);
+        if (wrc != 0) {
             cli_error("generate", "%s", err.msg);
             goto out;
         }

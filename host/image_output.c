@@ -28,12 +28,13 @@ int write_images(const image_output *o, hx_err *err) {
     char name[4096];
     if (o->grid) {
         int w, h, cols = o->grid_cols > 0 ? o->grid_cols : grid_default_cols(o->n);
-        uint8_t *g = image_grid(o->images, o->n, o->size, 3, cols, &w, &h);
+        uint8_t *g = o->col_labels ? image_grid_labelled(o->images, o->n, o->size, cols, o->col_labels, &w, &h)
+                                   : image_grid(o->images, o->n, o->size, 3, cols, &w, &h);
         if (!g) rc = hx_fail(err, "out of memory for the grid");
         if (rc == 0) rc = output_name(o->pattern, 0, 1, name, sizeof name, err);
         if (rc == 0) {
             o->params(o->user, -1, params, PARAMS_MAX);
-            rc = write_one(name, g, w, h, o->gray, params, err);
+            rc = write_one(name, g, w, h, o->gray && !o->col_labels, params, err);
         }
         if (rc == 0 && !o->quiet) fprintf(stderr, "[INFO ] wrote %s (%d images, %dx%d grid)\n", name, o->n, w, h);
         free(g);

@@ -13,6 +13,7 @@ typedef struct {
     int gray;              /* write channel 0 as 8-bit gray */
     const char *pattern;   /* -o */
     int grid, grid_cols;   /* grid_cols <= 0: ceil(sqrt(n)) */
+    const char *const *col_labels; /* grid only: a label above each column (RGB output), or NULL */
     /* "parameters" text of image k (k = -1: the grid) into buf */
     void (*params)(void *user, int k, char *buf, size_t cap);
     void *user;

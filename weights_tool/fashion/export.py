@@ -31,6 +31,10 @@ from train_classifier import ARCH, FashionCNN, evaluate  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(HERE))
 
 
+# Fashion-MNIST label order (the dataset's documentation); the CLI labels its grids with them.
+FASHION_CLASSES = "T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Ankle boot"
+
+
 def sit_metadata(cfg, role, source):
     return {
         "flowturbo.format": "1",
@@ -47,6 +51,7 @@ def sit_metadata(cfg, role, source):
         "num_classes": str(cfg["num_classes"]),
         "learn_sigma": "false",
         "guided_channels": "1",
+        "class_names": FASHION_CLASSES,
         "source": source,
     }
 
