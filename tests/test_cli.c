@@ -93,7 +93,7 @@ TEST(cli_bad_usage_exits_2_naming_the_flag) {
         {"--bogus", "--bogus"},
         {"generate --bogus", "--bogus"},
         {"generate -m", "-m"},
-        {"generate", "--model"},
+        {"generate --vae x.safetensors", "--model"}, /* the embedded model is pixel-space */
         {"generate -m %s -s abc", "-s"},
         {"generate -m %s --seed=1x", "--seed"},
         {"generate -m %s --cfg-scale nan", "--cfg-scale"},
@@ -121,6 +121,7 @@ TEST(cli_bad_usage_exits_2_naming_the_flag) {
         {"info", "FILE"},
         {"info --bogus x", "--bogus"},
     };
+    /* none of these may have run the embedded default model */
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char args[1024];
         snprintf(args, sizeof args, cases[i].args, m);
@@ -323,5 +324,28 @@ TEST(cli_info_tables_and_errors) {
     int rc = cli("info %s", tmp("broken.safetensors"));
     CHECK(rc == 1 && strstr(cli_out, "broken.safetensors"), "broken file: rc %d: %s", rc, cli_out);
     CHECK(cli("info %s", tmp("nope.safetensors")) == 1, "missing file");
+    return PASS;
+}
+
+/* No -m: the embedded Fashion-MNIST SiT + refiner make a labelled grid, every
+ * class a column (10 x 4 tiles of 32 px enlarged to 96 px + gaps + a header). */
+TEST(cli_generate_embedded_default_grid) {
+    const char *out = tmp("default_grid.png");
+    CHECK(cli("generate --backend cpu -t 2 --sampler H1P1R1 -o %s", out) == 0, "%s", cli_out);
+    CHECK(strstr(cli_out, "embedded:fashion_sit") && strstr(cli_out, "40 images"), "%s", cli_out);
+    ftpng_image img;
+    hx_err err;
+    CHECK(ftpng_read(out, &img, &err) == 0, "%s", err.msg);
+    int ok = img.w == 10 * 98 + 2 && img.h == 15 + 4 * 98 + 2 && img.channels == 3;
+    int text_pixels = 0; /* the class-name header is drawn in light grey on dark grey */
+    for (int y = 0; y < 15; y++)
+        for (int x = 0; x < img.w; x++) text_pixels += img.pixels[((size_t)y * img.w + x) * 3] > 200;
+    int has_params = img.n_texts > 0 && strstr(img.texts[0], "Model: embedded:fashion_sit") &&
+                     strstr(img.texts[0], "Refiner: embedded:fashion_refiner");
+    int w = img.w, h = img.h, ch = img.channels;
+    ftpng_free(&img);
+    CHECK(ok, "grid is %dx%dx%d", w, h, ch);
+    CHECK(text_pixels > 300, "no class labels drawn (%d light pixels in the header)", text_pixels);
+    CHECK(has_params, "parameters text does not name the embedded models");
     return PASS;
 }
