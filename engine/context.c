@@ -351,6 +351,7 @@ static ft_status get_plan(ft_context *ctx, const ft_plan_env *env, const ft_plan
 }
 
 static void on_step(void *user, int k, int n) { progress(user, FT_PHASE_SAMPLING, k, n); }
+static void on_decoded(void *user, int n) { progress(user, FT_PHASE_DECODING, n, n); }
 
 ft_status ft_generate(ft_context *ctx, const ft_generate_params *gp, float *latents_out, uint8_t *images_out) {
     if (!ctx) return FT_ERR_INVALID_ARGUMENT;
@@ -368,7 +369,7 @@ ft_status ft_generate(ft_context *ctx, const ft_generate_params *gp, float *late
         ft_log(ctx, FT_LOG_WARN, "refiner guided_channels %d differs from the predictor's %d; using %d",
                ctx->ref.cfg.guided_channels, pc->guided_channels, pc->guided_channels);
     ft_plan_env env = {ctx->be, &ctx->pred, sc.n_r > 0 ? &ctx->ref : NULL, images_out ? ctx->vae : NULL,
-                       pc->guided_channels, on_step, ctx, &ctx->cancel};
+                       pc->guided_channels, on_step, on_decoded, ctx, &ctx->cancel};
     int batch = gp->batch_size > 0 ? gp->batch_size : gp->num_images;
     if (batch > gp->num_images) batch = gp->num_images;
     size_t state = (size_t)pc->in_channels * pc->input_size * pc->input_size;

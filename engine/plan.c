@@ -287,6 +287,11 @@ static void refine(const ft_plan *p, const ft_plan_env *env, const float *x_in, 
     range_pop(env->be);
 }
 
+static void decode_done(void *user) {
+    ft_plan *p = user;
+    if (p->env.on_decoded) p->env.on_decoded(p->env.user, p->key.batch);
+}
+
 static void step_done(void *user) {
     struct plan_step *s = user;
     if (s->plan->env.on_step) s->plan->env.on_step(s->plan->env.user, s->k, s->n);
@@ -355,6 +360,7 @@ static void emit_trajectory(ft_plan *p, const ft_plan_env *env) {
     } else {
         be->to_rgb8(be, p->rgb, p->x, p->key.batch, p->C, p->S);
     }
+    be->host_fn(be, decode_done, p);
     range_pop(be);
 }
 

@@ -33,6 +33,8 @@ typedef struct {
     int guided_channels;
     /* called in stream order after each sampler step (k of n) */
     void (*on_step)(void *user, int k, int n);
+    /* called in stream order once the batch's n images are decoded */
+    void (*on_decoded)(void *user, int n);
     void *user;
     const volatile int *cancel; /* eager runs stop emitting steps once set */
 } ft_plan_env;

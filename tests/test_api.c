@@ -252,3 +252,32 @@ TEST(api_pixel_model_images) {
     ft_context_free(ctx);
     return ok ? PASS : FAIL;
 }
+
+static int count_decoding(ft_phase phase, int step, int total, void *user) {
+    if (phase == FT_PHASE_DECODING && step == total) ++*(int *)user;
+    return 0;
+}
+
+/* ft_generate reports the decoding phase once per batch that makes images. */
+TEST(api_progress_reports_decoding) {
+    int decoded = 0, labels[5] = {0, 1, 2, 0, 1};
+    ft_context_params cp;
+    ft_context_params_init(&cp);
+    cp.backend = FT_BACKEND_CPU;
+    cp.n_threads = 1;
+    cp.progress_cb = count_decoding;
+    cp.progress_user = &decoded;
+    ft_context *ctx = ft_context_new(&cp);
+    static uint8_t img[5 * 12 * 12 * 3];
+    ft_generate_params gp;
+    ft_generate_params_init(&gp);
+    gp.num_images = 5, gp.labels = labels, gp.sampler = "euler:2", gp.batch_size = 2;
+    int ok = ft_load(ctx, FT_ROLE_PREDICTOR, test_data("sit_b.safetensors")) == FT_OK &&
+             ft_generate(ctx, &gp, NULL, img) == FT_OK && decoded == 3;
+    int latents_only = decoded;
+    static float lat[5 * 3 * 12 * 12];
+    ok &= ft_generate(ctx, &gp, lat, NULL) == FT_OK && decoded == latents_only; /* no images: no decoding */
+    ft_context_free(ctx);
+    CHECK(ok, "decoding reported %d times", decoded);
+    return PASS;
+}
