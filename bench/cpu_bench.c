@@ -16,23 +16,8 @@
 #include <time.h>
 
 #include "../engine/flowturbo.h"
+#include "bench_stats.h"
 #include "../engine/sit.h"
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* Median ms of one forward of model `path` (role) over N rows. */
 static double time_forward(const char *path, ft_role role, int threads, int N, int warmup, int repeat) {
@@ -46,12 +31,10 @@ static double time_forward(const char *path, ft_role role, int threads, int N, i
         exit(1);
     }
     const sit_config *c = &m.cfg;
-    size_t tok, h, qkv, fc1, fo, freq, hid;
-    sit_forward_sizes(c, N, &tok, &h, &qkv, &fc1, &fo);
-    sit_cond_sizes(c, N, &freq, &hid);
-    sit_scratch s = {malloc(tok * 4), malloc(h * 4), malloc(qkv * 4), malloc(h * 4), malloc(h * 4), malloc(fc1 * 4),
-                     malloc(fo * 4)};
-    sit_cond_scratch cs = {malloc(freq * 4), malloc(hid * 4), malloc(freq * 4), malloc(hid * 4), malloc(hid * 4)};
+    sit_scratch s;
+    sit_cond_scratch cs;
+    void *scratch = NULL;
+    if (sit_scratch_alloc(be, c, N, N, &s, &cs, &scratch) != FT_OK) exit(1);
     size_t state = (size_t)c->in_channels * c->input_size * c->input_size;
     float *x = malloc(N * state * 4), *v = malloc(N * state * 4), *out = malloc(N * state * 4);
     float *t = malloc(N * 4), *mod = malloc((size_t)N * c->mod_width * 4);
@@ -61,15 +44,14 @@ static double time_forward(const char *path, ft_role role, int threads, int N, i
     for (int i = 0; i < N; i++) t[i] = 0.5f, labels[i] = i % c->num_classes;
     double *ms = malloc((size_t)repeat * sizeof *ms);
     for (int r = -warmup; r < repeat; r++) {
-        double t0 = now_ms();
+        double t0 = bench_now_ms();
         sit_condition(be, &m, &cs, t, labels, N, mod);
         sit_forward(be, &m, &s, x, N, c->is_refiner ? v : NULL, mod, N, out);
-        if (r >= 0) ms[r] = now_ms() - t0;
+        if (r >= 0) ms[r] = bench_now_ms() - t0;
     }
-    double med = median(ms, repeat);
+    double med = bench_median(ms, repeat);
     free(ms), free(x), free(v), free(out), free(t), free(mod), free(labels);
-    free(s.tokens), free(s.h), free(s.qkv), free(s.attn), free(s.a), free(s.fc1), free(s.fo);
-    free(cs.freq), free(cs.temb), free(cs.freq_act), free(cs.t_hidden), free(cs.c_act);
+    be->free(be, scratch);
     sit_free(be, &m);
     st_close(&f);
     be->destroy(be);
@@ -126,15 +108,15 @@ int main(int argc, char **argv) {
         gp.num_images = batch, gp.labels = labels, gp.sampler = samplers[k], gp.cfg_scale = cfg, gp.batch_size = batch;
         for (int r = -warmup; r < repeat; r++) {
             gp.seed = (uint64_t)(r + 10);
-            double t0 = now_ms();
+            double t0 = bench_now_ms();
             if (ft_generate(ctx, &gp, lat, NULL) != FT_OK) {
                 fprintf(stderr, "cpu_bench: %s\n", ft_last_error(ctx));
                 return 1;
             }
-            if (r >= 0) ms[r] = now_ms() - t0;
+            if (r >= 0) ms[r] = bench_now_ms() - t0;
         }
         printf("{\"what\":\"sample\",\"sampler\":\"%s\",\"batch\":%d,\"cfg\":%g,\"threads\":%d,\"ms\":%.3f}\n",
-               samplers[k], batch, cfg, threads, median(ms, repeat));
+               samplers[k], batch, cfg, threads, bench_median(ms, repeat));
     }
     free(ms), free(lat), free(labels);
     ft_context_free(ctx);

@@ -39,6 +39,7 @@
 #endif
 
 #include "../engine/flowturbo.h"
+#include "bench_stats.h"
 #include "../engine/sampler.h"
 #include "../engine/sit.h"
 #include "../engine/vae.h"
@@ -70,16 +71,6 @@ static double now_s(void) {
 
 static double g_t0;
 static int over_budget(const options *o) { return o->budget > 0 && now_s() - g_t0 > o->budget; }
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static int parse_ints(const char *s, int *out) {
     int n = 0;
@@ -174,7 +165,7 @@ static double time_emit(ft_backend *be, emit_fn emit, void *user, int inner, con
     }
     if (graph) be->graph_free(be, graph);
     note_memory();
-    return median(v, reps);
+    return bench_median(v, reps);
 }
 
 /* ---- 1. GEMM rate ---- */
@@ -449,7 +440,7 @@ static void bench_sample(ft_context *ctx, const char *sampler, int B, int graphs
         sample_res *s = &g_smp[g_n_smp++];
         snprintf(s->sampler, sizeof s->sampler, "%s", sampler);
         s->batch = B, s->graphs = graphs, s->decode = decode;
-        s->ms_batch = median(v, reps);
+        s->ms_batch = bench_median(v, reps);
         s->ms_img = s->ms_batch / B;
         s->img_s = 1e3 / s->ms_img;
         fprintf(stderr, "  %-8s batch %-3d %-6s %-8s %9.2f ms/batch %8.3f ms/img %8.1f img/s\n", sampler, B,

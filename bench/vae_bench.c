@@ -13,12 +13,7 @@
 #include <time.h>
 
 #include "../engine/vae.h"
-
-static double now_ms(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
+#include "bench_stats.h"
 
 /* CPU time of the process (all threads): on a shared machine, cpu / threads
  * shows what the decode costs when it is not waiting for a core. */
@@ -26,11 +21,6 @@ static double cpu_ms(void) {
     struct timespec t;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
     return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 /* ---- optional per-op profile: the backend table is wrapped ---- */
@@ -44,9 +34,9 @@ static ft_backend orig;
 
 #define TIMED(slot, gmac, call)        \
     do {                               \
-        double t0_ = now_ms();         \
+        double t0_ = bench_now_ms();         \
         call;                          \
-        p_ms[slot] += now_ms() - t0_;  \
+        p_ms[slot] += bench_now_ms() - t0_;  \
         p_gmac[slot] += (gmac);        \
         p_calls[slot]++;               \
     } while (0)
@@ -150,17 +140,17 @@ int main(int argc, char **argv) {
     if (profile) wrap(be);
     double *ms = malloc(sizeof(double) * reps), *cms = malloc(sizeof(double) * reps);
     for (int r = 0; r < reps; r++) {
-        double t0 = now_ms(), c0 = cpu_ms();
+        double t0 = bench_now_ms(), c0 = cpu_ms();
         vae_decode(be, m, scratch, lat, n, s, img);
         be->sync(be);
-        ms[r] = (now_ms() - t0) / n;
+        ms[r] = (bench_now_ms() - t0) / n;
         cms[r] = (cpu_ms() - c0) / n;
         printf("  repeat %d: %.1f ms/img (cpu %.1f ms/img)\n", r, ms[r], cms[r]);
         fflush(stdout);
     }
     if (be->sync(be) != FT_OK) { fprintf(stderr, "decode failed: %s\n", be->error); return 1; }
-    qsort(ms, reps, sizeof *ms, cmp_double);
-    qsort(cms, reps, sizeof *cms, cmp_double);
+    qsort(ms, reps, sizeof *ms, bench_cmp_double);
+    qsort(cms, reps, sizeof *cms, bench_cmp_double);
     double med = reps % 2 ? ms[reps / 2] : 0.5 * (ms[reps / 2 - 1] + ms[reps / 2]);
     double cmed = reps % 2 ? cms[reps / 2] : 0.5 * (cms[reps / 2 - 1] + cms[reps / 2]);
     printf("median %.1f ms/img (min %.1f, max %.1f) over %d repeats; cpu median %.1f ms/img\n", med, ms[0],

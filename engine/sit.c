@@ -5,36 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *role_name(ft_role role) {
-    return role == FT_ROLE_PREDICTOR ? "predictor" : role == FT_ROLE_REFINER ? "refiner" : "vae";
-}
-
-/* Checks that a file is an engine-format file of the expected role. */
-static ft_status check_format(const st_file *f, ft_role role, ft_err *err) {
-    const char *fmt = st_meta(f, "flowturbo.format");
-    if (!fmt)
-        return ft_fail(err, FT_ERR_FORMAT,
-                       "%s: no 'flowturbo.format' metadata: not an engine weight file (convert it with "
-                       "weights_tool/convert.py)",
-                       f->path);
-    if (strcmp(fmt, "1") != 0)
-        return ft_fail(err, FT_ERR_FORMAT, "%s: flowturbo.format '%s' is not supported (this build reads 1)",
-                       f->path, fmt);
-    const char *r = st_meta(f, "role");
-    if (!r) return ft_fail(err, FT_ERR_FORMAT, "%s: metadata 'role' is missing", f->path);
-    if (strcmp(r, role_name(role)) != 0)
-        return ft_fail(err, FT_ERR_FORMAT, "%s: file holds a %s, expected a %s", f->path, r, role_name(role));
-    return FT_OK;
-}
-
 ft_status sit_config_read(const st_file *f, ft_role role, sit_config *c, ft_err *err) {
     memset(c, 0, sizeof *c);
-    ft_status st = check_format(f, role, err);
+    ft_status st = meta_check_model(f, role == FT_ROLE_REFINER ? "refiner" : "predictor", "sit", err);
     if (st != FT_OK) return st;
-    const char *arch = st_meta(f, "arch");
-    if (!arch || strcmp(arch, "sit") != 0)
-        return ft_fail(err, FT_ERR_FORMAT, "%s: arch '%s' is not a supported transformer (expected 'sit')", f->path,
-                       arch ? arch : "(missing)");
     c->is_refiner = role == FT_ROLE_REFINER;
     double ratio;
     if ((st = meta_int(f, "input_size", 1, 1024, &c->input_size, err)) ||
@@ -222,6 +196,24 @@ void sit_forward_sizes(const sit_config *c, int N, size_t *tokens, size_t *h, si
 void sit_cond_sizes(const sit_config *c, int R, size_t *freq, size_t *hidden) {
     *freq = (size_t)R * SIT_FREQ_DIM;
     *hidden = (size_t)R * c->hidden;
+}
+
+ft_status sit_scratch_alloc(ft_backend *be, const sit_config *c, int N, int R, sit_scratch *s, sit_cond_scratch *cs,
+                            void **block) {
+    size_t tok, h, qkv, fc1, fo, freq, hid, F = sizeof(float), A = be->act_size;
+    sit_forward_sizes(c, N, &tok, &h, &qkv, &fc1, &fo);
+    sit_cond_sizes(c, R, &freq, &hid);
+    size_t bytes[12] = {tok * F, h * A, qkv * A, h * A, h * A, fc1 * A, fo * A, freq * F, hid * F, freq * A, hid * A, hid * A};
+    size_t total = 0;
+    for (int i = 0; i < 12; i++) total += (bytes[i] + 255) & ~(size_t)255;
+    ft_status st = be->alloc(be, total, block);
+    if (st != FT_OK) return st;
+    void *p[12];
+    char *cur = *block;
+    for (int i = 0; i < 12; i++, cur += (bytes[i - 1] + 255) & ~(size_t)255) p[i] = cur;
+    *s = (sit_scratch){p[0], p[1], p[2], p[3], p[4], p[5], p[6]};
+    *cs = (sit_cond_scratch){p[7], p[8], p[9], p[10], p[11]};
+    return FT_OK;
 }
 
 void sit_condition(ft_backend *be, const sit_model *m, const sit_cond_scratch *s, const float *t,

@@ -78,6 +78,12 @@ void sit_forward_sizes(const sit_config *c, int N, size_t *tokens, size_t *h, si
                        size_t *fo);
 void sit_cond_sizes(const sit_config *c, int R, size_t *freq, size_t *hidden);
 
+/* One backend allocation (*block, free with be->free) holding the scratch of
+ * a forward over N rows and of a conditioning over R rows — for tools and
+ * tests; plans carve these buffers out of their own allocation. */
+ft_status sit_scratch_alloc(ft_backend *be, const sit_config *c, int N, int R, sit_scratch *s, sit_cond_scratch *cs,
+                            void **block);
+
 /* mod[R, mod_width] (f32) from t[R] and labels[R] (device). */
 void sit_condition(ft_backend *be, const sit_model *m, const sit_cond_scratch *s, const float *t,
                    const int32_t *labels, int R, float *mod);

@@ -81,24 +81,8 @@ static ft_status parse_channels(const st_file *f, int groups, vae_config *c, ft_
 
 static ft_status vae_config_read(const st_file *f, vae_config *c, ft_err *err) {
     memset(c, 0, sizeof *c);
-    const char *fmt = st_meta(f, "flowturbo.format");
-    if (!fmt)
-        return ft_fail(err, FT_ERR_FORMAT,
-                       "%s: no 'flowturbo.format' metadata: not an engine weight file (convert it with "
-                       "weights_tool/convert.py)",
-                       f->path);
-    if (strcmp(fmt, "1") != 0)
-        return ft_fail(err, FT_ERR_FORMAT, "%s: flowturbo.format '%s' is not supported (this build reads 1)",
-                       f->path, fmt);
-    const char *role = st_meta(f, "role");
-    if (!role) return ft_fail(err, FT_ERR_FORMAT, "%s: metadata 'role' is missing", f->path);
-    if (strcmp(role, "vae") != 0)
-        return ft_fail(err, FT_ERR_FORMAT, "%s: file holds a %s, expected a vae", f->path, role);
-    const char *arch = st_meta(f, "arch");
-    if (!arch || strcmp(arch, "sd-vae-decoder") != 0)
-        return ft_fail(err, FT_ERR_FORMAT, "%s: metadata 'arch' = '%s' is not a supported VAE (expected 'sd-vae-decoder')",
-                       f->path, arch ? arch : "(missing)");
-    ft_status st;
+    ft_status st = meta_check_model(f, "vae", "sd-vae-decoder", err);
+    if (st != FT_OK) return st;
     double sf;
     if ((st = meta_int(f, "latent_channels", 1, 64, &c->latent_channels, err)) ||
         (st = meta_int(f, "out_channels", 1, 64, &c->out_channels, err)) ||

@@ -133,6 +133,26 @@ ft_status weights_load(ft_backend *be, const st_file *f, const ft_wspec_list *sp
     return FT_OK;
 }
 
+ft_status meta_check_model(const st_file *f, const char *role, const char *arch, ft_err *err) {
+    const char *fmt = st_meta(f, "flowturbo.format");
+    if (!fmt)
+        return ft_fail(err, FT_ERR_FORMAT,
+                       "%s: no 'flowturbo.format' metadata: not an engine weight file (convert it with "
+                       "weights_tool/convert.py)",
+                       f->path);
+    if (strcmp(fmt, "1") != 0)
+        return ft_fail(err, FT_ERR_FORMAT, "%s: flowturbo.format '%s' is not supported (this build reads 1)",
+                       f->path, fmt);
+    const char *r = st_meta(f, "role");
+    if (!r) return ft_fail(err, FT_ERR_FORMAT, "%s: metadata 'role' is missing", f->path);
+    if (strcmp(r, role) != 0) return ft_fail(err, FT_ERR_FORMAT, "%s: file holds a %s, expected a %s", f->path, r, role);
+    const char *a = st_meta(f, "arch");
+    if (!a || strcmp(a, arch) != 0)
+        return ft_fail(err, FT_ERR_FORMAT, "%s: metadata 'arch' = '%s' is not supported for a %s (expected '%s')",
+                       f->path, a ? a : "(missing)", role, arch);
+    return FT_OK;
+}
+
 ft_status meta_int(const st_file *f, const char *key, int lo, int hi, int *out, ft_err *err) {
     const char *v = st_meta(f, key);
     if (!v) return ft_fail(err, FT_ERR_FORMAT, "%s: metadata '%s' is missing", f->path, key);

@@ -45,6 +45,10 @@ typedef void (*ft_load_progress)(int done, int total, void *user);
 ft_status weights_load(ft_backend *be, const st_file *f, const ft_wspec_list *specs, void **arena,
                        size_t *n_params, ft_load_progress progress, void *user, ft_err *err);
 
+/* Checks that f is an engine-format file (flowturbo.format 1) holding a model
+ * of `role` ("predictor", "refiner", "vae") and family `arch`. */
+ft_status meta_check_model(const st_file *f, const char *role, const char *arch, ft_err *err);
+
 /* Reads an integer / float / boolean metadata value with a clear error. */
 ft_status meta_int(const st_file *f, const char *key, int lo, int hi, int *out, ft_err *err);
 ft_status meta_double(const st_file *f, const char *key, double *out, ft_err *err);

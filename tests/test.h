@@ -66,5 +66,11 @@ float *golden_get(golden *g, const char *tensor, size_t *numel);
 int test_run(const char *cmd);
 /* Path of the built CLI (build/flowturbo unless FT_CLI is set). */
 const char *test_cli(void);
+/* Runs "flowturbo ARGS" with stdout + stderr captured into out; returns its
+ * exit status (-1 on a signal). */
+int test_cli_run(char *out, size_t out_size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* test_tmpdir()/<prefix><name> (a small ring of buffers: valid for a few calls). */
+const char *test_tmp_path(const char *prefix, const char *name);
+int test_file_exists(const char *path);
 
 #endif

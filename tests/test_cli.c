@@ -2,11 +2,9 @@
  * help and usage errors, generate with the pixel-space fixture (PNGs with
  * parameters, latents, grid, noise files), the latent fixture with and
  * without a VAE, decode, info. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "../engine/flowturbo.h"
 #include "../host/npy.h"
@@ -17,39 +15,10 @@
 
 static char cli_out[65536];
 
-/* Runs "flowturbo ARGS" (stdout + stderr into cli_out); its exit status, -1 on a signal. */
-static int cli(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int cli(const char *fmt, ...) {
-    char args[4096], cmd[8192], log[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(log, sizeof log, "%s/cli_output.txt", test_tmpdir());
-    snprintf(cmd, sizeof cmd, "%s %s >%s 2>&1", test_cli(), args, log);
-    int rc = test_run(cmd);
-    cli_out[0] = 0;
-    FILE *f = fopen(log, "rb");
-    if (f) {
-        size_t n = fread(cli_out, 1, sizeof cli_out - 1, f);
-        cli_out[n] = 0;
-        fclose(f);
-    }
-    return rc;
-}
-
-static const char *tmp(const char *name) {
-    static char paths[16][512];
-    static int next;
-    char *p = paths[next++ % 16];
-    snprintf(p, sizeof paths[0], "%s/cli_%s", test_tmpdir(), name);
-    return p;
-}
-
-static int exists(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
+/* Runs "flowturbo ARGS" into cli_out; its exit status. */
+#define cli(...) test_cli_run(cli_out, sizeof cli_out, __VA_ARGS__)
+#define tmp(name) test_tmp_path("cli_", name)
+#define exists test_file_exists
 
 /* 1 when the VAE fixture loads (the decoder is implemented), else a note. */
 static int vae_available(void) {

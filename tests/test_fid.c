@@ -2,11 +2,9 @@
  * archive contents (arr_0, labels) against in-process generation, resuming
  * after a simulated crash, shards merged byte-identical to an unsharded run,
  * refusing a different configuration, and the label function. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "../engine/flowturbo.h"
 #include "../host/fid_spool.h"
@@ -21,39 +19,10 @@
 #define FID_SEED 7
 
 static char fid_out[65536];
-
-static int fid_cli(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int fid_cli(const char *fmt, ...) {
-    char args[4096], cmd[8192], log[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(log, sizeof log, "%s/fid_output.txt", test_tmpdir());
-    snprintf(cmd, sizeof cmd, "%s %s >%s 2>&1", test_cli(), args, log);
-    int rc = test_run(cmd);
-    fid_out[0] = 0;
-    FILE *f = fopen(log, "rb");
-    if (f) {
-        size_t n = fread(fid_out, 1, sizeof fid_out - 1, f);
-        fid_out[n] = 0;
-        fclose(f);
-    }
-    return rc;
-}
-
-static const char *tmp(const char *name) {
-    static char paths[16][512];
-    static int next;
-    char *p = paths[next++ % 16];
-    snprintf(p, sizeof paths[0], "%s/fid_%s", test_tmpdir(), name);
-    return p;
-}
-
-static int exists(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
+/* Runs "flowturbo ARGS" into fid_out; its exit status. */
+#define fid_cli(...) test_cli_run(fid_out, sizeof fid_out, __VA_ARGS__)
+#define tmp(name) test_tmp_path("fid_", name)
+#define exists test_file_exists
 
 static int same_bytes(const char *a, const char *b) {
     char cmd[1200];

@@ -231,12 +231,10 @@ static test_result forward_case(const char *model, ft_role role, const char *gol
         ft_backend *be = fx.be;
         const sit_config *c = &fx.m.cfg;
         int N = 3;
-        size_t tok, h, qkv, fc1, fo, freq, hid;
-        sit_forward_sizes(c, N, &tok, &h, &qkv, &fc1, &fo);
-        sit_cond_sizes(c, N, &freq, &hid);
-        sit_scratch s = {malloc(tok * 4), malloc(h * 4), malloc(qkv * 4), malloc(h * 4), malloc(h * 4),
-                         malloc(fc1 * 4), malloc(fo * 4)};
-        sit_cond_scratch cs = {malloc(freq * 4), malloc(hid * 4), malloc(freq * 4), malloc(hid * 4), malloc(hid * 4)};
+        sit_scratch s;
+        sit_cond_scratch cs;
+        void *scratch = NULL;
+        if (sit_scratch_alloc(be, c, N, N, &s, &cs, &scratch) != FT_OK) exit(1);
         float *t = get(&fx, "in.t"), *x = get(&fx, "in.x"), *v = c->is_refiner ? get(&fx, "in.v") : NULL;
         int32_t *labels = labels_of(&fx, N);
         float *mod = malloc((size_t)N * c->mod_width * 4);
@@ -248,8 +246,7 @@ static test_result forward_case(const char *model, ft_role role, const char *gol
         sit_forward(be, &fx.m, &s, x, N, v, mod, N, out);
         int ok = matches(&fx, "out", out, nout) && be->sync(be) == FT_OK;
         for (int i = 0; i < 16; i++) ok &= out[nout + i] == 1234.5f;
-        free(s.tokens), free(s.h), free(s.qkv), free(s.attn), free(s.a), free(s.fc1), free(s.fo);
-        free(cs.freq), free(cs.temb), free(cs.freq_act), free(cs.t_hidden), free(cs.c_act);
+        be->free(be, scratch);
         free(t), free(x), free(v), free(labels), free(mod), free(out);
         r = ok ? PASS : FAIL;
     }
@@ -275,12 +272,10 @@ TEST(sit_forward_duplicated_input_rows) {
         ft_backend *be = fx.be;
         const sit_config *c = &fx.m.cfg;
         int N = 2;
-        size_t tok, h, qkv, fc1, fo, freq, hid;
-        sit_forward_sizes(c, N, &tok, &h, &qkv, &fc1, &fo);
-        sit_cond_sizes(c, N, &freq, &hid);
-        sit_scratch s = {malloc(tok * 4), malloc(h * 4), malloc(qkv * 4), malloc(h * 4), malloc(h * 4),
-                         malloc(fc1 * 4), malloc(fo * 4)};
-        sit_cond_scratch cs = {malloc(freq * 4), malloc(hid * 4), malloc(freq * 4), malloc(hid * 4), malloc(hid * 4)};
+        sit_scratch s;
+        sit_cond_scratch cs;
+        void *scratch = NULL;
+        if (sit_scratch_alloc(be, c, N, N, &s, &cs, &scratch) != FT_OK) exit(1);
         float *x = get(&fx, "in.x"), t[2] = {0.25f, 0.25f};
         int32_t labels[2] = {1, 5};
         float *mod = malloc((size_t)N * c->mod_width * 4);
@@ -292,8 +287,7 @@ TEST(sit_forward_duplicated_input_rows) {
         sit_forward(be, &fx.m, &s, x, 1, NULL, mod, N, dup);  /* x_batch 1: both rows read x[0] */
         sit_forward(be, &fx.m, &s, x2, 2, NULL, mod, N, one); /* explicit copy */
         int ok = rel_l2(dup, one, 2 * state) == 0.0 && rel_l2(dup, dup + state, state) > 1e-3;
-        free(s.tokens), free(s.h), free(s.qkv), free(s.attn), free(s.a), free(s.fc1), free(s.fo);
-        free(cs.freq), free(cs.temb), free(cs.freq_act), free(cs.t_hidden), free(cs.c_act);
+        be->free(be, scratch);
         free(x), free(mod), free(dup), free(one), free(x2);
         if (!ok) test_note("rows reading x[n %% B] differ from explicitly duplicated input");
         r = ok ? PASS : FAIL;

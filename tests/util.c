@@ -1,8 +1,10 @@
 /* tests/util.c — helpers shared by the test files (see test.h). */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -98,4 +100,36 @@ int test_run(const char *cmd) {
 const char *test_cli(void) {
     const char *p = getenv("FT_CLI");
     return p ? p : "build/flowturbo";
+}
+
+int test_cli_run(char *out, size_t out_size, const char *fmt, ...) {
+    char args[4096], cmd[8192], log[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(log, sizeof log, "%s/cli_output.txt", test_tmpdir());
+    snprintf(cmd, sizeof cmd, "%s %s >%s 2>&1", test_cli(), args, log);
+    int rc = test_run(cmd);
+    out[0] = 0;
+    FILE *f = fopen(log, "rb");
+    if (f) {
+        size_t n = fread(out, 1, out_size - 1, f);
+        out[n] = 0;
+        fclose(f);
+    }
+    return rc;
+}
+
+const char *test_tmp_path(const char *prefix, const char *name) {
+    static char paths[16][512];
+    static int next;
+    char *p = paths[next++ % 16];
+    snprintf(p, sizeof paths[0], "%s/%s%s", test_tmpdir(), prefix, name);
+    return p;
+}
+
+int test_file_exists(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0;
 }
