@@ -8,8 +8,24 @@
 #include <cblas.h>
 
 #include "cpu_ops.h"
+#include "vec_math.h"
 
 #define Q_BLOCK 64
+
+/* In-place softmax of one score row (max-subtracted, vectorised exp). */
+CPU_VEC_CLONES static void softmax_row(float *row, int T) {
+    float mx = -INFINITY, sum = 0.0f;
+#pragma omp simd reduction(max : mx)
+    for (int j = 0; j < T; j++) mx = row[j] > mx ? row[j] : mx;
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j < T; j++) {
+        row[j] = vexpf(row[j] - mx);
+        sum += row[j];
+    }
+    float inv = 1.0f / sum;
+#pragma omp simd
+    for (int j = 0; j < T; j++) row[j] *= inv;
+}
 
 void cpu_attention(ft_backend *be, void *o_, const void *qkv_, int N, int T, int H, int hd) {
     float *o = o_;
@@ -41,13 +57,7 @@ void cpu_attention(ft_backend *be, void *o_, const void *qkv_, int N, int T, int
             const float *q = base + (size_t)q0 * ld, *k = base + D, *v = base + 2 * D;
             /* s[rows, T] = scale * q k^T */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, T, hd, scale, q, ld, k, ld, 0.0f, s, T);
-            for (int i = 0; i < rows; i++) {
-                float *row = s + (size_t)i * T, mx = -INFINITY, sum = 0.0f;
-                for (int j = 0; j < T; j++) mx = row[j] > mx ? row[j] : mx;
-                for (int j = 0; j < T; j++) sum += row[j] = expf(row[j] - mx);
-                float inv = 1.0f / sum;
-                for (int j = 0; j < T; j++) row[j] *= inv;
-            }
+            for (int i = 0; i < rows; i++) softmax_row(s + (size_t)i * T, T);
             /* o[rows, hd] = s v, written into the merged-heads layout */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, T, 1.0f, s, T, v, ld, 0.0f,
                         o + ((size_t)n * T + q0) * D + (size_t)h * hd, D);

@@ -3,11 +3,12 @@
 #include <math.h>
 
 #include "cpu_ops.h"
+#include "vec_math.h"
 
 void cpu_silu(ft_backend *be, float *y, const float *x, size_t n) {
     (void)be;
 #pragma omp parallel for schedule(static) if (n > CPU_PAR_MIN)
-    for (size_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + expf(-x[i]));
+    for (size_t i = 0; i < n; i++) y[i] = vsiluf(x[i]);
 }
 
 void cpu_add(ft_backend *be, float *y, const float *a, const float *b, size_t n) {

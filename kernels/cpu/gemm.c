@@ -4,12 +4,19 @@
 #include <cblas.h>
 
 #include "cpu_ops.h"
+#include "vec_math.h"
 
-static inline float gelu_tanh(float x) {
-    const float k_beta = 0.7978845608028654f; /* sqrt(2/pi) */
-    const float k_kappa = 0.044715f;
-    float inner = k_beta * (x + k_kappa * x * x * x);
-    return 0.5f * x * (1.0f + tanhf(inner));
+/* bias + activation over one output row (vectorised; see vec_math.h). */
+CPU_VEC_CLONES static void epilogue_row(float *row, const float *bias, int N, ft_epilogue epi) {
+    if (bias)
+#pragma omp simd
+        for (int n = 0; n < N; n++) row[n] += bias[n];
+    if (epi == FT_EPI_GELU_TANH)
+#pragma omp simd
+        for (int n = 0; n < N; n++) row[n] = vgelu_tanhf(row[n]);
+    else if (epi == FT_EPI_SILU)
+#pragma omp simd
+        for (int n = 0; n < N; n++) row[n] = vsiluf(row[n]);
 }
 
 void cpu_linear(ft_backend *be, void *y_, ft_buf_type y_type, const void *x_, const void *w_,
@@ -21,15 +28,7 @@ void cpu_linear(ft_backend *be, void *y_, ft_buf_type y_type, const void *x_, co
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, w, K, 0.0f, y, N);
     if (!bias && epi == FT_EPI_NONE) return;
 #pragma omp parallel for schedule(static) if ((size_t)M * N > CPU_PAR_MIN)
-    for (int m = 0; m < M; m++) {
-        float *row = y + (size_t)m * N;
-        if (bias)
-            for (int n = 0; n < N; n++) row[n] += bias[n];
-        if (epi == FT_EPI_GELU_TANH)
-            for (int n = 0; n < N; n++) row[n] = gelu_tanh(row[n]);
-        else if (epi == FT_EPI_SILU)
-            for (int n = 0; n < N; n++) row[n] = row[n] / (1.0f + expf(-row[n]));
-    }
+    for (int m = 0; m < M; m++) epilogue_row(y + (size_t)m * N, bias, N, epi);
 }
 
 void cpu_cast(ft_backend *be, void *dst, ft_buf_type dst_type, const void *src, ft_buf_type src_type,

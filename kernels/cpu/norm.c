@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cpu_ops.h"
+#include "vec_math.h"
 
 /* One token: h = LN(x) * (1 + scale) + shift, statistics in double. */
 static void ln_mod_row(float *h, const float *x, const float *shift, const float *scale, int D, float eps) {
@@ -58,34 +59,8 @@ void cpu_gated_residual(ft_backend *be, float *x, const void *a_, const float *g
  * partial sums over blocks of GN_BLOCK elements accumulated in double (two
  * passes: mean of x - x[0], then the variance centred on the mean), and
  * SiLU uses a vectorisable exp. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
-#define GN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), noinline))
-#else
-#define GN_CLONES
-#endif
+#define GN_CLONES CPU_VEC_CLONES
 #define GN_BLOCK 2048
-
-/* e^x within 2 ulp over the float range (Cephes expf polynomial, Cody-Waite
- * reduction, round-to-nearest via the 1.5 * 2^23 trick); clamps to
- * [e^-87.3, e^88.3]. Branch-free so loops over it vectorise. */
-static inline float gn_expf(float x) {
-    x = x > -87.3f ? x : -87.3f; /* (NaN -> -87.3: no undefined float-to-int conversion below) */
-    x = x < 88.3f ? x : 88.3f;
-    float r = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float f = x - r * 0.693359375f;
-    f = f + r * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * f + 1.3981999507e-3f;
-    p = p * f + 8.3334519073e-3f;
-    p = p * f + 4.1665795894e-2f;
-    p = p * f + 1.6666665459e-1f;
-    p = p * f + 5.0000001201e-1f;
-    p = p * f * f + f + 1.0f;
-    uint32_t bits = (uint32_t)((int32_t)r + 127) << 23;
-    float s;
-    memcpy(&s, &bits, sizeof s);
-    return p * s;
-}
 
 static inline __attribute__((always_inline)) double gn_sum(const float *x, size_t n, float shift, int squares) {
     double total = 0.0;
@@ -125,7 +100,7 @@ GN_CLONES static void gn_group(float *y, const float *x, const float *gamma, con
 #pragma omp simd
             for (int i = 0; i < HW; i++) {
                 float v = (xc[i] - mu) * a + b;
-                yc[i] = v / (1.0f + gn_expf(-v));
+                yc[i] = v / (1.0f + vexpf(-v));
             }
         } else {
 #pragma omp simd

@@ -1,0 +1,48 @@
+/* kernels/cpu/vec_math.h — branch-free float math that vectorises (so the
+ * CPU backend's exp-heavy loops run at SIMD width), and the target-clones
+ * attribute that compiles a hot function for AVX-512, AVX2 and baseline
+ * x86-64 with the best picked at load time. */
+#ifndef FT_CPU_VEC_MATH_H
+#define FT_CPU_VEC_MATH_H
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define CPU_VEC_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), noinline))
+#else
+#define CPU_VEC_CLONES
+#endif
+
+/* e^x within 2 ulp over the float range (Cephes expf polynomial, Cody-Waite
+ * reduction, round-to-nearest via the 1.5 * 2^23 trick); clamps to
+ * [e^-87.3, e^88.3]. */
+static inline float vexpf(float x) {
+    x = x > -87.3f ? x : -87.3f; /* (NaN -> -87.3: no undefined float-to-int conversion below) */
+    x = x < 88.3f ? x : 88.3f;
+    float r = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float f = x - r * 0.693359375f;
+    f = f + r * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * f + 1.3981999507e-3f;
+    p = p * f + 8.3334519073e-3f;
+    p = p * f + 4.1665795894e-2f;
+    p = p * f + 1.6666665459e-1f;
+    p = p * f + 5.0000001201e-1f;
+    p = p * f * f + f + 1.0f;
+    uint32_t bits = (uint32_t)((int32_t)r + 127) << 23;
+    float s;
+    memcpy(&s, &bits, sizeof s);
+    return p * s;
+}
+
+static inline float vsiluf(float x) { return x / (1.0f + vexpf(-x)); }
+
+/* GELU, tanh form: 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3),
+ * with tanh(u) = 1 - 2 / (1 + e^{2u}). */
+static inline float vgelu_tanhf(float x) {
+    float u = 0.7978845608028654f * (x + 0.044715f * x * x * x);
+    return 0.5f * x * (2.0f - 2.0f / (1.0f + vexpf(2.0f * u)));
+}
+
+#endif
