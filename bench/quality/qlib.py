@@ -27,9 +27,10 @@ sys.path.insert(0, os.path.join(REPO, "tests", "reference"))
 DATA_DIR = os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                "Ankle boot"]
-SIT = os.path.join(REPO, "host/models/fashion_sit.safetensors")
-REFINER = os.path.join(REPO, "host/models/fashion_refiner.safetensors")
-CLASSIFIER = os.path.join(REPO, "bench/models/fashion_classifier.safetensors")
+# FT_QUALITY_{SIT,REFINER,CLASSIFIER} override the files (tests/test_quality.c honours the same variables)
+SIT = os.environ.get("FT_QUALITY_SIT", os.path.join(REPO, "host/models/fashion_sit.safetensors"))
+REFINER = os.environ.get("FT_QUALITY_REFINER", os.path.join(REPO, "host/models/fashion_refiner.safetensors"))
+CLASSIFIER = os.environ.get("FT_QUALITY_CLASSIFIER", os.path.join(REPO, "bench/models/fashion_classifier.safetensors"))
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,203 @@
+#!/usr/bin/python3
+"""Checks behind tests/test_quality.c (the C test makes the samples with ft_generate and writes them as .npy into a
+directory; this script compares them). Run with /usr/bin/python3.
+
+  regress.py reference --dir D --cfg S --seed K --samplers a,b   engine samples D/<sampler>.npy (labels k % 10,
+                                                                  noise seed K + k) vs tests/reference/reference.py's
+                                                                  sample() from the same noise: relative L2 <= --tol
+  regress.py metrics   --dir D --cfg S --n N --samplers a,b       class accuracy, FD (classifier features) and PSNR
+                                                                  vs the stored RK4 solutions, against the thresholds
+                                                                  in bench/quality/thresholds.json
+  regress.py ranking   --dir D ... --ranking FT,HEUN              the order (FD and PSNR) of the pair stays as derived
+
+FT_QUALITY_DERIVE=1 (metrics): instead of checking, write the measured numbers and the thresholds derived from
+them (see derive()) into thresholds.json. Exit status: 0 pass, 1 fail, 77 torch missing, 78 data/models missing.
+"""
+import argparse
+import json
+import os
+import sys
+
+try:
+    import numpy as np
+    import torch
+except ImportError as e:
+    print(f"SKIPPED: {e} (run with /usr/bin/python3, which has torch)")
+    sys.exit(77)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import qlib  # noqa: E402
+
+torch.set_num_threads(int(os.environ.get("FT_QUALITY_TORCH_THREADS", "1")))
+THRESHOLDS = os.path.join(HERE, "thresholds.json")
+RK4_REF = os.path.join(HERE, "data", "rk4_ref.npy")
+FD_REF_N = 2000  # class-balanced t10k subset used as the FD reference in the test (all 10 000 take ~13 s)
+
+
+def fname(s):
+    return s.replace(":", "")
+
+
+def load_samples(d, sampler, n=None):
+    x = np.load(os.path.join(d, fname(sampler) + ".npy"))
+    if n is not None and len(x) != n:
+        raise SystemExit(f"{sampler}: expected {n} samples, got {len(x)}")
+    return x
+
+
+def cmd_reference(a):
+    import reference as R
+    pw, pcfg = qlib.load_sit(a.sit)
+    rw, rcfg = qlib.load_sit(a.refiner)
+    worst = 0.0
+    for s in a.samplers:
+        x = load_samples(a.dir, s)
+        n = len(x)
+        noise = qlib.engine_noise(a.seed, n)
+        labels = qlib.labels_for(n)
+        with torch.no_grad():
+            ref = R.sample(pw, pcfg, rw, rcfg, noise, labels, s, a.cfg).numpy()
+        rel = float(np.linalg.norm((x - ref).ravel()) / np.linalg.norm(ref.ravel()))
+        worst = max(worst, rel)
+        print(f"{s}: engine vs reference.py rel L2 {rel:.3e} (n={n}, cfg {a.cfg:g}, tol {a.tol:g})")
+    return 0 if worst <= a.tol else 1
+
+
+def measure(a):
+    clf = qlib.Classifier(a.classifier)
+    real = qlib.RealReference(clf, ref_n=FD_REF_N, cache_dir=a.dir)
+    labels = qlib.labels_for(a.n)
+    rk4 = None
+    if os.path.exists(RK4_REF):
+        meta = json.load(open(os.path.splitext(RK4_REF)[0] + ".json"))
+        if meta["sit_fingerprint"] != qlib.tensor_fingerprint(a.sit) or meta["cfg_scale"] != a.cfg:
+            print(f"note: {RK4_REF} was made for another predictor or guidance scale; no PSNR check")
+        else:
+            rk4 = np.load(RK4_REF)
+    out = {}
+    for s in a.samplers:
+        x = load_samples(a.dir, s, a.n)
+        f, logits = clf.features_logits(qlib.quantize(x))
+        mu, sig = qlib.stats(f)
+        m = dict(acc=float((logits.argmax(1) == labels).mean()), fd=qlib.frechet(mu, sig, real.mu, real.sigma))
+        if rk4 is not None:
+            k = min(len(rk4), a.n)
+            m["psnr"] = qlib.rmse_psnr(x[:k], rk4[:k])[1]
+        out[s] = m
+        print(f"{s}: n={a.n} accuracy {m['acc']:.4f} FD {m['fd']:.3f}"
+              + (f" PSNR {m['psnr']:.2f} dB (first {k} images vs RK4)" if "psnr" in m else ""))
+    return out
+
+
+def spec_of(a):
+    return dict(cfg=a.cfg, n=a.n, seed=a.seed, samplers=a.samplers, ranking=a.ranking,
+                fd_ref="t10k balanced subset %d (seed 4321)" % FD_REF_N,
+                psnr_ref="bench/quality/data/rk4_ref.npy (first images, RK4)")
+
+
+def check_models(th):
+    fp = {"sit": qlib.tensor_fingerprint(qlib.SIT), "refiner": qlib.tensor_fingerprint(qlib.REFINER),
+          "classifier": qlib.tensor_fingerprint(qlib.CLASSIFIER)}
+    if fp != th["fingerprints"]:
+        print(f"the models changed since bench/quality/thresholds.json was derived ({fp} != {th['fingerprints']}): "
+              "re-derive with FT_QUALITY_DERIVE=1 build/test_runner quality_ (see bench/quality/README.md)")
+        return False
+    return True
+
+
+def derive(a, measured):
+    """Thresholds from the measured (deterministic, fixed-seed) values: accuracy >= measured - 0.05 (5 points);
+    FD <= 1.25 x measured + 2 (FD at this n is mostly the finite-sample bias; the margin absorbs thread-count /
+    backend rounding and harmless engine changes, a broken sampler moves FD by far more); PSNR >= measured - 1 dB.
+    The ranking pair keeps whatever order was measured."""
+    th = dict(spec=spec_of(a), fingerprints={"sit": qlib.tensor_fingerprint(qlib.SIT),
+                                             "refiner": qlib.tensor_fingerprint(qlib.REFINER),
+                                             "classifier": qlib.tensor_fingerprint(qlib.CLASSIFIER)},
+              measured=measured, derivation=derive.__doc__.strip(), thresholds={})
+    for s, m in measured.items():
+        t = dict(acc_min=round(m["acc"] - 0.05, 4), fd_max=round(1.25 * m["fd"] + 2.0, 3))
+        if "psnr" in m:
+            t["psnr_min"] = round(m["psnr"] - 1.0, 2)
+        th["thresholds"][s] = t
+    if a.ranking:
+        ft, heun = a.ranking
+        order = {}
+        for key, better_high in (("fd", False), ("psnr", True)):
+            if key in measured[ft]:
+                ft_better = measured[ft][key] > measured[heun][key] if better_high else measured[ft][key] < measured[heun][key]
+                order[key] = "flowturbo_better" if ft_better else "heun_better"
+        th["ranking"] = dict(flowturbo=ft, heun=heun, order=order)
+    json.dump(th, open(THRESHOLDS, "w"), indent=1)
+    print(f"wrote {THRESHOLDS}")
+    return 0
+
+
+def cmd_metrics(a):
+    measured = measure(a)
+    if os.environ.get("FT_QUALITY_DERIVE") == "1" and a.command == "metrics":
+        return derive(a, measured)
+    if not os.path.exists(THRESHOLDS):
+        print(f"{THRESHOLDS} is missing: derive it (see bench/quality/README.md)")
+        return 1
+    th = json.load(open(THRESHOLDS))
+    if th["spec"] != spec_of(a):
+        print(f"the test's sample spec {spec_of(a)} differs from thresholds.json's {th['spec']}: re-derive")
+        return 1
+    if not check_models(th):
+        return 1
+    ok = True
+    if a.command == "metrics":
+        for s, m in measured.items():
+            t = th["thresholds"][s]
+            checks = [("acc", "accuracy", ">=", t["acc_min"]), ("fd", "FD", "<=", t["fd_max"])]
+            if "psnr_min" in t:
+                checks.append(("psnr", "PSNR", ">=", t["psnr_min"]))
+            for key, name, op, lim in checks:
+                v = m.get(key, float("nan"))
+                good = v >= lim if op == ">=" else v <= lim
+                ok &= bool(good)
+                print(f"  {s} {name} {v:.4f} {op} {lim} (measured at derivation {th['measured'][s][key]:.4f}): "
+                      f"{'ok' if good else 'FAIL'}")
+    else:
+        r = th["ranking"]
+        for key, want in r["order"].items():
+            f, h = measured[r["flowturbo"]][key], measured[r["heun"]][key]
+            ft_better = f > h if key == "psnr" else f < h
+            got = "flowturbo_better" if ft_better else "heun_better"
+            ok &= got == want
+            print(f"  ranking by {key}: {r['flowturbo']} {f:.4f} vs {r['heun']} {h:.4f} -> {got} "
+                  f"(derivation: {r['flowturbo']} {th['measured'][r['flowturbo']][key]:.4f} vs "
+                  f"{r['heun']} {th['measured'][r['heun']][key]:.4f}, {want}): {'ok' if got == want else 'FAIL'}")
+    return 0 if ok else 1
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", choices=["reference", "metrics", "ranking"])
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--cfg", type=float, required=True)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n", type=int, default=None)
+    ap.add_argument("--samplers", required=True)
+    ap.add_argument("--ranking", default="", help="the FLOWTURBO,HEUN pair whose order the ranking check keeps")
+    ap.add_argument("--tol", type=float, default=1e-4)
+    ap.add_argument("--sit", default=qlib.SIT)
+    ap.add_argument("--refiner", default=qlib.REFINER)
+    ap.add_argument("--classifier", default=qlib.CLASSIFIER)
+    a = ap.parse_args()
+    a.samplers = [s for s in a.samplers.split(",") if s]
+    a.ranking = [s for s in a.ranking.split(",") if s]
+    if a.command == "reference":
+        return cmd_reference(a)
+    if not os.path.exists(a.classifier):
+        print(f"SKIPPED: {a.classifier} is missing (weights_tool/fashion/run_all.sh exports it)")
+        return 78
+    if not qlib.have_data():
+        print(f"SKIPPED: Fashion-MNIST is not installed in {qlib.DATA_DIR} (apt-get install dataset-fashion-mnist)")
+        return 78
+    return cmd_metrics(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
