@@ -64,7 +64,8 @@ void pbar_update(progress_bar *b, const char *label, int step, int total, const 
     bar[BAR_WIDTH] = 0;
     char rate[48];
     if (per > 1.0) snprintf(rate, sizeof rate, "%.2fs/%s", per, unit);
-    else snprintf(rate, sizeof rate, "%.2f%s/s", per > 0 ? 1.0 / per : 0.0, unit);
+    else if (per > 0) snprintf(rate, sizeof rate, "%.2f%s/s", 1.0 / per, unit);
+    else snprintf(rate, sizeof rate, "-%s/s", unit); /* too fast to time: no made-up rate */
     fprintf(stderr, "%s%s%s|%s| %d/%d - %s%s%s%s", b->tty ? "\r" : "", label, *label ? " " : "", bar, step, total,
             rate, extra && *extra ? " - " : "", extra ? extra : "", b->tty ? "\033[K" : "");
     if (step >= total || !b->tty) fputc('\n', stderr);

@@ -14,7 +14,7 @@
  *   quality_flowturbo_vs_heun_ranking          the order of the table's best FlowTurbo configuration and the Heun
  *                                              sampler of equal or lower cost (FD and PSNR) stays as measured
  * Thresholds were derived from these exact samples (FT_QUALITY_DERIVE=1
- * build/test_runner quality_metrics rewrites them; see bench/quality/README.md).
+ * build/test_runner quality_accuracy rewrites them; see bench/quality/README.md).
  * Every test SKIPs while the models are the smoke-run exports (their
  * metadata 'source' names fewer than 500 training steps), when a file is
  * missing, or without torch / Fashion-MNIST.
@@ -36,7 +36,7 @@
 #endif
 
 /* The guidance scale of the bench/quality table (bench/RESULTS.md). */
-#define Q_CFG 2.0f
+#define Q_CFG 3.0f
 #define Q_SEED 0
 
 /* (1) engine vs reference: a handful of images per sampler */
@@ -47,7 +47,7 @@ static const char *const ref_samplers[] = {"euler:6", "heun:3", "H1P3R2", "H2P4R
  * equal or lower cost, Q_N images each (first images also have RK4
  * solutions in bench/quality/data/rk4_ref.npy) */
 #define Q_N 100
-#define Q_FLOWTURBO "H1P5R3"
+#define Q_FLOWTURBO "H2P4R2"
 #define Q_HEUN "heun:4"
 
 static const char *env_or(const char *name, const char *def) {

@@ -7,6 +7,8 @@
   quality.py generate         engine samples (build/flowturbo generate) of every sampler, N images each
   quality.py time             ms/img of every sampler (build/quality/time_samplers, through ft_generate)
   quality.py report           metrics -> results.json, table.md, quality_vs_cost.png (in --results)
+  quality.py refiner-ablation FlowTurbo with the trained refiner vs with r = 0, guided and unguided
+  quality.py local-error      one Heun step vs two Euler half-steps from the exact solution, per t segment
 
 Samples: seed 0, image k uses engine noise seed k and label k % 10 (balanced classes). The first --n-ref images
 (same seeds and labels) are also solved with RK4 in PyTorch (tests/reference/reference.py's SiT forward and CFG
@@ -35,11 +37,13 @@ CLI = os.path.join(REPO, "build/flowturbo")
 TIMER = os.path.join(REPO, "build/quality/time_samplers")
 
 EULER = ["euler:6", "euler:8", "euler:12", "euler:16", "euler:24"]
-HEUN = ["heun:3", "heun:4", "heun:5", "heun:6", "heun:8", "heun:12"]
+HEUN = ["heun:3", "heun:4", "heun:5", "heun:6", "heun:8", "heun:12", "heun:32"]  # heun:32 ~ the exact ODE
 FLOWTURBO = ["H1P3R2", "H1P5R3", "H2P4R2", "H1P7R3", "H2P6R3", "H3P6R3", "H2P10R4", "H4P8R4"]
-ABLATION = ["H1P8R0", "H2P9R0"]  # the grids of H1P5R3 / H2P6R3 with pseudo-corrector blocks instead of R blocks
+# FlowTurbo without the refiner: pseudo-corrector blocks only (H1P8R0 / H2P9R0 have the grids of H1P5R3 / H2P6R3 with
+# P blocks instead of R blocks; H1P4R0 / H1P6R0 cost about what H1P3R2 / H1P5R3 cost)
+ABLATION = ["H1P4R0", "H1P6R0", "H1P8R0", "H2P9R0"]
 SAMPLERS = EULER + HEUN + FLOWTURBO + ABLATION
-CONVERGENCE = ["heun:32", "heun:64"]  # engine vs RK4 (first --n-ref images only)
+CONVERGENCE = ["heun:64"]  # engine vs RK4 (first --n-ref images only)
 
 
 def log(msg):
@@ -122,19 +126,29 @@ def ref_path(a, steps):
 
 
 def cmd_generate(a):
+    """--jobs processes of `flowturbo generate -t THREADS` at a time (1-thread processes side by side are robust on a
+    shared VM, where a 2-thread OpenMP pool waits for its descheduled thread at every op)."""
+    from concurrent.futures import ThreadPoolExecutor
     d = os.path.join(a.work, f"samples_cfg{a.cfg:g}_n{a.n}_{fingerprints(a)['sit']}_{fingerprints(a)['refiner']}")
     os.makedirs(d, exist_ok=True)
     gen_log = os.path.join(d, "generate.json")
     done = json.load(open(gen_log)) if os.path.exists(gen_log) else {}
     jobs = [(s, a.n) for s in a.samplers] + [(s, a.n_ref) for s in a.convergence]
-    for s, n in jobs:
-        out = os.path.join(d, fname(s) + ".npy")
-        if os.path.exists(out) and s in done and done[s]["n"] == n:
-            continue
-        secs, cmd = engine_generate(a, s, n, out)
-        done[s] = dict(n=n, seconds=secs, ms_per_img=1e3 * secs / n, threads=a.threads, batch=a.batch, cmd=cmd)
-        json.dump(done, open(gen_log, "w"), indent=1)
+    jobs = [(s, n) for s, n in jobs
+            if not (os.path.exists(os.path.join(d, fname(s) + ".npy")) and s in done and done[s]["n"] == n)]
+    jobs.sort(key=lambda j: -j[1] * (sampler_info(j[0])["pred"] + sampler_info(j[0])["ref"] / 7.76))  # longest first
+
+    def one(job):
+        s, n = job
+        secs, cmd = engine_generate(a, s, n, os.path.join(d, fname(s) + ".npy"))
         log(f"{s}: {n} images in {secs:.1f} s ({1e3 * secs / n:.1f} ms/img, -t {a.threads} -b {a.batch})")
+        return s, dict(n=n, seconds=secs, ms_per_img=1e3 * secs / n, threads=a.threads, batch=a.batch,
+                       parallel_jobs=a.jobs, cmd=cmd)
+
+    with ThreadPoolExecutor(max_workers=a.jobs) as ex:
+        for s, rec in ex.map(one, jobs):
+            done[s] = rec
+            json.dump(done, open(gen_log, "w"), indent=1)
     return d
 
 
@@ -237,10 +251,34 @@ def cmd_report(a):
                 generate_threads=a.threads, generate_batch=a.batch, cpu=cpu_model())
     os.makedirs(a.results, exist_ok=True)
     json.dump(dict(meta=meta, rows=rows), open(os.path.join(a.results, "results.json"), "w"), indent=1)
-    table = make_table(meta, rows)
+    ablation = load_ablation(a, rows)
+    table = make_table(meta, rows) + ablation_table(ablation)
     open(os.path.join(a.results, "table.md"), "w").write(table)
     print(table)
-    plot(meta, rows, os.path.join(a.results, "quality_vs_cost.png"))
+    plot(meta, rows, ablation, os.path.join(a.results, "quality_vs_cost.png"))
+
+
+def load_ablation(a, rows):
+    """refiner_ablation.json rows at the table's guidance scale, with the ms/img of the same sampler (a zeroed refiner
+    costs what the trained one costs)."""
+    p = os.path.join(a.results, "refiner_ablation.json")
+    if not os.path.exists(p):
+        return []
+    ms = {r["sampler"]: r.get("ms_per_img") for r in rows}
+    out = [dict(r, ms_per_img=ms.get(r["sampler"])) for r in json.load(open(p))["rows"]]
+    return [r for r in out if r["refiner"] in ("trained", "zero")]
+
+
+def ablation_table(ablation):
+    if not ablation:
+        return ""
+    out = ["", "Refiner ablation (`quality.py refiner-ablation`): the same samplers with the refiner's final layer zeroed "
+           "(r = 0, so every R step is an Euler step with the carried velocity; same cost).", "",
+           "| sampler | guidance | refiner | PSNR dB | FD | KID | accuracy |", "|---|---:|---|---:|---:|---:|---:|"]
+    for r in sorted(ablation, key=lambda r: (-r["cfg"], r["sampler"], r["refiner"])):
+        out.append(f"| {r['sampler']} | {r['cfg']:g} | {r['refiner']} | {fmt(r.get('psnr'), '.2f')} | "
+                   f"{fmt(r.get('fd'), '.3f')} | {fmt(r.get('kid'), '.2f')} | {fmt(r.get('acc'), '.3f')} |")
+    return "\n".join(out) + "\n"
 
 
 def fmt(v, f):
@@ -248,16 +286,16 @@ def fmt(v, f):
 
 
 def make_table(meta, rows):
-    out = ["| sampler | steps | predictor calls | refiner calls | ms/img | RMSE | PSNR dB | FD | KID ×10³ | accuracy |",
+    out = ["| sampler | steps | predictor calls | refiner calls | ms/img | RMSE | PSNR dB | FD | KID | accuracy |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         if "fd" not in r:
             continue
         out.append(f"| {r['sampler']} | {r['steps']} | {r['pred']} | {r['ref']} | {fmt(r['ms_per_img'], '.1f')} | "
                    f"{fmt(r.get('rmse'), '.4f')} | {fmt(r.get('psnr'), '.2f')} | {fmt(r['fd'], '.3f')} | "
-                   f"{fmt(r['kid'] * 1e3, '.3f')} | {fmt(r['acc'], '.3f')} |")
+                   f"{fmt(r['kid'], '.2f')} | {fmt(r['acc'], '.3f')} |")
     b = meta["real_baseline"]
-    out.append(f"| *real: train subset vs t10k* | | | | | | | {b['fd']:.3f} | {b['kid'] * 1e3:.3f} | {b['acc']:.3f} |")
+    out.append(f"| *real: train subset vs t10k* | | | | | | | {b['fd']:.3f} | {b['kid']:.2f} | {b['acc']:.3f} |")
     conv = [r for r in rows if "fd" not in r and "psnr" in r]
     if conv:
         out.append("")
@@ -270,11 +308,13 @@ def make_table(meta, rows):
     return "\n".join(out) + "\n"
 
 
-def plot(meta, rows, path):
+def plot(meta, rows, ablation, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     rows = [r for r in rows if "fd" in r and r.get("ms_per_img")]
+    off = [r for r in rows if r["ms_per_img"] > 250]  # heun:32, the near-exact solution, would squash the axis
+    rows = [r for r in rows if r["ms_per_img"] <= 250]
     fig, axes = plt.subplots(1, 2, figsize=(13, 5))
     style = {"euler": ("tab:gray", "s", "euler:N"), "heun": ("tab:blue", "o", "heun:N"),
              "flowturbo": ("tab:red", "^", "FlowTurbo H·P·R·"), "ablation": ("tab:orange", "v", "H·P·R0 (no refiner)")}
@@ -289,16 +329,23 @@ def plot(meta, rows, path):
             for r in rr:
                 ax.annotate(r["sampler"], (r["ms_per_img"], r[key]), fontsize=7, xytext=(3, 3),
                             textcoords="offset points")
+        zr = [r for r in ablation if r["refiner"] == "zero" and r["cfg"] == meta["cfg_scale"]
+              and r.get(key) is not None and r.get("ms_per_img")]
+        if zr:
+            ax.plot([r["ms_per_img"] for r in zr], [r[key] for r in zr], marker="^", color="tab:red",
+                    markerfacecolor="none", linestyle="none", label="FlowTurbo, refiner zeroed (r = 0)")
         if key == "fd":
             ax.axhline(meta["real_baseline"]["fd"], color="k", linestyle=":",
-                       label=f"real vs real (n={meta['n']})")
-            ax.set_yscale("log")
+                       label=f"real vs real (n={meta['n']}): {meta['real_baseline']['fd']:.2f}")
+            ax.set_ylim(0, None)
         ax.set_xlabel("ms / image (engine, CPU, %s threads)" % (meta["timing"]["threads"] if meta["timing"] else "?"))
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    note = "".join(f"; off scale: {r['sampler']} {r['ms_per_img']:.0f} ms, FD {r['fd']:.1f}, PSNR {r['psnr']:.1f} dB"
+                   for r in off if r.get("psnr") is not None)
     fig.suptitle(f"Fashion-MNIST SiT (depth 8, 2.5 M params) + refiner, CFG {meta['cfg_scale']:g}, "
-                 f"n = {meta['n']} per sampler")
+                 f"n = {meta['n']} per sampler{note}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     log(f"plot -> {path}")
@@ -328,20 +375,133 @@ def cmd_cfg_sweep(a):
     log(f"real vs real n={a.sweep_n}: FD {base['fd']:.3f} KID {base['kid']:.5f} acc {base['acc']:.4f}")
 
 
+def zero_refiner(a):
+    """The trained refiner with its final linear layer zeroed: r = 0 exactly, so every R block reuses the cached
+    velocity (an Euler step with the stale velocity); same file layout and cost."""
+    sys.path.insert(0, os.path.join(REPO, "weights_tool"))
+    import safetensors_io as st
+    w, meta = qlib.st_load(a.refiner)
+    for k in ("final_layer.linear.weight", "final_layer.linear.bias"):
+        w[k] = np.zeros_like(w[k])
+    meta = dict(meta, source="bench/quality: " + meta.get("source", "") + " -- final layer ZEROED (refiner ablation)")
+    path = os.path.join(a.work, f"zero_refiner_{fingerprints(a)['refiner']}.safetensors")
+    st.save(path, w, meta, dtype="F16")
+    return path
+
+
+def cmd_refiner_ablation(a):
+    """FlowTurbo with the trained refiner vs the same sampler with r = 0 (zero_refiner), at --cfg (PSNR on --n-ref
+    images, FD / KID / accuracy on --n) and without guidance (cfg 1: PSNR vs its own RK4 solution, --n-ref images)."""
+    import torch
+    torch.set_num_threads(a.threads)
+    fp = fingerprints(a)
+    zr = zero_refiner(a)
+    d = os.path.join(a.work, f"refiner_ablation_{fp['sit']}_{fp['refiner']}")
+    os.makedirs(d, exist_ok=True)
+    samplers = a.ablation_samplers
+    clf = qlib.Classifier(a.classifier)
+    real = qlib.RealReference(clf, cache_dir=a.work)
+    pw, pcfg = qlib.load_sit(a.sit)
+    res = dict(cfg_scale=a.cfg, n=a.n, n_ref=a.n_ref, rk4_steps=a.rk4_steps, rows=[])
+    for cfg, n in ((a.cfg, a.n), (1.0, a.n_ref)):
+        rp = os.path.join(a.work, f"rk4_{a.rk4_steps}_cfg{cfg:g}_n{a.n_ref}_{fp['sit']}.npy")
+        if not os.path.exists(rp):
+            qlib.save_npy_f32(rp, qlib.rk4_solve(pw, pcfg, qlib.engine_noise(0, a.n_ref), qlib.labels_for(a.n_ref),
+                                                 cfg, a.rk4_steps, log=log))
+        ref = np.load(rp)
+        for s in samplers:
+            for which, rf in (("trained", a.refiner), ("zero", zr)):
+                if cfg == a.cfg and which == "trained":
+                    p = os.path.join(a.work, f"samples_cfg{a.cfg:g}_n{a.n}_{fp['sit']}_{fp['refiner']}", fname(s) + ".npy")
+                else:
+                    p = os.path.join(d, f"{fname(s)}_{which}_cfg{cfg:g}_n{n}.npy")
+                    if not os.path.exists(p):
+                        b = argparse.Namespace(**vars(a))
+                        b.refiner = rf
+                        engine_generate(b, s, n, p, cfg=cfg)
+                x = np.load(p)[:n]
+                row = dict(sampler=s, refiner=which, cfg=cfg)
+                row["rmse"], row["psnr"] = qlib.rmse_psnr(x[:a.n_ref], ref)
+                if n == a.n:
+                    row.update(real.score(x, qlib.labels_for(n)))
+                res["rows"].append(row)
+                log(f"cfg {cfg:g} {s} {which} refiner: PSNR {row['psnr']:.2f}" +
+                    (f" FD {row['fd']:.3f} KID {row['kid']:.2f} acc {row['acc']:.3f}" if "fd" in row else ""))
+        for s in ("heun:4", "heun:8") if cfg == 1.0 else ():
+            p = os.path.join(d, f"{fname(s)}_cfg1_n{n}.npy")
+            if not os.path.exists(p):
+                engine_generate(a, s, n, p, cfg=1.0)
+            row = dict(sampler=s, refiner="-", cfg=1.0)
+            row["rmse"], row["psnr"] = qlib.rmse_psnr(np.load(p)[:a.n_ref], ref)
+            res["rows"].append(row)
+            log(f"cfg 1 {s}: PSNR {row['psnr']:.2f}")
+    os.makedirs(a.results, exist_ok=True)
+    json.dump(res, open(os.path.join(a.results, "refiner_ablation.json"), "w"), indent=1)
+
+
+def cmd_local_error(a):
+    """Where along t the error comes from: follow the RK4 solution (--rk4-steps) of --local-n images; from the exact
+    state at each t_k = k/8 take ONE Heun step of h = 1/8 and, at the same cost (2 guided evaluations), TWO Euler steps
+    of h/2, and compare both with the exact state at t_{k+1}. Also the relative rate of change of the guided velocity
+    |dv/dt| / |v| along the solution. Written to local_error.json (guidance --cfg and 1)."""
+    import torch
+    torch.set_num_threads(a.threads)
+    torch.set_grad_enabled(False)
+    pw, pcfg = qlib.load_sit(a.sit)
+    n, segs = a.local_n, 8
+    sub = a.rk4_steps // segs
+    noise = torch.from_numpy(qlib.engine_noise(0, n)).double()
+    y = torch.from_numpy(qlib.labels_for(n)).long()
+    res = dict(n=n, segments=segs, rk4_steps=a.rk4_steps, fingerprints=fingerprints(a), rows=[])
+    for cfg in (a.cfg, 1.0):
+        v = qlib.guided_velocity(pw, pcfg, cfg)
+        h, H = 1.0 / a.rk4_steps, 1.0 / segs
+        x, states, dv = noise.clone(), [noise.clone()], []
+        for i in range(a.rk4_steps):
+            t = i * h
+            k1 = v(x, t, y)
+            k2 = v(x + 0.5 * h * k1, t + 0.5 * h, y)
+            k3 = v(x + 0.5 * h * k2, t + 0.5 * h, y)
+            k4 = v(x + h * k3, t + h, y)
+            dv.append(((k4 - k1).norm() / (h * k1.norm())).item())  # relative |dv/dt| over this fine step
+            x = x + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4)
+            if (i + 1) % sub == 0:
+                states.append(x.clone())
+        for k in range(segs):
+            x0, x1, t0 = states[k], states[k + 1], k * H
+            d = v(x0, t0, y)
+            e = v(x0 + H * d, t0 + H, y)
+            heun = x0 + 0.5 * H * (d + e)
+            xm = x0 + 0.5 * H * d
+            euler2 = xm + 0.5 * H * v(xm, t0 + 0.5 * H, y)
+            rms = lambda z: ((z - x1).pow(2).mean().sqrt()).item()
+            row = dict(cfg=cfg, t0=t0, t1=t0 + H, heun_step_rmse=rms(heun), euler2_step_rmse=rms(euler2),
+                       rel_dvdt_mean=float(np.mean(dv[k * sub:(k + 1) * sub])),
+                       rel_dvdt_max=float(np.max(dv[k * sub:(k + 1) * sub])))
+            res["rows"].append(row)
+            log(f"cfg {cfg:g} t {t0:.3f}-{t0 + H:.3f}: one Heun step RMSE {row['heun_step_rmse']:.2e}, two Euler "
+                f"half-steps {row['euler2_step_rmse']:.2e}; |dv/dt|/|v| mean {row['rel_dvdt_mean']:.2f} "
+                f"max {row['rel_dvdt_max']:.2f}")
+    os.makedirs(a.results, exist_ok=True)
+    json.dump(res, open(os.path.join(a.results, "local_error.json"), "w"), indent=1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["all", "cfg-sweep", "reference", "generate", "time", "report"])
+    ap.add_argument("command", choices=["all", "cfg-sweep", "reference", "generate", "time", "report",
+                                        "refiner-ablation", "local-error"])
     ap.add_argument("--sit", default=qlib.SIT)
     ap.add_argument("--refiner", default=qlib.REFINER)
     ap.add_argument("--classifier", default=qlib.CLASSIFIER)
-    ap.add_argument("--cfg", type=float, default=2.0, help="guidance scale (default 2.0, see README)")
-    ap.add_argument("-n", "--n", type=int, default=1000, help="samples per sampler for FD/KID/accuracy")
+    ap.add_argument("--cfg", type=float, default=3.0, help="guidance scale (default 3.0: the FD minimum of cfg-sweep, see README)")
+    ap.add_argument("-n", "--n", type=int, default=2000, help="samples per sampler for FD/KID/accuracy")
     ap.add_argument("--n-ref", type=int, default=100, help="images with an RK4 reference (PSNR)")
-    ap.add_argument("--rk4-steps", type=int, default=64)
+    ap.add_argument("--rk4-steps", type=int, default=128)
     ap.add_argument("--store-test-ref", action="store_true",
                     help="reference: also store the first 20 solutions as the regression test's PSNR reference")
-    ap.add_argument("-t", "--threads", type=int, default=2, help="engine / torch threads")
+    ap.add_argument("-t", "--threads", type=int, default=1, help="engine / torch threads")
     ap.add_argument("-b", "--batch", type=int, default=50, help="engine batch for the sample generation")
+    ap.add_argument("-j", "--jobs", type=int, default=1, help="generate: engine processes side by side")
     ap.add_argument("--time-batch", type=int, default=32)
     ap.add_argument("--time-n", type=int, default=32)
     ap.add_argument("--reps", type=int, default=3)
@@ -350,12 +510,15 @@ def main():
     ap.add_argument("--sweep-sampler", default="heun:8")
     ap.add_argument("--sweep-cfgs", default="1,1.5,2,3,4")
     ap.add_argument("--sweep-n", type=int, default=500)
+    ap.add_argument("--local-n", type=int, default=20, help="local-error: images")
+    ap.add_argument("--ablation-samplers", default="H1P3R2,H1P5R3,H2P4R2,H2P6R3")
     ap.add_argument("--work", default=os.path.join(REPO, "build/quality"))
     ap.add_argument("--results", default=HERE)
     a = ap.parse_args()
     a.samplers = [s for s in a.samplers.split(",") if s]
     a.convergence = [s for s in a.convergence.split(",") if s]
     a.sweep_cfgs = [float(c) for c in a.sweep_cfgs.split(",")]
+    a.ablation_samplers = [s for s in a.ablation_samplers.split(",") if s]
     import torch
     torch.set_num_threads(a.threads)
     if a.command in ("all", "reference"):
@@ -368,6 +531,10 @@ def main():
         cmd_report(a)
     if a.command == "cfg-sweep":
         cmd_cfg_sweep(a)
+    if a.command == "refiner-ablation":
+        cmd_refiner_ablation(a)
+    if a.command == "local-error":
+        cmd_local_error(a)
 
 
 if __name__ == "__main__":
