@@ -1,11 +1,12 @@
 """Shared helpers for the Fashion-MNIST training scripts: threads, checkpoints, CSV logging, Euler sampling."""
 import csv
+import math
 import os
 import time
 
 import torch
 
-from model import SiT
+from model import EMA, SiT
 
 
 def setup_threads(n=2):
@@ -78,3 +79,64 @@ class Timer:
 
     def elapsed(self):
         return time.time() - self.t0
+
+
+class Trainer:
+    """The optimisation loop the predictor and the refiner share: linear lr warm-up, a batch processed as micro-batches
+    with accumulated gradients (same objective as one batch), grad-norm clip, AdamW (wd 0), EMA with the warmed-up
+    decay min(decay, (1+s)/(10+s)), and a resumable checkpoint of model + EMA + optimiser + step. `args` needs lr,
+    warmup, batch, micro, clip, ema, steps and ckpt_every."""
+
+    def __init__(self, model, cfg, args, ckpt_path):
+        self.model, self.cfg, self.args, self.ckpt_path = model, cfg, args, ckpt_path
+        self.ema = EMA(model, args.ema)
+        self.opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
+        self.step, self.wall_before, self.lr = 0, 0.0, 0.0
+        self.timer = self.t_step = None
+        ck = load_checkpoint(ckpt_path)
+        if ck is not None:
+            assert ck["config"] == cfg, "checkpoint config differs from the command line"
+            model.load_state_dict(ck["model"])
+            self.ema.shadow = ck["ema"]
+            self.opt.load_state_dict(ck["opt"])
+            self.step = ck["step"]
+            self.wall_before = ck.get("wall", 0.0)
+            print(f"resumed from {ckpt_path} at step {self.step}", flush=True)
+
+    def start(self):
+        """Starts the wall clock (after data loading) and puts the model in training mode."""
+        self.timer = Timer()
+        self.model.train()
+
+    def wall(self):
+        return self.wall_before + self.timer.elapsed()
+
+    def begin_step(self):
+        self.t_step = self.timer.elapsed()
+        self.lr = self.args.lr * min(1.0, (self.step + 1) / max(1, self.args.warmup))
+        for group in self.opt.param_groups:
+            group["lr"] = self.lr
+
+    def optimize(self, micro_loss):
+        """micro_loss(slice) -> that micro-batch's share of the batch-mean loss. Returns (loss, grad norm, seconds)."""
+        a = self.args
+        self.opt.zero_grad(set_to_none=True)
+        total = 0.0
+        for s in range(0, a.batch, a.micro):
+            loss = micro_loss(slice(s, s + a.micro))
+            loss.backward()
+            total += loss.item()
+        gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), a.clip).item()
+        self.opt.step()
+        self.step += 1
+        self.ema.decay = min(a.ema, (1 + self.step) / (10 + self.step))
+        self.ema.update(self.model)
+        secs = self.timer.elapsed() - self.t_step
+        if not math.isfinite(total):
+            raise SystemExit(f"non-finite loss at step {self.step}")
+        return total, gn, secs
+
+    def checkpoint_if_due(self):
+        if self.step % self.args.ckpt_every == 0 or self.step == self.args.steps:
+            atomic_save(dict(model=self.model.state_dict(), ema=self.ema.shadow, opt=self.opt.state_dict(),
+                             step=self.step, config=self.cfg, args=vars(self.args), wall=self.wall()), self.ckpt_path)

@@ -12,7 +12,6 @@ Checkpoints: <out>/predictor_last.pt (atomic, every --ckpt-every steps), loss CS
 """
 import argparse
 import json
-import math
 import os
 import sys
 
@@ -20,8 +19,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data  # noqa: E402
-from common import CsvLog, Timer, atomic_save, build_model, euler_sample, load_checkpoint, setup_threads  # noqa
-from model import EMA  # noqa: E402
+from common import CsvLog, Trainer, atomic_save, build_model, euler_sample, setup_threads  # noqa: E402
 
 
 def main():
@@ -53,75 +51,45 @@ def main():
                num_heads=args.heads, mlp_ratio=args.mlp_ratio, num_classes=data.NUM_CLASSES, in_channels_scale=1)
     torch.manual_seed(args.seed)
     model = build_model(cfg)
-    ema = EMA(model, args.ema)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
-    step = 0
-    wall_before = 0.0
-    ck = load_checkpoint(ckpt_path)
-    if ck is not None:
-        assert ck["config"] == cfg, "checkpoint config differs from the command line"
-        model.load_state_dict(ck["model"])
-        ema.shadow = ck["ema"]
-        opt.load_state_dict(ck["opt"])
-        step = ck["step"]
-        wall_before = ck.get("wall", 0.0)
-        print(f"resumed from {ckpt_path} at step {step}", flush=True)
+    tr = Trainer(model, cfg, args, ckpt_path)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"config {json.dumps(cfg)} params {n_params} args {vars(args)}", flush=True)
 
     x_all, y_all = data.load("train")
     n = x_all.shape[0]
     log = CsvLog(os.path.join(args.out, "predictor_loss.csv"),
-                 ["step", "loss", "lr", "grad_norm", "sec_per_step", "wall"], resume_step=step)
-    timer = Timer()
-    model.train()
-    while step < args.steps:
-        t_step = timer.elapsed()
-        lr = args.lr * min(1.0, (step + 1) / max(1, args.warmup))
-        for gparam in opt.param_groups:
-            gparam["lr"] = lr
-        idx = data.batch_indices(args.seed, step, args.batch, n)
+                 ["step", "loss", "lr", "grad_norm", "sec_per_step", "wall"], resume_step=tr.step)
+    tr.start()
+    while tr.step < args.steps:
+        tr.begin_step()
+        idx = data.batch_indices(args.seed, tr.step, args.batch, n)
         x1 = x_all[idx]
         y = y_all[idx].clone()
-        g = data.step_generator(args.seed, step)
+        g = data.step_generator(args.seed, tr.step)
         t = torch.rand(args.batch, generator=g)
         x0 = torch.randn(x1.shape, generator=g)
         drop = torch.rand(args.batch, generator=g) < args.label_drop
         y[drop] = data.NUM_CLASSES
         xt = t.view(-1, 1, 1, 1) * x1 + (1 - t.view(-1, 1, 1, 1)) * x0
         target = x1 - x0
-        opt.zero_grad(set_to_none=True)
-        total = 0.0
-        for s in range(0, args.batch, args.micro):
-            sl = slice(s, s + args.micro)
-            out = model(xt[sl], t[sl], y[sl])
-            loss = ((out - target[sl]) ** 2).mean(dim=(1, 2, 3)).sum() / args.batch
-            loss.backward()
-            total += loss.item()
-        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip).item()
-        opt.step()
-        step += 1
-        ema.decay = min(args.ema, (1 + step) / (10 + step))
-        ema.update(model)
-        dt = timer.elapsed() - t_step
-        if not math.isfinite(total):
-            raise SystemExit(f"non-finite loss at step {step}")
-        log.write(step=step, loss=f"{total:.6f}", lr=f"{lr:.3g}", grad_norm=f"{gn:.4f}", sec_per_step=f"{dt:.3f}",
-                  wall=f"{wall_before + timer.elapsed():.1f}")
+        total, gn, dt = tr.optimize(
+            lambda sl: ((model(xt[sl], t[sl], y[sl]) - target[sl]) ** 2).mean(dim=(1, 2, 3)).sum() / args.batch)
+        step = tr.step
+        log.write(step=step, loss=f"{total:.6f}", lr=f"{tr.lr:.3g}", grad_norm=f"{gn:.4f}", sec_per_step=f"{dt:.3f}",
+                  wall=f"{tr.wall():.1f}")
         if step % 10 == 0 or step == 1:
-            print(f"step {step}/{args.steps} loss {total:.5f} gn {gn:.3f} lr {lr:.2e} {dt:.2f}s/step", flush=True)
-        if step % args.ckpt_every == 0 or step == args.steps:
-            atomic_save(dict(model=model.state_dict(), ema=ema.shadow, opt=opt.state_dict(), step=step, config=cfg,
-                             args=vars(args), wall=wall_before + timer.elapsed()), ckpt_path)
+            print(f"step {step}/{args.steps} loss {total:.5f} gn {gn:.3f} lr {tr.lr:.2e} {dt:.2f}s/step", flush=True)
+        tr.checkpoint_if_due()
         if step % args.sample_every == 0 or step == args.steps:
             ev = build_model(cfg)
-            ev.load_state_dict(ema.shadow)
+            ev.load_state_dict(tr.ema.shadow)
             y_s = torch.arange(data.NUM_CLASSES).repeat_interleave(10)
             xs = euler_sample(ev, y_s, steps=50, cfg_scale=1.0, seed=1)
             data.save_grid_png(os.path.join(args.out, f"predictor_samples_{step:06d}.png"), xs, nrow=10)
             model.train()
     # final EMA weights for export / refiner teacher
-    atomic_save(dict(ema=ema.shadow, config=cfg, step=step, args=vars(args)), os.path.join(args.out, "predictor_ema.pt"))
+    atomic_save(dict(ema=tr.ema.shadow, config=cfg, step=tr.step, args=vars(args)),
+                os.path.join(args.out, "predictor_ema.pt"))
     print("done", flush=True)
 
 

@@ -13,7 +13,6 @@ and the better one is written to refiner_final.pt (the choice is logged).
 """
 import argparse
 import json
-import math
 import os
 import sys
 
@@ -21,8 +20,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data  # noqa: E402
-from common import CsvLog, Timer, atomic_save, build_model, load_checkpoint, setup_threads  # noqa: E402
-from model import EMA  # noqa: E402
+from common import CsvLog, Trainer, atomic_save, build_model, setup_threads  # noqa: E402
 
 
 def draw(seed, step, batch, n, x_all, y_all, dt_max, label_drop, stream=1):
@@ -89,67 +87,39 @@ def main():
     cfg["in_channels_scale"] = 2
     torch.manual_seed(args.seed + 1)
     model = build_model(cfg)
-    ema = EMA(model, args.ema)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
-    step = 0
-    wall_before = 0.0
-    ck = load_checkpoint(ckpt_path)
-    if ck is not None:
-        assert ck["config"] == cfg
-        model.load_state_dict(ck["model"])
-        ema.shadow = ck["ema"]
-        opt.load_state_dict(ck["opt"])
-        step = ck["step"]
-        wall_before = ck.get("wall", 0.0)
-        print(f"resumed from {ckpt_path} at step {step}", flush=True)
+    tr = Trainer(model, cfg, args, ckpt_path)
     print(f"refiner config {json.dumps(cfg)} params {sum(p.numel() for p in model.parameters())} "
           f"teacher step {tk['step']} args {vars(args)}", flush=True)
 
     x_all, y_all = data.load("train")
     n = x_all.shape[0]
     log = CsvLog(os.path.join(args.out, "refiner_loss.csv"),
-                 ["step", "loss", "dt", "base_loss", "lr", "grad_norm", "sec_per_step", "wall"], resume_step=step)
-    timer = Timer()
-    model.train()
-    while step < args.steps:
-        t_step = timer.elapsed()
-        lr = args.lr * min(1.0, (step + 1) / max(1, args.warmup))
-        for gparam in opt.param_groups:
-            gparam["lr"] = lr
-        xt, t, y, y_drop, dt = draw(args.seed, step, args.batch, n, x_all, y_all, args.dt_max, args.label_drop)
+                 ["step", "loss", "dt", "base_loss", "lr", "grad_norm", "sec_per_step", "wall"], resume_step=tr.step)
+    tr.start()
+    while tr.step < args.steps:
+        tr.begin_step()
+        xt, t, y, y_drop, dt = draw(args.seed, tr.step, args.batch, n, x_all, y_all, args.dt_max, args.label_drop)
         v, xp, tgt = teacher_pair(teacher, xt, t, y, y_drop, dt, args.micro)
         base = ((v - tgt) ** 2).mean().item()  # loss of the zero refiner (v carried over), for reference
-        opt.zero_grad(set_to_none=True)
-        total = 0.0
-        for s in range(0, args.batch, args.micro):
-            sl = slice(s, s + args.micro)
+
+        def micro_loss(sl):
             pred = v[sl] + model(torch.cat([xp[sl], v[sl]], 1), t[sl] + dt, y_drop[sl])
-            loss = ((pred - tgt[sl]) ** 2).mean(dim=(1, 2, 3)).sum() / args.batch
-            loss.backward()
-            total += loss.item()
-        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip).item()
-        opt.step()
-        step += 1
-        ema.decay = min(args.ema, (1 + step) / (10 + step))
-        ema.update(model)
-        dt_s = timer.elapsed() - t_step
-        if not math.isfinite(total):
-            raise SystemExit(f"non-finite loss at step {step}")
-        log.write(step=step, loss=f"{total:.6f}", dt=f"{dt:.4f}", base_loss=f"{base:.6f}", lr=f"{lr:.3g}",
-                  grad_norm=f"{gn:.4f}", sec_per_step=f"{dt_s:.3f}", wall=f"{wall_before + timer.elapsed():.1f}")
+            return ((pred - tgt[sl]) ** 2).mean(dim=(1, 2, 3)).sum() / args.batch
+        total, gn, dt_s = tr.optimize(micro_loss)
+        step = tr.step
+        log.write(step=step, loss=f"{total:.6f}", dt=f"{dt:.4f}", base_loss=f"{base:.6f}", lr=f"{tr.lr:.3g}",
+                  grad_norm=f"{gn:.4f}", sec_per_step=f"{dt_s:.3f}", wall=f"{tr.wall():.1f}")
         if step % 10 == 0 or step == 1:
             print(f"step {step}/{args.steps} loss {total:.5f} (zero-refiner {base:.5f}, dt {dt:.3f}) gn {gn:.3f} "
                   f"{dt_s:.2f}s/step", flush=True)
-        if step % args.ckpt_every == 0 or step == args.steps:
-            atomic_save(dict(model=model.state_dict(), ema=ema.shadow, opt=opt.state_dict(), step=step, config=cfg,
-                             args=vars(args), wall=wall_before + timer.elapsed()), ckpt_path)
+        tr.checkpoint_if_due()
 
     # validation: same objective on the test split, fixed seed, raw vs EMA vs zero refiner
     x_te, y_te = data.load("t10k")
     ev_raw = build_model(cfg)
     ev_raw.load_state_dict(model.state_dict())
     ev_ema = build_model(cfg)
-    ev_ema.load_state_dict(ema.shadow)
+    ev_ema.load_state_dict(tr.ema.shadow)
     sums = {"zero": 0.0, "raw": 0.0, "ema": 0.0}
     with torch.no_grad():
         for vb in range(args.val_batches):
@@ -164,11 +134,11 @@ def main():
     val = {k: s / args.val_batches for k, s in sums.items()}
     choice = "ema" if val["ema"] <= val["raw"] else "raw"
     print(f"validation loss (t10k, {args.val_batches}x{args.batch}): {val}; exporting {choice}", flush=True)
-    sd = ema.shadow if choice == "ema" else model.state_dict()
-    atomic_save(dict(weights=sd, which=choice, val=val, config=cfg, step=step, args=vars(args)),
+    sd = tr.ema.shadow if choice == "ema" else model.state_dict()
+    atomic_save(dict(weights=sd, which=choice, val=val, config=cfg, step=tr.step, args=vars(args)),
                 os.path.join(args.out, "refiner_final.pt"))
     with open(os.path.join(args.out, "refiner_val.json"), "w") as f:
-        json.dump(dict(val=val, choice=choice, step=step), f, indent=1)
+        json.dump(dict(val=val, choice=choice, step=tr.step), f, indent=1)
     print("done", flush=True)
 
 
