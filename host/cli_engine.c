@@ -3,6 +3,7 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static volatile sig_atomic_t g_interrupted;
@@ -26,13 +27,16 @@ int interrupt_requested(void) { return g_interrupted != 0; }
 
 void engine_opts_init(engine_opts *eo) {
     memset(eo, 0, sizeof *eo);
-    eo->backend = "auto";
+    /* FLOWTURBO_BACKEND sets the default (the test runner pins the CLI to the CPU reference with it) */
+    const char *env = getenv("FLOWTURBO_BACKEND");
+    eo->backend = env && *env ? env : "auto";
     eo->dtype = "bf16";
 }
 
 int engine_opts_check(const cli_spec *spec, const engine_opts *eo) {
     if (strcmp(eo->backend, "auto") && strcmp(eo->backend, "cpu") && strcmp(eo->backend, "cuda"))
-        return cli_usage_error(spec, "option '--backend' must be cpu, cuda or auto, got '%s'", eo->backend);
+        return cli_usage_error(spec, "option '--backend' (or FLOWTURBO_BACKEND) must be cpu, cuda or auto, got '%s'",
+                               eo->backend);
     if (strcmp(eo->dtype, "bf16") && strcmp(eo->dtype, "f16") && strcmp(eo->dtype, "f32"))
         return cli_usage_error(spec, "option '--dtype' must be bf16, f16 or f32, got '%s'", eo->dtype);
     if (eo->device < 0) return cli_usage_error(spec, "option '--device' must be >= 0, got %d", eo->device);

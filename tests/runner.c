@@ -49,6 +49,9 @@ int main(int argc, char **argv) {
     const char *filter = argc > 1 ? argv[1] : NULL;
     int verbose = getenv("FT_TEST_VERBOSE") != NULL; /* print notes of passing tests too */
     int passed = 0, failed = 0, skipped = 0;
+    /* CLI runs compare against fp32 CPU goldens: keep them on the CPU backend even on a GPU machine (the CUDA
+     * backend has its own tests, test_cuda.c, with bf16 tolerances) */
+    setenv("FLOWTURBO_BACKEND", "cpu", 0);
     /* stable order: files alphabetically, tests in source order within a file */
     for (int i = 1; i < n_tests; i++)
         for (int j = i; j > 0 && by_file_then_name(&tests[j - 1], &tests[j]) > 0; j--) {
