@@ -26,6 +26,8 @@ struct ft_context {
     vae_model *vae;
     ft_plan *plans[PLAN_CACHE];
     uint64_t plan_used[PLAN_CACHE];
+    void *decode_buf; /* ft_decode's buffers, kept across calls (grown when a call needs more) */
+    size_t decode_bytes;
     uint64_t tick;
     volatile int cancel;
     int batch_done, batch_total; /* images finished / requested in ft_generate */
@@ -98,17 +100,21 @@ ft_context *ft_context_new(const ft_context_params *params) {
     return ctx;
 }
 
-static void drop_plans(ft_context *ctx) {
+/* Frees every per-configuration buffer (plans, the decode buffers): on model changes and to retry after OOM. */
+static void drop_activation_buffers(ft_context *ctx) {
     for (int i = 0; i < PLAN_CACHE; i++) {
         plan_free(ctx->be, ctx->plans[i]);
         ctx->plans[i] = NULL;
     }
+    if (ctx->decode_buf) ctx->be->free(ctx->be, ctx->decode_buf);
+    ctx->decode_buf = NULL;
+    ctx->decode_bytes = 0;
 }
 
 void ft_context_free(ft_context *ctx) {
     if (!ctx) return;
     if (ctx->be) {
-        drop_plans(ctx);
+        drop_activation_buffers(ctx);
         if (ctx->has_pred) sit_free(ctx->be, &ctx->pred);
         if (ctx->has_ref) sit_free(ctx->be, &ctx->ref);
         if (ctx->vae) vae_free(ctx->be, ctx->vae);
@@ -139,7 +145,7 @@ static ft_status load_file(ft_context *ctx, ft_role role, st_file *f) {
         vae_model *vae = NULL;
         st = vae_load(ctx->be, f, &vae, load_progress, ctx, &ctx->err);
         if (st == FT_OK) {
-            drop_plans(ctx);
+            drop_activation_buffers(ctx);
             if (ctx->vae) vae_free(ctx->be, ctx->vae);
             ctx->vae = vae;
             ft_log(ctx, FT_LOG_INFO, "loaded VAE %s (%zu params)", f->path, vae_n_params(vae));
@@ -149,7 +155,7 @@ static ft_status load_file(ft_context *ctx, ft_role role, st_file *f) {
     sit_model m;
     st = sit_load(ctx->be, f, role, &m, load_progress, ctx, &ctx->err);
     if (st == FT_OK) {
-        drop_plans(ctx);
+        drop_activation_buffers(ctx);
         sit_model *slot = role == FT_ROLE_PREDICTOR ? &ctx->pred : &ctx->ref;
         int *has = role == FT_ROLE_PREDICTOR ? &ctx->has_pred : &ctx->has_ref;
         if (*has) sit_free(ctx->be, slot);
@@ -338,7 +344,7 @@ static ft_status get_plan(ft_context *ctx, const ft_plan_env *env, const ft_plan
     ctx->plans[slot] = NULL;
     ft_status st = plan_create(env, key, out, &ctx->err);
     if (st == FT_ERR_OUT_OF_MEMORY) { /* make room: drop every cached plan and retry once */
-        drop_plans(ctx);
+        drop_activation_buffers(ctx);
         ctx->be->error[0] = 0;
         st = plan_create(env, key, out, &ctx->err);
     }
@@ -432,9 +438,16 @@ ft_status ft_decode(ft_context *ctx, const float *latents, int n, int latent_siz
     size_t b_lat = (chunk * state * sizeof(float) + 255) & ~(size_t)255;
     size_t b_img = ((size_t)chunk * oc * IS * IS * sizeof(float) + 255) & ~(size_t)255;
     size_t b_scr = (scratch + 255) & ~(size_t)255;
-    void *buf = NULL;
-    st = be->alloc(be, b_lat + b_img + b_scr + chunk * img, &buf);
-    if (st != FT_OK) return failed(ctx, fail(ctx, st, "cannot allocate decode buffers: %s", be->error));
+    size_t need = b_lat + b_img + b_scr + chunk * img;
+    if (ctx->decode_bytes < need) { /* one allocation, reused by later calls of this size or smaller */
+        if (ctx->decode_buf) be->free(be, ctx->decode_buf);
+        ctx->decode_buf = NULL;
+        ctx->decode_bytes = 0;
+        st = be->alloc(be, need, &ctx->decode_buf);
+        if (st != FT_OK) return failed(ctx, fail(ctx, st, "cannot allocate decode buffers: %s", be->error));
+        ctx->decode_bytes = need;
+    }
+    void *buf = ctx->decode_buf;
     float *d_lat = buf, *d_img = (float *)((char *)buf + b_lat);
     void *d_scr = (char *)buf + b_lat + b_img;
     uint8_t *d_rgb = (uint8_t *)((char *)buf + b_lat + b_img + b_scr);
@@ -452,7 +465,6 @@ ft_status ft_decode(ft_context *ctx, const float *latents, int n, int latent_siz
         if (st == FT_OK) st = be->download(be, images_out + (size_t)done * img, d_rgb, (size_t)b * img);
         if (st == FT_OK) progress(ctx, FT_PHASE_DECODING, done + b, n);
     }
-    be->free(be, buf);
     if (st != FT_OK) return failed(ctx, fail(ctx, st, "decoding failed on the %s backend: %s", be->name, be->error));
     return FT_OK;
 }

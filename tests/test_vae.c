@@ -670,6 +670,12 @@ TEST(vae_public_decode) {
             ft_status st = ft_decode(ctx, lat6, 6, 4, got);
             if (st != FT_OK) test_note("ft_decode: %s", ft_last_error(ctx)), ok = 0;
             else ok &= rgb_match("ft_decode rgb8", got, want, sizeof got, 6);
+            /* later calls reuse the context's decode buffers: 2 images (smaller), then 6 again */
+            memset(got, 0, sizeof got);
+            if (ft_decode(ctx, lat6, 2, 4, got) != FT_OK) test_note("ft_decode 2: %s", ft_last_error(ctx)), ok = 0;
+            else ok &= rgb_match("ft_decode rgb8, second call", got, want, 2 * 768, 2);
+            if (ft_decode(ctx, lat6, 6, 4, got) != FT_OK) test_note("ft_decode 6: %s", ft_last_error(ctx)), ok = 0;
+            else ok &= rgb_match("ft_decode rgb8, third call", got, want, sizeof got, 6);
             free(lat), free(rgbf);
         }
     }
