@@ -178,7 +178,7 @@ make -s info CUDA=1 2>/dev/null | head -1
 stage "2. CUDA tests ($B/test_cuda, every op and sampler vs the CPU backend)"
 if [ -x $B/test_cuda ]; then
   TEST_T=$(budget 110 100)
-  FT_TEST_VERBOSE=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)} timeout "$TEST_T" $B/test_cuda cuda_ 2>&1 | tee "$OUT/test_cuda.log" | grep -E "^(PASS|FAIL|SKIP)|tests:"
+  FT_TEST_VERBOSE=1 FT_GEMM_DEBUG=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)} timeout "$TEST_T" $B/test_cuda cuda_ 2>&1 | tee "$OUT/test_cuda.log" | grep -E "^(PASS|FAIL|SKIP)|tests:"
   rc=${PIPESTATUS[0]}
   SUMMARY_LINE=$(grep "^tests:" "$OUT/test_cuda.log" | tail -1 | sed "s/^tests: //")
   FAILED=$(grep "^FAIL" "$OUT/test_cuda.log" | awk '{print $2}' | tr '\n' ' ')

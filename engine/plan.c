@@ -374,6 +374,11 @@ ft_status plan_run(ft_plan *p, const ft_plan_env *env_in, int use_graphs, ft_err
         if ((st = be->begin_capture(be)) == FT_OK) {
             emit_trajectory(p, env);
             st = be->end_capture(be, &p->graph);
+            if (st == FT_OK && env->cancel && *env->cancel) { /* a truncated trajectory must not be kept */
+                be->graph_free(be, p->graph);
+                p->graph = NULL;
+                return ft_fail(err, FT_ERR_CANCELLED, "cancelled by the progress callback");
+            }
         }
         if (st != FT_OK) return ft_fail(err, st, "capturing the trajectory failed: %s", be->error);
     }

@@ -91,6 +91,10 @@ static ft_status cu_alloc(ft_backend *be, size_t bytes, void **ptr) {
 
 static void cu_free(ft_backend *be, void *ptr) {
     if (!ptr) return;
+    if (cu_of(be)->capturing) { /* cudaFree would invalidate the capture */
+        ft_backend_fail(be, "free while a graph is being captured");
+        return;
+    }
     cu_enter(be);
     CU_CHECK(be, cudaFree(ptr));
 }

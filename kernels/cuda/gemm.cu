@@ -14,6 +14,8 @@
  * plain and bias_act_kernel applies bias and activation afterwards: same
  * function, one extra pass. */
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gemm.cuh"
@@ -173,6 +175,11 @@ static int entry_build(ft_backend *be, cu_gemm_entry *e, int fused, const float 
     e->workspace = res.workspaceSize;
     e->fused = fused;
     e->valid = 1;
+    /* FT_GEMM_DEBUG=1: which problems got a fused epilogue (an f32 bias with a bf16 output is outside cuBLASLt's
+     * documented bias types, so those may fall back to the plain GEMM + bias_act_kernel) */
+    if (getenv("FT_GEMM_DEBUG"))
+        fprintf(stderr, "gemm m=%d n=%d k=%d out=%s epilogue=%d bias=%d fused=%d workspace=%zu\n", e->m, e->n, e->k,
+                e->c_type ? "act" : "f32", e->epi, e->has_bias, fused, (size_t)res.workspaceSize);
     return 1;
 }
 
