@@ -61,7 +61,9 @@ typedef enum {
 } ft_phase;
 
 typedef void (*ft_log_cb)(ft_log_level level, const char *message, void *user);
-/* Return non-zero to cancel the running call (it returns FT_ERR_CANCELLED). */
+/* Return non-zero to cancel the running call (it returns FT_ERR_CANCELLED). On the CUDA backend the sampling-step
+ * callbacks run on a CUDA-internal thread while the GPU works (host nodes of the trajectory's graph): they must not
+ * call ft_* functions, and with graphs a cancel takes effect when the current batch's trajectory has finished. */
 typedef int (*ft_progress_cb)(ft_phase phase, int step, int total, void *user);
 
 typedef enum { FT_BACKEND_AUTO = 0, FT_BACKEND_CPU = 1, FT_BACKEND_CUDA = 2 } ft_backend_kind;
