@@ -381,6 +381,7 @@ cudaError_t attention_init(size_t smem_optin) {
 template <typename T>
 static cudaError_t attention_t(T *o, const T *qkv, int N, int T_, int H, int hd, size_t optin, cudaStream_t st) {
     if (attention_uses_mma(o, qkv, T_, hd)) {
+        if (optin < FA_SMEM) return cudaErrorInvalidValue; /* attention_init was not run or the device is too small */
         const float sl2 = 1.4426950408889634f / sqrtf((float)FA_HD);
         dim3 grid((unsigned)(T_ / FA_BQ), (unsigned)H, (unsigned)N);
         fa_hd72_kernel<T><<<grid, FA_THREADS, FA_SMEM, st>>>(o, qkv, T_, H, sl2);
