@@ -285,6 +285,16 @@ def guided_velocity(pw, pcfg, cfg_scale):
     return v
 
 
+def rk4_step(v, x, t, h, y):
+    """One classical RK4 step of dx/dt = v(x, t, y) from t to t + h. Returns (x(t + h), v at the start, v at the
+    end-point estimate x + h k3)."""
+    k1 = v(x, t, y)
+    k2 = v(x + 0.5 * h * k1, t + 0.5 * h, y)
+    k3 = v(x + 0.5 * h * k2, t + 0.5 * h, y)
+    k4 = v(x + h * k3, t + h, y)
+    return x + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4), k1, k4
+
+
 @torch.no_grad() if torch is not None else (lambda f: f)
 def rk4_solve(pw, pcfg, noise, labels, cfg_scale, steps, bs=50, log=None):
     """Classical RK4 with `steps` uniform steps from t = 0 (noise) to t = 1 (data); state in float64, model in
@@ -296,12 +306,7 @@ def rk4_solve(pw, pcfg, noise, labels, cfg_scale, steps, bs=50, log=None):
         x = torch.from_numpy(np.asarray(noise[s:s + bs], dtype=np.float64))
         y = torch.from_numpy(np.asarray(labels[s:s + bs])).long()
         for i in range(steps):
-            t = i * h
-            k1 = v(x, t, y)
-            k2 = v(x + 0.5 * h * k1, t + 0.5 * h, y)
-            k3 = v(x + 0.5 * h * k2, t + 0.5 * h, y)
-            k4 = v(x + h * k3, t + h, y)
-            x = x + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4)
+            x, _, _ = rk4_step(v, x, i * h, h, y)
         out.append(x.float().numpy())
         if log:
             log(f"rk4 {steps} steps: {min(s + bs, len(noise))}/{len(noise)} images")

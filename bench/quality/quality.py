@@ -93,7 +93,7 @@ def cmd_reference(a):
     os.makedirs(a.work, exist_ok=True)
     res = {}
     for steps in (a.rk4_steps, a.rk4_steps // 2):
-        path = os.path.join(a.work, f"rk4_{steps}_cfg{a.cfg:g}_n{a.n_ref}_{fingerprints(a)['sit']}.npy")
+        path = ref_path(a, steps)
         if os.path.exists(path):
             log(f"reference exists: {path}")
             continue
@@ -121,15 +121,22 @@ def store_test_ref(a, k=20):
     log(f"stored the first {k} RK4 solutions in {d}/rk4_ref.npy")
 
 
-def ref_path(a, steps):
-    return os.path.join(a.work, f"rk4_{steps}_cfg{a.cfg:g}_n{a.n_ref}_{fingerprints(a)['sit']}.npy")
+def ref_path(a, steps, cfg=None):
+    cfg = a.cfg if cfg is None else cfg
+    return os.path.join(a.work, f"rk4_{steps}_cfg{cfg:g}_n{a.n_ref}_{fingerprints(a)['sit']}.npy")
+
+
+def samples_dir(a):
+    """Where `generate` keeps the table's samples (keyed by guidance, n and the models' fingerprints)."""
+    fp = fingerprints(a)
+    return os.path.join(a.work, f"samples_cfg{a.cfg:g}_n{a.n}_{fp['sit']}_{fp['refiner']}")
 
 
 def cmd_generate(a):
     """--jobs processes of `flowturbo generate -t THREADS` at a time (1-thread processes side by side are robust on a
     shared VM, where a 2-thread OpenMP pool waits for its descheduled thread at every op)."""
     from concurrent.futures import ThreadPoolExecutor
-    d = os.path.join(a.work, f"samples_cfg{a.cfg:g}_n{a.n}_{fingerprints(a)['sit']}_{fingerprints(a)['refiner']}")
+    d = samples_dir(a)
     os.makedirs(d, exist_ok=True)
     gen_log = os.path.join(d, "generate.json")
     done = json.load(open(gen_log)) if os.path.exists(gen_log) else {}
@@ -200,10 +207,8 @@ def cpu_model():
 # ---------------------------------------------------------------------------------------------------------------------
 
 def cmd_report(a):
-    import torch
-    torch.set_num_threads(a.threads)
     fp = fingerprints(a)
-    d = os.path.join(a.work, f"samples_cfg{a.cfg:g}_n{a.n}_{fp['sit']}_{fp['refiner']}")
+    d = samples_dir(a)
     gen = json.load(open(os.path.join(d, "generate.json")))
     tpath = os.path.join(a.work, f"timing_cfg{a.cfg:g}_t{a.threads}_b{a.time_batch}.json")
     timing = json.load(open(tpath)) if os.path.exists(tpath) else None
@@ -354,8 +359,6 @@ def plot(meta, rows, ablation, path):
 # ---------------------------------------------------------------------------------------------------------------------
 
 def cmd_cfg_sweep(a):
-    import torch
-    torch.set_num_threads(a.threads)
     clf = qlib.Classifier(a.classifier)
     real = qlib.RealReference(clf, cache_dir=a.work)
     base = real.real_baseline(a.sweep_n)
@@ -392,8 +395,6 @@ def zero_refiner(a):
 def cmd_refiner_ablation(a):
     """FlowTurbo with the trained refiner vs the same sampler with r = 0 (zero_refiner), at --cfg (PSNR on --n-ref
     images, FD / KID / accuracy on --n) and without guidance (cfg 1: PSNR vs its own RK4 solution, --n-ref images)."""
-    import torch
-    torch.set_num_threads(a.threads)
     fp = fingerprints(a)
     zr = zero_refiner(a)
     d = os.path.join(a.work, f"refiner_ablation_{fp['sit']}_{fp['refiner']}")
@@ -404,7 +405,7 @@ def cmd_refiner_ablation(a):
     pw, pcfg = qlib.load_sit(a.sit)
     res = dict(cfg_scale=a.cfg, n=a.n, n_ref=a.n_ref, rk4_steps=a.rk4_steps, rows=[])
     for cfg, n in ((a.cfg, a.n), (1.0, a.n_ref)):
-        rp = os.path.join(a.work, f"rk4_{a.rk4_steps}_cfg{cfg:g}_n{a.n_ref}_{fp['sit']}.npy")
+        rp = ref_path(a, a.rk4_steps, cfg)
         if not os.path.exists(rp):
             qlib.save_npy_f32(rp, qlib.rk4_solve(pw, pcfg, qlib.engine_noise(0, a.n_ref), qlib.labels_for(a.n_ref),
                                                  cfg, a.rk4_steps, log=log))
@@ -412,7 +413,7 @@ def cmd_refiner_ablation(a):
         for s in samplers:
             for which, rf in (("trained", a.refiner), ("zero", zr)):
                 if cfg == a.cfg and which == "trained":
-                    p = os.path.join(a.work, f"samples_cfg{a.cfg:g}_n{a.n}_{fp['sit']}_{fp['refiner']}", fname(s) + ".npy")
+                    p = os.path.join(samples_dir(a), fname(s) + ".npy")
                 else:
                     p = os.path.join(d, f"{fname(s)}_{which}_cfg{cfg:g}_n{n}.npy")
                     if not os.path.exists(p):
@@ -427,7 +428,9 @@ def cmd_refiner_ablation(a):
                 res["rows"].append(row)
                 log(f"cfg {cfg:g} {s} {which} refiner: PSNR {row['psnr']:.2f}" +
                     (f" FD {row['fd']:.3f} KID {row['kid']:.2f} acc {row['acc']:.3f}" if "fd" in row else ""))
-        for s in ("heun:4", "heun:8") if cfg == 1.0 else ():
+        if cfg != 1.0:
+            continue
+        for s in ("heun:4", "heun:8"):  # unguided baselines for the PSNR column
             p = os.path.join(d, f"{fname(s)}_cfg1_n{n}.npy")
             if not os.path.exists(p):
                 engine_generate(a, s, n, p, cfg=1.0)
@@ -445,7 +448,6 @@ def cmd_local_error(a):
     of h/2, and compare both with the exact state at t_{k+1}. Also the relative rate of change of the guided velocity
     |dv/dt| / |v| along the solution. Written to local_error.json (guidance --cfg and 1)."""
     import torch
-    torch.set_num_threads(a.threads)
     torch.set_grad_enabled(False)
     pw, pcfg = qlib.load_sit(a.sit)
     n, segs = a.local_n, 8
@@ -458,13 +460,8 @@ def cmd_local_error(a):
         h, H = 1.0 / a.rk4_steps, 1.0 / segs
         x, states, dv = noise.clone(), [noise.clone()], []
         for i in range(a.rk4_steps):
-            t = i * h
-            k1 = v(x, t, y)
-            k2 = v(x + 0.5 * h * k1, t + 0.5 * h, y)
-            k3 = v(x + 0.5 * h * k2, t + 0.5 * h, y)
-            k4 = v(x + h * k3, t + h, y)
+            x, k1, k4 = qlib.rk4_step(v, x, i * h, h, y)
             dv.append(((k4 - k1).norm() / (h * k1.norm())).item())  # relative |dv/dt| over this fine step
-            x = x + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4)
             if (i + 1) % sub == 0:
                 states.append(x.clone())
         for k in range(segs):
@@ -520,7 +517,7 @@ def main():
     a.sweep_cfgs = [float(c) for c in a.sweep_cfgs.split(",")]
     a.ablation_samplers = [s for s in a.ablation_samplers.split(",") if s]
     import torch
-    torch.set_num_threads(a.threads)
+    torch.set_num_threads(a.threads)  # every command's torch work (references, features) uses -t threads
     if a.command in ("all", "reference"):
         cmd_reference(a)
     if a.command in ("all", "generate"):
