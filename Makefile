@@ -20,6 +20,10 @@ endif
 NVCC    ?= nvcc
 PYTHON  ?= /usr/bin/python3
 PREFIX  ?= /usr/local
+ifeq ($(CUDA_EMU),1)
+BUILD   ?= build/emu
+override CUDA := 0
+endif
 BUILD   ?= build
 CUDA    ?= $(shell command -v $(NVCC) >/dev/null 2>&1 && echo 1 || echo 0)
 
@@ -52,6 +56,27 @@ ifneq ($(CU_SRC),)
 endif
 endif
 
+# ---- CUDA emulation (kernels/emu, kernels/emu/README.md) ----
+# make CUDA_EMU=1 builds under build/emu with the CUDA backend compiled for the
+# CPU: every kernels/cuda/*.cu as host C++ (g++, -include kernels/emu/cuda_emu.h)
+# against the real CUDA headers, instrumented (-fsanitize=thread, whose hooks the
+# emulator implements: no TSan runtime), and linked with the emulated cudart /
+# cuBLASLt of kernels/emu instead of the NVIDIA libraries. nvcc is not needed;
+# the CUDA headers are (CUDA_HOME, default /usr/local/cuda).
+ifeq ($(CUDA_EMU),1)
+  CUDA_HOME ?= $(or $(patsubst %/bin/nvcc,%,$(shell command -v $(NVCC) 2>/dev/null)),/usr/local/cuda)
+  EMU_CXX ?= g++
+  EMU_CXXFLAGS := -std=c++17 -O2 -g -fPIC -Wall -Wextra -fno-strict-aliasing -ffp-contract=off \
+                  -I$(CUDA_HOME)/include -DFT_WITH_CUDA -MMD -MP
+  EMU_KERNEL_FLAGS := -x c++ -include kernels/emu/cuda_emu.h -Wno-unknown-pragmas -fsanitize=thread \
+                      --param=tsan-instrument-func-entry-exit=0
+  EMU_SRC := $(wildcard kernels/emu/*.cpp)
+  BASE_CFLAGS += -DFT_WITH_CUDA
+  CUDA_INC := -I$(CUDA_HOME)/include
+  LDLIBS += -lstdc++ -ldl -rdynamic
+  CUDA_OBJ := $(CU_SRC:%.cu=$(BUILD)/obj/%.o) $(EMU_SRC:%.cpp=$(BUILD)/obj/%.o)
+endif
+
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CUDA_OBJ)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
@@ -67,9 +92,19 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c $< -o $@
 
+ifeq ($(CUDA_EMU),1)
+$(BUILD)/obj/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(EMU_CXX) $(EMU_CXXFLAGS) $(EMU_KERNEL_FLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(EMU_CXX) $(EMU_CXXFLAGS) -c $< -o $@
+else
 $(BUILD)/obj/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -DFT_WITH_CUDA -MMD -MP -MF $(@:.o=.d) -c $< -o $@
+endif
 
 # GPU benchmark (runs on the CPU backend too, slowly): build/flowturbo-bench
 $(BUILD)/obj/bench/flowturbo_bench.o: bench/flowturbo_bench.c

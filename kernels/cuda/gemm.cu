@@ -54,9 +54,9 @@ cudaError_t launch_bias_act(void *d, int d_is_act, ft_dtype act, const float *bi
     unsigned blocks = cu_blocks((size_t)m * n, 256);
     if (blocks > 65536u) blocks = 65536u;
     if (!d_is_act) {
-        bias_act_kernel<float><<<blocks, 256, 0, stream>>>((float *)d, bias, m, n, ldc, (int)epi);
+        FT_LAUNCH(blocks, 256, 0, stream, bias_act_kernel<float>)((float *)d, bias, m, n, ldc, (int)epi);
     } else {
-        CU_ACT_DISPATCH(act, bias_act_kernel<T><<<blocks, 256, 0, stream>>>((T *)d, bias, m, n, ldc, (int)epi));
+        CU_ACT_DISPATCH(act, FT_LAUNCH(blocks, 256, 0, stream, bias_act_kernel<T>)((T *)d, bias, m, n, ldc, (int)epi));
     }
     return cudaGetLastError();
 }
@@ -78,9 +78,9 @@ cudaError_t launch_cast(void *dst, int dst_is_act, const void *src, int src_is_a
     unsigned blocks = cu_blocks(n, 256);
     if (blocks > 65536u) blocks = 65536u;
     if (dst_is_act) {
-        CU_ACT_DISPATCH(act, cast_kernel<T, float><<<blocks, 256, 0, stream>>>((T *)dst, (const float *)src, n));
+        CU_ACT_DISPATCH(act, FT_LAUNCH(blocks, 256, 0, stream, cast_kernel<T, float>)((T *)dst, (const float *)src, n));
     } else {
-        CU_ACT_DISPATCH(act, cast_kernel<float, T><<<blocks, 256, 0, stream>>>((float *)dst, (const T *)src, n));
+        CU_ACT_DISPATCH(act, FT_LAUNCH(blocks, 256, 0, stream, cast_kernel<float, T>)((float *)dst, (const T *)src, n));
     }
     return cudaGetLastError();
 }
