@@ -11,6 +11,8 @@
 # CUDA: compiled in when nvcc is found (CUDA=0 to disable); every .cu is built
 # for sm_80 and sm_90a even on machines without a GPU.
 #   make test-cuda  only the CUDA tests (build/test_cuda; they SKIP without a GPU)
+#   make test-cuda-emu  the CUDA tests on the CPU emulator (kernels/emu; build/emu)
+#   make test-cuda-emu-mutations  deliberate kernel bugs the emulated suite must catch
 #   make gpu-bench  build/flowturbo-bench (GPU benchmark, bench/GPU_NOTES.md)
 #   make gpu-check  bash bench/gpu_check.sh: build, CUDA tests, benchmarks, PyTorch baseline
 
@@ -81,7 +83,8 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CUDA_OBJ)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps test test-asan goldens bench bench-vae gpu-bench gpu-check test-cuda clean install uninstall info
+.PHONY: all deps test test-asan goldens bench bench-vae gpu-bench gpu-check test-cuda test-cuda-emu \
+        test-cuda-emu-mutations print-build-flags clean install uninstall info
 
 all: $(BUILD)/libflowturbo.a $(BUILD)/include/flowturbo.h $(BUILD)/flowturbo
 
@@ -122,7 +125,28 @@ $(BUILD)/test_cuda: $(BUILD)/obj/tests/runner.o $(BUILD)/obj/tests/util.o $(BUIL
 	$(CC) $^ $(LDLIBS) -o $@
 
 test-cuda: $(BUILD)/test_cuda
-	$(BUILD)/test_cuda cuda_
+	$(BUILD)/test_cuda --isolate cuda_
+
+# The CUDA suite on the CPU emulator (kernels/emu), each test in its own
+# process, under two thread schedules (tests/cuda_emu/suite.sh), and the
+# mutation check: deliberate bugs the emulated suite must catch.
+test-cuda-emu:
+	$(MAKE) CUDA_EMU=1 build/emu/test_cuda
+	bash tests/cuda_emu/suite.sh
+
+test-cuda-emu-mutations:
+	$(MAKE) CUDA_EMU=1 build/emu/test_cuda
+	python3 tests/cuda_emu/mutate.py
+
+# The compile and link commands of this configuration (tests/cuda_emu/mutate.sh).
+print-build-flags:
+	@echo 'CC=$(CC)'
+	@echo 'CFLAGS=$(BASE_CFLAGS) $(CFLAGS)'
+	@echo 'EMU_CXX=$(EMU_CXX)'
+	@echo 'EMU_CXXFLAGS=$(EMU_CXXFLAGS)'
+	@echo 'EMU_KERNEL_FLAGS=$(EMU_KERNEL_FLAGS)'
+	@echo 'LDLIBS=$(LDLIBS)'
+	@echo 'LIB_OBJ=$(LIB_OBJ)'
 
 $(BUILD)/libflowturbo.a: $(LIB_OBJ)
 	@rm -f $@

@@ -299,10 +299,12 @@ TEST(cuda_op_cast) {
 
 /* ---- GEMM ---- */
 
-static float *run_linear(ft_backend *be, const float *x, const float *w, const float *b, int M, int N, int K,
-                         ft_epilogue epi, int y_act, int *ok) {
+/* bias_kind: FT_WEIGHT_BIAS as the engine loads biases (CUDA keeps an act
+ * copy for the fused epilogue), or FT_WEIGHT_VECTOR (a plain f32 vector). */
+static float *run_linear(ft_backend *be, const float *x, const float *w, const float *b, ft_weight_kind bias_kind,
+                         int M, int N, int K, ft_epilogue epi, int y_act, int *ok) {
     void *dx = dev_act(be, x, (size_t)M * K), *dw = dev_weight(be, w, (size_t)N * K, FT_WEIGHT_MATRIX);
-    float *db = b ? dev_f32(be, b, N) : NULL;
+    float *db = b ? dev_weight(be, b, N, bias_kind) : NULL;
     size_t bytes = (size_t)M * N * (y_act ? be->act_size : 4);
     void *dy = dalloc(be, bytes);
     if (!dx || !dw || !dy) return NULL;
@@ -312,16 +314,19 @@ static float *run_linear(ft_backend *be, const float *x, const float *w, const f
     return y;
 }
 
+/* bias: 0 none, 1 an FT_WEIGHT_BIAS, 2 a plain f32 vector. */
 static int linear_case(ft_backend *G, ft_backend *C, int M, int N, int K, int bias, ft_epilogue epi, int y_act) {
     float *x = rnd((size_t)M * K, 1.0), *w = rnd((size_t)N * K, 1.0 / sqrt(K)), *b = bias ? rnd(N, 0.5) : NULL;
     to_act(G, x, (size_t)M * K);
     to_act(G, w, (size_t)N * K);
+    if (b && y_act) to_act(G, b, N); /* the act-output GEMM may add the bias in act */
+    ft_weight_kind bk = bias == 2 ? FT_WEIGHT_VECTOR : FT_WEIGHT_BIAS;
     int ok = 1;
-    float *yg = run_linear(G, x, w, b, M, N, K, epi, y_act, &ok);
-    float *yc = run_linear(C, x, w, b, M, N, K, epi, y_act, &ok);
+    float *yg = run_linear(G, x, w, b, bk, M, N, K, epi, y_act, &ok);
+    float *yc = run_linear(C, x, w, b, bk, M, N, K, epi, y_act, &ok);
     char what[128];
-    snprintf(what, sizeof what, "linear M=%d N=%d K=%d bias=%d epi=%d y=%s", M, N, K, bias, (int)epi,
-             y_act ? "act" : "f32");
+    snprintf(what, sizeof what, "linear M=%d N=%d K=%d bias=%s epi=%d y=%s", M, N, K,
+             bias == 0 ? "none" : bias == 1 ? "weight" : "f32", (int)epi, y_act ? "act" : "f32");
     ok &= check_close(what, yg, yc, (size_t)M * N, y_act ? TOL_GEMM : 4e-3);
     free(x), free(w), free(b), free(yg), free(yc);
     free_all();
@@ -333,6 +338,8 @@ TEST(cuda_op_linear) {
     int ok = 1;
     ok &= linear_case(G, C, 3, 5, 7, 1, FT_EPI_NONE, 0);        /* odd sizes, unaligned rows */
     ok &= linear_case(G, C, 17, 40, 24, 1, FT_EPI_GELU_TANH, 1);
+    ok &= linear_case(G, C, 17, 40, 24, 2, FT_EPI_GELU_TANH, 1); /* f32 bias, act output: fused or the fallback */
+    ok &= linear_case(G, C, 20, 24, 16, 2, FT_EPI_NONE, 1);
     ok &= linear_case(G, C, 9, 64, 256, 1, FT_EPI_SILU, 1);     /* t-embedder */
     ok &= linear_case(G, C, 33, 48, 64, 0, FT_EPI_NONE, 1);
     ok &= linear_case(G, C, 33, 48, 64, 0, FT_EPI_GELU_TANH, 0);

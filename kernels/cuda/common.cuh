@@ -60,6 +60,7 @@ typedef struct {
     int c_type;    /* 0 f32, 1 act */
     int epi;       /* ft_epilogue requested */
     int has_bias;
+    int bias_act;  /* the bias is the act copy of an FT_WEIGHT_BIAS (else f32) */
     int align_a, align_b, align_c, align_bias;
     /* value */
     int fused;     /* 1: bias/GELU done by cuBLASLt; 0: by cu_bias_act afterwards */
@@ -68,6 +69,16 @@ typedef struct {
     cublasLtMatmulAlgo_t algo;
     size_t workspace;
 } cu_gemm_entry;
+
+/* The act copy of an FT_WEIGHT_BIAS vector, found by its f32 pointer. */
+typedef struct {
+    const void *f32, *act;
+} cu_bias_copy;
+
+typedef struct {
+    void *p;
+    size_t bytes;
+} cu_allocation;
 
 typedef struct {
     int device;
@@ -87,6 +98,10 @@ typedef struct {
     cu_gemm_entry *gemm; /* CU_GEMM_CACHE entries */
     int gemm_next;       /* round-robin eviction */
     int capturing;
+    cu_bias_copy *bias; /* sorted by f32 pointer (gemm.cu) */
+    int n_bias, cap_bias;
+    cu_allocation *allocs; /* live allocations: their bias copies are forgotten when freed */
+    int n_allocs, cap_allocs;
 } cu_impl;
 
 static inline cu_impl *cu_of(ft_backend *be) { return (cu_impl *)be->impl; }

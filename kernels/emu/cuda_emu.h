@@ -72,7 +72,7 @@ struct Site {
 };
 
 void syncthreads(Site s);
-void syncwarp(unsigned mask, Site s);
+void syncwarp(Site s, unsigned mask = 0xffffffffu);
 
 /* ---- warp collectives (lock step) ---- */
 enum Collective { COLL_SHFL = 1, COLL_BALLOT, COLL_LDMATRIX, COLL_MMA, COLL_SYNCWARP };
@@ -191,8 +191,18 @@ template <class T> static inline cudaError_t cudaFuncGetAttributes(cudaFuncAttri
 
 #define FT_EMU_SITE ::emu::Site{__builtin_FILE(), __builtin_LINE()}
 
-static inline void __syncthreads(::emu::Site s = FT_EMU_SITE) { ::emu::syncthreads(s); }
-static inline void __syncwarp(unsigned mask = 0xffffffffu, ::emu::Site s = FT_EMU_SITE) { ::emu::syncwarp(mask, s); }
+/* The collectives take their call site (file:line) for reports. They are
+ * macros: GCC evaluates __builtin_LINE() in a function template's default
+ * argument where the template is defined, not where it is called. */
+#define __syncthreads() ::emu::syncthreads(FT_EMU_SITE)
+#define __syncwarp(...) ::emu::syncwarp(FT_EMU_SITE, ##__VA_ARGS__)
+#define __shfl_sync(...) emu_shfl_sync(FT_EMU_SITE, __VA_ARGS__)
+#define __shfl_xor_sync(...) emu_shfl_xor_sync(FT_EMU_SITE, __VA_ARGS__)
+#define __shfl_down_sync(...) emu_shfl_down_sync(FT_EMU_SITE, __VA_ARGS__)
+#define __shfl_up_sync(...) emu_shfl_up_sync(FT_EMU_SITE, __VA_ARGS__)
+#define __ballot_sync(...) emu_ballot_sync(FT_EMU_SITE, __VA_ARGS__)
+#define __any_sync(...) (emu_ballot_sync(FT_EMU_SITE, __VA_ARGS__) != 0)
+#define __all_sync(mask, pred) (emu_ballot_sync(FT_EMU_SITE, (mask), (pred)) == (unsigned)(mask))
 
 /* ---- warp shuffles and votes ---- */
 static inline void emu_shfl_fn(::emu::WarpSlot *s, unsigned mask, int) {
@@ -206,7 +216,7 @@ static inline void emu_shfl_fn(::emu::WarpSlot *s, unsigned mask, int) {
             s[l].out[0] = s[src].in;
         }
 }
-template <class T> static inline T emu_shfl(unsigned mask, T v, int src, ::emu::Site site) {
+template <class T> static inline T emu_shfl(::emu::Site site, unsigned mask, T v, int src) {
     static_assert(sizeof(T) <= 8, "shuffle of more than 8 bytes");
     ::emu::WarpSlot *s = ::emu::my_slot();
     s->in = 0;
@@ -217,28 +227,23 @@ template <class T> static inline T emu_shfl(unsigned mask, T v, int src, ::emu::
     memcpy(&r, &::emu::my_slot()->out[0], sizeof r);
     return r;
 }
-template <class T>
-static inline T __shfl_sync(unsigned mask, T v, int src, int width = 32, ::emu::Site site = FT_EMU_SITE) {
+template <class T> static inline T emu_shfl_sync(::emu::Site site, unsigned mask, T v, int src, int width = 32) {
     int lane = ::emu::cur->lane;
-    return emu_shfl(mask, v, (lane & ~(width - 1)) | (src & (width - 1)), site);
+    return emu_shfl(site, mask, v, (lane & ~(width - 1)) | (src & (width - 1)));
 }
-template <class T>
-static inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32, ::emu::Site site = FT_EMU_SITE) {
+template <class T> static inline T emu_shfl_xor_sync(::emu::Site site, unsigned mask, T v, int lane_mask, int width = 32) {
     int lane = ::emu::cur->lane;
-    return emu_shfl(mask, v, (lane & ~(width - 1)) | ((lane ^ lane_mask) & (width - 1)), site);
+    return emu_shfl(site, mask, v, (lane & ~(width - 1)) | ((lane ^ lane_mask) & (width - 1)));
 }
-template <class T>
-static inline T __shfl_down_sync(unsigned mask, T v, unsigned d, int width = 32, ::emu::Site site = FT_EMU_SITE) {
-    int lane = ::emu::cur->lane, seg = lane & ~(width - 1);
+template <class T> static inline T emu_shfl_down_sync(::emu::Site site, unsigned mask, T v, unsigned d, int width = 32) {
+    int lane = ::emu::cur->lane;
     int src = (lane & (width - 1)) + (int)d < width ? lane + (int)d : lane;
-    (void)seg;
-    return emu_shfl(mask, v, src, site);
+    return emu_shfl(site, mask, v, src);
 }
-template <class T>
-static inline T __shfl_up_sync(unsigned mask, T v, unsigned d, int width = 32, ::emu::Site site = FT_EMU_SITE) {
+template <class T> static inline T emu_shfl_up_sync(::emu::Site site, unsigned mask, T v, unsigned d, int width = 32) {
     int lane = ::emu::cur->lane;
     int src = (lane & (width - 1)) >= (int)d ? lane - (int)d : lane;
-    return emu_shfl(mask, v, src, site);
+    return emu_shfl(site, mask, v, src);
 }
 static inline void emu_ballot_fn(::emu::WarpSlot *s, unsigned mask, int) {
     uint64_t bits = 0;
@@ -246,16 +251,10 @@ static inline void emu_ballot_fn(::emu::WarpSlot *s, unsigned mask, int) {
         if ((mask >> l & 1) && s[l].in) bits |= 1ull << l;
     for (int l = 0; l < 32; l++) s[l].out[0] = bits;
 }
-static inline unsigned __ballot_sync(unsigned mask, int pred, ::emu::Site site = FT_EMU_SITE) {
+static inline unsigned emu_ballot_sync(::emu::Site site, unsigned mask, int pred) {
     ::emu::my_slot()->in = pred != 0;
     ::emu::warp_collective(::emu::COLL_BALLOT, mask, emu_ballot_fn, 0, site);
     return (unsigned)::emu::my_slot()->out[0];
-}
-static inline int __any_sync(unsigned mask, int pred, ::emu::Site site = FT_EMU_SITE) {
-    return __ballot_sync(mask, pred, site) != 0;
-}
-static inline int __all_sync(unsigned mask, int pred, ::emu::Site site = FT_EMU_SITE) {
-    return __ballot_sync(mask, pred, site) == mask;
 }
 
 /* ---- correctly rounded float intrinsics (the emulated .cu files are built

@@ -410,7 +410,7 @@ void warp_collective(Collective kind, unsigned mask, void (*fn)(WarpSlot *, unsi
 }
 
 static void syncwarp_fn(WarpSlot *, unsigned, int) {}
-void syncwarp(unsigned mask, Site s) { warp_collective(COLL_SYNCWARP, mask, syncwarp_fn, 0, s); }
+void syncwarp(Site s, unsigned mask) { warp_collective(COLL_SYNCWARP, mask, syncwarp_fn, 0, s); }
 
 /* ---- shared memory ---- */
 

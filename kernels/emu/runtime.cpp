@@ -29,8 +29,13 @@
 #include <string.h>
 #include <time.h>
 
+#include <cxxabi.h>
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <deque>
+#include <map>
+#include <string>
 #include <functional>
 #include <mutex>
 #include <set>
@@ -370,8 +375,32 @@ cudaError_t refuse_in_capture(cudaStream_t stream, const char *what) {
     return cudaSuccess;
 }
 
-void launch_kernel(const LaunchArgs &a) {
+/* The kernel's name with its template arguments (from the symbol table; the
+ * launch macro's text, which says T for them, when there is none). */
+static const char *kernel_name(const void *fn, const char *macro_text) {
+    static std::map<const void *, std::string> names;
+    auto it = names.find(fn);
+    if (it != names.end()) return it->second.c_str();
+    std::string name = macro_text;
+    Dl_info info;
+    if (dladdr(fn, &info) && info.dli_sname && info.dli_saddr == fn) {
+        int status = 0;
+        char *d = abi::__cxa_demangle(info.dli_sname, nullptr, nullptr, &status);
+        if (d && status == 0) {
+            name = d;
+            size_t paren = name.find('(');
+            if (paren != std::string::npos) name.resize(paren);
+            if (name.compare(0, 5, "void ") == 0) name.erase(0, 5);
+        }
+        free(d);
+    }
+    return names.emplace(fn, name).first->second.c_str();
+}
+
+void launch_kernel(const LaunchArgs &a_in) {
     std::lock_guard<std::mutex> api_lock_(g_api);
+    LaunchArgs a = a_in;
+    a.name = kernel_name(a.fn, a.name);
     if (sticky() != cudaSuccess) return;
     const DeviceLimits &L = limits();
     size_t threads = (size_t)a.block.x * a.block.y * a.block.z;
