@@ -29,7 +29,7 @@ endif
 BUILD   ?= build
 CUDA    ?= $(shell command -v $(NVCC) >/dev/null 2>&1 && echo 1 || echo 0)
 
-DEB_PKGS := gcc make libopenblas-dev libopenblas0-pthread libpng-dev zlib1g-dev pkg-config
+DEB_PKGS := gcc g++ make libopenblas-dev libopenblas0-pthread libpng-dev zlib1g-dev pkg-config
 
 WARN     := -Wall -Wextra
 CFLAGS   ?= -O2
@@ -169,13 +169,13 @@ $(BUILD)/test_runner: $(TEST_OBJ) $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(BUIL
 	$(CC) $(TEST_OBJ) $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) -o $@
 
 test: $(BUILD)/test_runner
-	$(BUILD)/test_runner
+	$(BUILD)/test_runner --isolate
 
 # Sanitizer build in its own tree; OpenBLAS/OpenMP internals are not instrumented.
 test-asan:
 	$(MAKE) BUILD=build/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	        LDLIBS_EXTRA=1 CUDA=0 build/asan/test_runner
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/asan/test_runner
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/asan/test_runner --isolate
 
 ifeq ($(LDLIBS_EXTRA),1)
 LDLIBS += -fsanitize=address,undefined

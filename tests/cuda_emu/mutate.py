@@ -122,7 +122,8 @@ def run_tests(binary, test_filter, env, log_path):
 
 def first_report(log_path):
     text = open(log_path, errors="replace").read()
-    for pattern in (r"\[cuda-emu\] (.*)", r"^    (.*(?:rel L2|differs|element|missing|guard).*)$", r"^(FAIL .*)$"):
+    for pattern in (r"\[cuda-emu\] (.*)", r"^    (.*(?:rel L2 \S+ >|differs|element|missing|guard|error).*)$",
+                    r"^(FAIL .*)$"):
         m = re.search(pattern, text, re.M)
         if m:
             s = m.group(1).strip()
