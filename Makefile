@@ -13,6 +13,10 @@
 #   make test-cuda  only the CUDA tests (build/test_cuda; they SKIP without a GPU)
 #   make gpu-bench  build/flowturbo-bench (GPU benchmark, bench/GPU_NOTES.md)
 #   make gpu-check  bash bench/gpu_check.sh: build, CUDA tests, benchmarks, PyTorch baseline
+#
+# MPI (mpirun -np N flowturbo sample-fid): compiled in when Open MPI is found
+# (pkg-config ompi-c, else mpicc); MPI=0 leaves it out, MPI=1 requires it
+# (and `make deps MPI=1` installs libopenmpi-dev and openmpi-bin).
 
 ifeq ($(origin CC),default)
 CC      := gcc
@@ -52,6 +56,19 @@ ifneq ($(CU_SRC),)
 endif
 endif
 
+# ---- MPI section (host/fid_mpi.c only; the library never uses MPI) ----
+MPI ?= $(shell pkg-config --exists ompi-c 2>/dev/null || command -v mpicc >/dev/null 2>&1 && echo 1 || echo 0)
+ifeq ($(MPI),1)
+  MPI_CFLAGS := $(or $(shell pkg-config --cflags ompi-c 2>/dev/null),$(shell mpicc --showme:compile 2>/dev/null))
+  MPI_LIBS := $(or $(shell pkg-config --libs ompi-c 2>/dev/null),$(shell mpicc --showme:link 2>/dev/null))
+  ifeq ($(MPI_LIBS),)
+    $(error MPI=1 but Open MPI was not found (pkg-config ompi-c, mpicc): apt-get install libopenmpi-dev, or make MPI=0)
+  endif
+  ifeq ($(origin MPI),command line)
+    DEB_PKGS += libopenmpi-dev openmpi-bin
+  endif
+endif
+
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CUDA_OBJ)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
@@ -62,6 +79,7 @@ all: $(BUILD)/libflowturbo.a $(BUILD)/include/flowturbo.h $(BUILD)/flowturbo
 
 info:
 	@echo "CUDA backend: $(if $(CUDA_OBJ),✓ ($(words $(CU_SRC)) .cu files, sm_80 + sm_90a),✗)"
+	@echo "MPI (sample-fid under mpirun): $(if $(filter 1,$(MPI)),✓ ($(MPI_LIBS)),✗)"
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -98,7 +116,13 @@ $(BUILD)/include/flowturbo.h: engine/flowturbo.h
 	cp $< $@
 
 $(BUILD)/flowturbo: $(CLI_OBJ) $(BUILD)/libflowturbo.a
-	$(CC) $(CLI_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) -o $@
+	$(CC) $(CLI_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) $(MPI_LIBS) -o $@
+
+# fid_mpi.o is rebuilt when MPI changes (the stamp names the setting)
+$(BUILD)/obj/host/fid_mpi.o: BASE_CFLAGS += $(if $(filter 1,$(MPI)),-DFT_WITH_MPI $(MPI_CFLAGS))
+$(BUILD)/obj/host/fid_mpi.o: $(BUILD)/mpi-$(MPI).stamp
+$(BUILD)/mpi-$(MPI).stamp:
+	@mkdir -p $(BUILD) && rm -f $(BUILD)/mpi-*.stamp && touch $@
 
 # The CLI embeds the default (Fashion-MNIST) models with .incbin.
 $(BUILD)/obj/host/default_model.o: host/models/fashion_sit.safetensors host/models/fashion_refiner.safetensors
@@ -107,7 +131,7 @@ $(BUILD)/obj/host/default_model.o: host/models/fashion_sit.safetensors host/mode
 HOST_LIB_OBJ := $(filter-out $(BUILD)/obj/host/main.o,$(CLI_OBJ))
 
 $(BUILD)/test_runner: $(TEST_OBJ) $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(BUILD)/flowturbo
-	$(CC) $(TEST_OBJ) $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) -o $@
+	$(CC) $(TEST_OBJ) $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) $(MPI_LIBS) -o $@
 
 test: $(BUILD)/test_runner
 	$(BUILD)/test_runner
