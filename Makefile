@@ -139,7 +139,7 @@ test: $(BUILD)/test_runner
 # Sanitizer build in its own tree; OpenBLAS/OpenMP internals are not instrumented.
 test-asan:
 	$(MAKE) BUILD=build/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	        LDLIBS_EXTRA=1 CUDA=0 build/asan/test_runner
+	        LDLIBS_EXTRA=1 CUDA=0 MPI=0 build/asan/test_runner
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/asan/test_runner
 
 ifeq ($(LDLIBS_EXTRA),1)

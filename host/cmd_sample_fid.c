@@ -30,14 +30,14 @@
 #include "commands.h"
 #include "fid_mpi.h"
 #include "fid_npz.h"
+#include "fid_progress.h"
+#include "fid_ranks.h"
 #include "fid_shards.h"
 #include "fid_spool.h"
 #include "fid_world.h"
 #include "file_util.h"
 #include "labels.h"
 #include "npy.h"
-
-#define PEEK_INTERVAL 2.0 /* seconds between reads of the other shards' progress */
 
 typedef struct {
     const char *model, *refiner, *vae, *sampler, *out, *out_alias, *shard, *labels_out, *spool, *launcher;
@@ -56,21 +56,6 @@ typedef struct {
     const char *backend;
     int64_t shards;
 } fid_config;
-
-/* The images-done line: a process's own shard, or (rank 0 of several) all shards. */
-typedef struct {
-    progress_bar bar;
-    const fid_shards *shards; /* NULL: count this process's shard only */
-    int own;
-    uint64_t total, start;
-    double t0, last_peek;
-    uint64_t others; /* images of the other shards at the last look */
-} fid_progress;
-
-typedef struct {
-    fid_progress *progress;
-    uint64_t own_count;
-} wait_view;
 
 /* Parses "i/n" with 0 <= i < n. */
 static int parse_shard(const char *s, int64_t *i, int64_t *n) {
@@ -130,31 +115,6 @@ static void simulate_crash(fid_spool *sp) {
     _exit(137);
 }
 
-static void progress_show(fid_progress *p, uint64_t own_count) {
-    if (!p->bar.enabled) return;
-    uint64_t done = own_count;
-    if (p->shards) {
-        double now = now_seconds();
-        if (now - p->last_peek >= PEEK_INTERVAL) {
-            p->others = fid_shards_count(p->shards, p->own, 0);
-            p->last_peek = now;
-        }
-        done += p->others;
-    }
-    char eta[64] = "", dur[32];
-    if (done > p->start && done < p->total) {
-        double per = (now_seconds() - p->t0) / (double)(done - p->start);
-        snprintf(eta, sizeof eta, "ETA %s", format_duration(per * (double)(p->total - done), dur, sizeof dur));
-    }
-    pbar_update(&p->bar, "sampling", (int)done, (int)p->total, "img", eta);
-}
-
-/* The progress line while rank 0 waits for the other ranks. */
-static void wait_tick(void *user) {
-    wait_view *v = user;
-    if (v->progress) progress_show(v->progress, v->own_count);
-}
-
 /* Samples the images of [first, end) that the spool lacks. 0, 1 or EXIT_INTERRUPTED. */
 static int sample_shard(engine_session *s, const fid_args *a, const fid_config *c, fid_spool *sp, uint64_t first,
                         uint64_t end, fid_progress *p, const char *me) {
@@ -190,7 +150,7 @@ static int sample_shard(engine_session *s, const fid_args *a, const fid_config *
                 cli_error(me, "%s", err.msg);
                 goto out;
             }
-            progress_show(p, sp->count);
+            fid_progress_show(p, sp->count);
             if (a->stop_after >= 0 && sp->count >= (uint64_t)a->stop_after && sp->count < total) simulate_crash(sp);
         } else if (st != FT_ERR_CANCELLED || !interrupt_requested()) {
             cli_error(me, "%s", ft_last_error(s->ctx));
@@ -211,11 +171,28 @@ out:
     return rc;
 }
 
-static int write_labels(const char *path, const int64_t *labels, uint64_t n, const char *me) {
+static int save_labels(const char *path, const int64_t *labels, uint64_t n, const char *me) {
     hx_err err;
     int64_t lshape[1] = {(int64_t)n};
     if (npy_save(path, NPY_I64, 1, lshape, labels, &err) != 0) return cli_error(me, "--labels-out: %s", err.msg);
     fprintf(stderr, "[INFO ] wrote %s (int64 [%llu])\n", path, (unsigned long long)n);
+    return 0;
+}
+
+/* One process: refuses a spool directory of a multi-process run or an archive from elsewhere, opens the spool. */
+static int open_single(const fid_args *a, const fid_config *c, const char *spool_dir, int shard, uint64_t total,
+                       fid_spool *sp, const char *me) {
+    char config[8192], state_path[2200];
+    hx_err err;
+    snprintf(state_path, sizeof state_path, "%s/state", spool_dir);
+    if (fid_shards_refuse_single(spool_dir, &err) != 0) return cli_error(me, "%s", err.msg);
+    if (path_exists(a->out) && !path_exists(state_path))
+        return cli_error(me, "%s already exists and is not from a run with a spool in %s; remove it or choose "
+                         "another --out", a->out, spool_dir);
+    if (shard_config((void *)c, shard, config, sizeof config) != 0)
+        return cli_error(me, "the spool configuration is too long (model paths?)");
+    if (fid_spool_open(sp, spool_dir, config, total, (size_t)c->image_size * c->image_size * 3, &err) != 0)
+        return cli_error(me, "%s", err.msg);
     return 0;
 }
 
@@ -232,72 +209,6 @@ static int finish_single(const fid_args *a, const fid_config *c, fid_spool *sp, 
     fprintf(stderr, "[INFO ] wrote %s: arr_0 uint8 [%llu, %d, %d, 3], labels int64 [%llu]\n", a->out,
             (unsigned long long)sp->total, c->image_size, c->image_size, (unsigned long long)sp->total);
     return 0;
-}
-
-/* Several processes: merges the shards when every one is done (see fid_shards.h); 0 or 1. */
-static int merge_shards(const fid_args *a, fid_shards *sh, const fid_world *w, const char *me) {
-    fid_merge_result res;
-    char pending[1024];
-    hx_err err;
-    double t0 = now_seconds();
-    if (fid_shards_merge(sh, &res, pending, sizeof pending, &err) != 0) return cli_error(me, "merging: %s", err.msg);
-    if (res == FID_SHARDS_MERGED) {
-        char what[300];
-        snprintf(what, sizeof what, "merging %d shards into %s", sh->n, a->out);
-        print_timing(what, now_seconds() - t0);
-        fprintf(stderr, "[INFO ] wrote %s: arr_0 uint8 [%llu, %d, %d, 3], labels int64 [%llu]\n", a->out,
-                (unsigned long long)sh->num, sh->image_size, sh->image_size, (unsigned long long)sh->num);
-    } else if (res == FID_SHARDS_ALREADY_MERGED) {
-        if (w->rank == 0)
-            fprintf(stderr, "[INFO ] %s is already complete (%llu images); nothing to do\n", a->out,
-                    (unsigned long long)sh->num);
-    } else {
-        if (w->mpi) return cli_error(me, "every rank reported success but not every shard is done: %s", pending);
-        if (w->rank == 0)
-            fprintf(stderr, "[INFO ] shard %d/%d is done; the last process to finish writes %s; still to finish: %s\n",
-                    w->rank, w->size, a->out, pending);
-        return 0;
-    }
-    if (a->labels_out && (res == FID_SHARDS_MERGED || w->rank == 0))
-        return write_labels(a->labels_out, sh->labels, sh->num, me);
-    return 0;
-}
-
-/* Under MPI: every rank's status to every rank; rank 0 merges when all
- * succeeded and sends the outcome. The exit status of this rank. */
-static int finish_mpi(const fid_args *a, fid_shards *sh, const fid_world *w, int status, wait_view *view,
-                      const char *me) {
-    hx_err err;
-    int *all = calloc((size_t)w->size, sizeof(int));
-    int final = 0;
-    if (!all) return cli_error(me, "out of memory");
-    if (fid_mpi_gather_status(status, all, wait_tick, view, &err) != 0) {
-        free(all);
-        return cli_error(me, "%s", err.msg);
-    }
-    if (w->rank == 0) {
-        char failed[512] = "";
-        int n_failed = 0;
-        for (int r = 0; r < w->size; r++) {
-            if (all[r] == 0) continue;
-            size_t used = strlen(failed);
-            if (++n_failed <= 16) snprintf(failed + used, sizeof failed - used, "%s%d", used ? ", " : "", r);
-            final = final == 0 || final == all[r] ? all[r] : 1;
-        }
-        if (view->progress && view->progress->bar.active) {
-            view->progress->last_peek = -PEEK_INTERVAL; /* the final count */
-            progress_show(view->progress, view->own_count);
-            pbar_break(&view->progress->bar);
-        }
-        if (n_failed)
-            cli_error(me, "%d rank%s did not finish (rank%s %s%s; see %s messages); every shard's spool is kept: run the "
-                      "same command again to resume and merge", n_failed, n_failed == 1 ? "" : "s",
-                      n_failed == 1 ? "" : "s", failed, n_failed > 16 ? ", …" : "", n_failed == 1 ? "its" : "their");
-        else final = sh ? merge_shards(a, sh, w, me) : 1;
-    }
-    free(all);
-    if (fid_mpi_bcast_int(&final, NULL, NULL, &err) != 0) return cli_error(me, "%s", err.msg);
-    return status ? status : final;
 }
 
 int cmd_sample_fid(int argc, char **argv) {
@@ -426,9 +337,8 @@ int cmd_sample_fid(int argc, char **argv) {
     fid_shards shards = {.root = spool_dir, .out = a.out, .n = (int)shard_n, .num = N, .config = shard_config,
                          .config_user = &c, .lock_fd = -1};
     fid_progress prog;
-    memset(&prog, 0, sizeof prog);
-    wait_view view = {NULL, total};
-    int spool_ready = 0;
+    fid_progress_start(&prog, 0, NULL, 0, 0, total); /* drawn once the spool is open */
+    int spool_ready = 0, write_labels = 0;
     engine_session s;
     interrupt_install();
     if (engine_start(&s, me, &a.eo) != 0) goto out;
@@ -447,7 +357,6 @@ int cmd_sample_fid(int argc, char **argv) {
         goto out;
     }
     int S = shape.image_size;
-    size_t image_bytes = (size_t)S * S * 3;
 
     /* everything that decides the bytes of the output */
     c.a = &a;
@@ -469,26 +378,8 @@ int cmd_sample_fid(int argc, char **argv) {
             cli_error(me, "%s", err.msg);
             goto out;
         }
-    } else {
-        char config[8192], state_path[2200];
-        snprintf(state_path, sizeof state_path, "%s/state", spool_dir);
-        if (fid_shards_refuse_single(spool_dir, &err) != 0) {
-            cli_error(me, "%s", err.msg);
-            goto out;
-        }
-        if (path_exists(a.out) && !path_exists(state_path)) {
-            cli_error(me, "%s already exists and is not from a run with a spool in %s; remove it or choose "
-                      "another --out", a.out, spool_dir);
-            goto out;
-        }
-        if (shard_config(&c, (int)shard_i, config, sizeof config) != 0) {
-            cli_error(me, "the spool configuration is too long (model paths?)");
-            goto out;
-        }
-        if (fid_spool_open(&sp, spool_dir, config, total, image_bytes, &err) != 0) {
-            cli_error(me, "%s", err.msg);
-            goto out;
-        }
+    } else if (open_single(&a, &c, spool_dir, (int)shard_i, total, &sp, me) != 0) {
+        goto out;
     }
     spool_ready = 1;
     /* the labels of the archive: this process's range, or all of them for the merge */
@@ -501,15 +392,7 @@ int cmd_sample_fid(int argc, char **argv) {
     for (uint64_t k = 0; k < label_n; k++) all_labels[k] = draw_label((uint64_t)a.seed, label_first + k, mi.num_classes);
     shards.labels = all_labels;
 
-    pbar_init(&prog.bar, !a.eo.quiet);
-    prog.shards = multi ? &shards : NULL;
-    prog.own = w.rank;
-    prog.total = multi ? N : total;
-    prog.start = multi ? fid_shards_count(&shards, w.rank, sp.count) : sp.count;
-    prog.others = prog.start - sp.count;
-    prog.t0 = prog.last_peek = now_seconds();
-    pbar_mark(&prog.bar, (int)prog.start);
-    view.progress = &prog;
+    fid_progress_start(&prog, !a.eo.quiet, multi ? &shards : NULL, w.rank, sp.count, multi ? N : total);
     if (multi && w.rank == 0) {
         char device[32] = "";
         if (strcmp(c.backend, "cuda") == 0) snprintf(device, sizeof device, ", device %d", a.eo.device);
@@ -545,15 +428,14 @@ int cmd_sample_fid(int argc, char **argv) {
     } else if (!multi && finish_single(&a, &c, &sp, all_labels, now_seconds(), me) != 0) {
         goto out; /* every image was committed before a crash during the assembly */
     }
-    if (!multi && a.labels_out && write_labels(a.labels_out, all_labels, total, me) != 0) goto out;
+    write_labels = !multi;
     rc = 0;
 out:
-    view.own_count = sp.count;
     fid_spool_close(&sp); /* a shard's spool is closed before the merge looks at it */
     engine_stop(&s);
-    if (!w.mpi) pbar_break(&prog.bar); /* under MPI rank 0's line goes on while it waits for the others */
-    if (multi && w.mpi) rc = finish_mpi(&a, spool_ready ? &shards : NULL, &w, rc, &view, me);
-    else if (multi && rc == 0) rc = merge_shards(&a, &shards, &w, me);
+    if (!multi) pbar_break(&prog.bar);
+    if (multi) rc = fid_ranks_finish(spool_ready ? &shards : NULL, &w, rc, &prog, sp.count, me, &write_labels);
+    if (rc == 0 && write_labels && a.labels_out) rc = save_labels(a.labels_out, all_labels, multi ? N : total, me);
     free(all_labels);
     fid_world_end(&w);
     return rc;
