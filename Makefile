@@ -61,11 +61,13 @@ MPI ?= $(shell pkg-config --exists ompi-c 2>/dev/null || command -v mpicc >/dev/
 ifeq ($(MPI),1)
   MPI_CFLAGS := $(or $(shell pkg-config --cflags ompi-c 2>/dev/null),$(shell mpicc --showme:compile 2>/dev/null))
   MPI_LIBS := $(or $(shell pkg-config --libs ompi-c 2>/dev/null),$(shell mpicc --showme:link 2>/dev/null))
-  ifeq ($(MPI_LIBS),)
-    $(error MPI=1 but Open MPI was not found (pkg-config ompi-c, mpicc): apt-get install libopenmpi-dev, or make MPI=0)
-  endif
   ifeq ($(origin MPI),command line)
     DEB_PKGS += libopenmpi-dev openmpi-bin
+  endif
+  ifeq ($(MPI_LIBS),)
+    ifneq ($(MAKECMDGOALS),deps)
+      $(error MPI=1 but Open MPI was not found (pkg-config ompi-c, mpicc): make deps MPI=1 installs it; or make MPI=0)
+    endif
   endif
 endif
 
