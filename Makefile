@@ -15,6 +15,10 @@
 #   make test-cuda-emu-mutations  deliberate kernel bugs the emulated suite must catch
 #   make gpu-bench  build/flowturbo-bench (GPU benchmark, bench/GPU_NOTES.md)
 #   make gpu-check  bash bench/gpu_check.sh: build, CUDA tests, benchmarks, PyTorch baseline
+#
+# MPI (mpirun -np N flowturbo sample-fid): compiled in when Open MPI is found
+# (pkg-config ompi-c, else mpicc); MPI=0 leaves it out, MPI=1 requires it
+# (and `make deps MPI=1` installs libopenmpi-dev and openmpi-bin).
 
 ifeq ($(origin CC),default)
 CC      := gcc
@@ -79,6 +83,21 @@ ifeq ($(CUDA_EMU),1)
   CUDA_OBJ := $(CU_SRC:%.cu=$(BUILD)/obj/%.o) $(EMU_SRC:%.cpp=$(BUILD)/obj/%.o)
 endif
 
+# ---- MPI section (host/fid_mpi.c only; the library never uses MPI) ----
+MPI ?= $(shell pkg-config --exists ompi-c 2>/dev/null || command -v mpicc >/dev/null 2>&1 && echo 1 || echo 0)
+ifeq ($(MPI),1)
+  MPI_CFLAGS := $(or $(shell pkg-config --cflags ompi-c 2>/dev/null),$(shell mpicc --showme:compile 2>/dev/null))
+  MPI_LIBS := $(or $(shell pkg-config --libs ompi-c 2>/dev/null),$(shell mpicc --showme:link 2>/dev/null))
+  ifeq ($(origin MPI),command line)
+    DEB_PKGS += libopenmpi-dev openmpi-bin
+  endif
+  ifeq ($(MPI_LIBS),)
+    ifneq ($(MAKECMDGOALS),deps)
+      $(error MPI=1 but Open MPI was not found (pkg-config ompi-c, mpicc): make deps MPI=1 installs it; or make MPI=0)
+    endif
+  endif
+endif
+
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CUDA_OBJ)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
@@ -90,6 +109,7 @@ all: $(BUILD)/libflowturbo.a $(BUILD)/include/flowturbo.h $(BUILD)/flowturbo
 
 info:
 	@echo "CUDA backend: $(if $(CUDA_OBJ),✓ ($(words $(CU_SRC)) .cu files, sm_80 + sm_90a),✗)"
+	@echo "MPI (sample-fid under mpirun): $(if $(filter 1,$(MPI)),✓ ($(MPI_LIBS)),✗)"
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -157,7 +177,13 @@ $(BUILD)/include/flowturbo.h: engine/flowturbo.h
 	cp $< $@
 
 $(BUILD)/flowturbo: $(CLI_OBJ) $(BUILD)/libflowturbo.a
-	$(CC) $(CLI_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) -o $@
+	$(CC) $(CLI_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) $(MPI_LIBS) -o $@
+
+# fid_mpi.o is rebuilt when MPI changes (the stamp names the setting)
+$(BUILD)/obj/host/fid_mpi.o: BASE_CFLAGS += $(if $(filter 1,$(MPI)),-DFT_WITH_MPI $(MPI_CFLAGS))
+$(BUILD)/obj/host/fid_mpi.o: $(BUILD)/mpi-$(MPI).stamp
+$(BUILD)/mpi-$(MPI).stamp:
+	@mkdir -p $(BUILD) && rm -f $(BUILD)/mpi-*.stamp && touch $@
 
 # The CLI embeds the default (Fashion-MNIST) models with .incbin.
 $(BUILD)/obj/host/default_model.o: host/models/fashion_sit.safetensors host/models/fashion_refiner.safetensors
@@ -166,7 +192,7 @@ $(BUILD)/obj/host/default_model.o: host/models/fashion_sit.safetensors host/mode
 HOST_LIB_OBJ := $(filter-out $(BUILD)/obj/host/main.o,$(CLI_OBJ))
 
 $(BUILD)/test_runner: $(TEST_OBJ) $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(BUILD)/flowturbo
-	$(CC) $(TEST_OBJ) $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) -o $@
+	$(CC) $(TEST_OBJ) $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) $(MPI_LIBS) -o $@
 
 test: $(BUILD)/test_runner
 	$(BUILD)/test_runner --isolate
@@ -174,7 +200,7 @@ test: $(BUILD)/test_runner
 # Sanitizer build in its own tree; OpenBLAS/OpenMP internals are not instrumented.
 test-asan:
 	$(MAKE) BUILD=build/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	        LDLIBS_EXTRA=1 CUDA=0 build/asan/test_runner
+	        LDLIBS_EXTRA=1 CUDA=0 MPI=0 build/asan/test_runner
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/asan/test_runner --isolate
 
 ifeq ($(LDLIBS_EXTRA),1)

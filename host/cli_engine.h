@@ -19,6 +19,7 @@ typedef struct {
     const char *dtype;   /* "bf16", "f16", "f32" */
     int no_graphs;
     int verbose;
+    int quiet;           /* not an option: only warnings and errors (the other ranks of a multi-process run) */
 } engine_opts;
 
 void engine_opts_init(engine_opts *eo);
@@ -38,7 +39,7 @@ int engine_opts_check(const cli_spec *spec, const engine_opts *eo);
 typedef struct {
     const char *cmd;      /* for messages */
     ft_context *ctx;
-    int verbose;
+    int verbose, quiet;
     progress_bar bar;
     const char *stage;    /* label of the loading bar */
     /* ft_generate bookkeeping (engine_generate) */
