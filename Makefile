@@ -59,6 +59,15 @@ ifneq ($(CU_SRC),)
   CUDA_INC := -I$(CUDA_HOME)/include
   LDLIBS += -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/targets/x86_64-linux/lib -lcublasLt -lcudart -lstdc++ -ldl -lrt
   CUDA_OBJ := $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
+  # cuDNN (the VAE's NHWC convolutions): found in CUDA_HOME, or at CUDNN_INC /
+  # CUDNN_LIB (pip's nvidia-cudnn-cu13 on the GPU machine: bench/gpu_check.sh);
+  # CUDNN=0 builds without it (the VAE then runs on the f32 im2col path).
+  CUDNN_INC ?= $(CUDA_HOME)/include
+  CUDNN ?= $(shell test -f $(CUDNN_INC)/cudnn.h && echo 1 || echo 0)
+  ifeq ($(CUDNN),1)
+    NVCCFLAGS += -DFT_WITH_CUDNN -I$(CUDNN_INC)
+    LDLIBS += $(if $(CUDNN_LIB),-L$(CUDNN_LIB)) -lcudnn
+  endif
 endif
 endif
 
@@ -77,6 +86,9 @@ ifeq ($(CUDA_EMU),1)
   EMU_KERNEL_FLAGS := -x c++ -include kernels/emu/cuda_emu.h -Wno-unknown-pragmas -fsanitize=thread \
                       --param=tsan-instrument-func-entry-exit=0
   EMU_SRC := $(wildcard kernels/emu/*.cpp)
+  ifneq ($(wildcard $(CUDA_HOME)/include/cudnn.h),)
+    EMU_CXXFLAGS += -DFT_WITH_CUDNN    # cuDNN emulated too (kernels/emu/cudnn.cpp)
+  endif
   BASE_CFLAGS += -DFT_WITH_CUDA
   CUDA_INC := -I$(CUDA_HOME)/include
   LDLIBS += -lstdc++ -ldl -rdynamic
@@ -109,6 +121,7 @@ all: $(BUILD)/libflowturbo.a $(BUILD)/include/flowturbo.h $(BUILD)/flowturbo
 
 info:
 	@echo "CUDA backend: $(if $(CUDA_OBJ),✓ ($(words $(CU_SRC)) .cu files, sm_80 + sm_90a),✗)"
+	@echo "cuDNN (VAE convolutions on NHWC bf16): $(if $(filter 1,$(CUDNN)),✓ ($(CUDNN_INC)),✗)"
 	@echo "MPI (sample-fid under mpirun): $(if $(filter 1,$(MPI)),✓ ($(MPI_LIBS)),✗)"
 
 $(BUILD)/obj/%.o: %.c

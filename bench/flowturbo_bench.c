@@ -374,7 +374,7 @@ static void bench_vae(ft_backend *be, const char *path, int B, const options *o)
     int IS = vae_image_size(j.m, j.S);
     size_t lat = (size_t)B * c->latent_channels * j.S * j.S;
     j.lat = dev_random(be, lat, 1.0, 9, 1);
-    be->alloc(be, vae_scratch_bytes(j.m, B, j.S), &j.scratch);
+    be->alloc(be, vae_scratch_bytes(be, j.m, B, j.S), &j.scratch);
     be->alloc(be, (size_t)B * c->out_channels * IS * IS * 4, (void **)&j.img);
     double ms = j.lat && j.scratch && j.img ? time_emit(be, emit_vae, &j, 1, o) : -1;
     if (ms > 0) {

@@ -434,7 +434,7 @@ ft_status ft_decode(ft_context *ctx, const float *latents, int n, int latent_siz
     int chunk = n < 4 ? n : 4, IS = pixel ? S : vae_image_size(ctx->vae, S);
     int oc = pixel ? C : vc->out_channels;
     size_t state = (size_t)C * S * S, img = (size_t)IS * IS * 3;
-    size_t scratch = pixel ? 0 : vae_scratch_bytes(ctx->vae, chunk, S);
+    size_t scratch = pixel ? 0 : vae_scratch_bytes(be, ctx->vae, chunk, S);
     size_t b_lat = (chunk * state * sizeof(float) + 255) & ~(size_t)255;
     size_t b_img = ((size_t)chunk * oc * IS * IS * sizeof(float) + 255) & ~(size_t)255;
     size_t b_scr = (scratch + 255) & ~(size_t)255;

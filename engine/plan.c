@@ -103,7 +103,7 @@ static size_t layout(ft_plan *p, const ft_plan_env *env, uintptr_t base) {
     p->seeds = carve(base, &off, p->key.batch * sizeof(uint64_t));
     if (p->key.decode) {
         if (env->vae) {
-            p->vae_scratch = carve(base, &off, vae_scratch_bytes(env->vae, p->key.batch, p->S));
+            p->vae_scratch = carve(base, &off, vae_scratch_bytes(env->be, env->vae, p->key.batch, p->S));
             p->img = carve(base, &off, (size_t)p->key.batch * p->image_channels * p->image_size * p->image_size * F);
         }
         p->rgb = carve(base, &off, (size_t)p->key.batch * p->image_size * p->image_size * 3);
