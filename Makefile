@@ -83,8 +83,13 @@ gpu-bench: $(BUILD)/flowturbo-bench
 
 # The CUDA tests alone (no host/ objects: needs neither libpng nor zlib).
 $(BUILD)/test_cuda: $(BUILD)/obj/tests/runner.o $(BUILD)/obj/tests/util.o $(BUILD)/obj/tests/test_cuda.o \
-                    $(BUILD)/libflowturbo.a
+                    $(BUILD)/obj/tests/test_cuda_output.o $(BUILD)/libflowturbo.a
 	$(CC) $^ $(LDLIBS) -o $@
+
+# The device-memory frames of ft_submit use the CUDA runtime API directly (caller streams, cudaMallocPitch).
+$(BUILD)/obj/tests/test_cuda_output.o: tests/test_cuda_output.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CUDA_INC) $(CFLAGS) -c $< -o $@
 
 test-cuda: $(BUILD)/test_cuda
 	$(BUILD)/test_cuda cuda_
@@ -100,8 +105,8 @@ $(BUILD)/include/flowturbo.h: engine/flowturbo.h
 $(BUILD)/flowturbo: $(CLI_OBJ) $(BUILD)/libflowturbo.a
 	$(CC) $(CLI_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) -o $@
 
-# The CLI embeds the default (Fashion-MNIST) models with .incbin.
-$(BUILD)/obj/host/default_model.o: host/models/fashion_sit.safetensors host/models/fashion_refiner.safetensors
+# The library embeds the default (Fashion-MNIST) models with .incbin (ft_load_embedded).
+$(BUILD)/obj/engine/embedded_model.o: host/models/fashion_sit.safetensors host/models/fashion_refiner.safetensors
 
 # Tests link the host helpers too (everything in host/ but the CLI's main).
 HOST_LIB_OBJ := $(filter-out $(BUILD)/obj/host/main.o,$(CLI_OBJ))

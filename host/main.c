@@ -42,6 +42,7 @@ static void usage(FILE *out) {
 }
 
 int main(int argc, char **argv) {
+    ft_reexec_with_passive_threads(argv); /* idle OpenMP threads sleep instead of spinning (busy machines) */
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../engine/flowturbo.h"
 #include "test.h"
 
 #define MAX_TESTS 1024
@@ -46,6 +47,7 @@ static int by_file_then_name(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
+    ft_reexec_with_passive_threads(argv); /* OpenMP threads sleep when idle: no spinning on a busy machine */
     const char *filter = argc > 1 ? argv[1] : NULL;
     int verbose = getenv("FT_TEST_VERBOSE") != NULL; /* print notes of passing tests too */
     int passed = 0, failed = 0, skipped = 0;
