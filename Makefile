@@ -23,12 +23,15 @@ PREFIX  ?= /usr/local
 BUILD   ?= build
 CUDA    ?= $(shell command -v $(NVCC) >/dev/null 2>&1 && echo 1 || echo 0)
 
-DEB_PKGS := gcc make libopenblas-dev libopenblas0-pthread libpng-dev zlib1g-dev pkg-config
+DEB_PKGS := gcc make libopenblas-dev libopenblas0-pthread libpng-dev zlib1g-dev pkg-config \
+            libmicrohttpd-dev libturbojpeg0-dev
 
 WARN     := -Wall -Wextra
 CFLAGS   ?= -O2
 BASE_CFLAGS := -std=c11 $(WARN) -fopenmp -D_DEFAULT_SOURCE -MMD -MP
 LDLIBS   := -lopenblas -lpng -lz -lm -lpthread -fopenmp
+# only the CLI's `serve` (host/serve_*.c): HTTP and JPEG; the library needs neither
+CLI_LDLIBS := -lmicrohttpd -lturbojpeg
 
 LIB_SRC  := $(wildcard engine/*.c) $(wildcard kernels/*.c) $(wildcard kernels/cpu/*.c)
 CLI_SRC  := $(wildcard host/*.c)
@@ -103,16 +106,19 @@ $(BUILD)/include/flowturbo.h: engine/flowturbo.h
 	cp $< $@
 
 $(BUILD)/flowturbo: $(CLI_OBJ) $(BUILD)/libflowturbo.a
-	$(CC) $(CLI_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) -o $@
+	$(CC) $(CLI_OBJ) $(BUILD)/libflowturbo.a $(CLI_LDLIBS) $(LDLIBS) -o $@
 
 # The library embeds the default (Fashion-MNIST) models with .incbin (ft_load_embedded).
 $(BUILD)/obj/engine/embedded_model.o: host/models/fashion_sit.safetensors host/models/fashion_refiner.safetensors
+
+# `serve` embeds its page with .incbin.
+$(BUILD)/obj/host/serve_http.o: host/serve_page.html
 
 # Tests link the host helpers too (everything in host/ but the CLI's main).
 HOST_LIB_OBJ := $(filter-out $(BUILD)/obj/host/main.o,$(CLI_OBJ))
 
 $(BUILD)/test_runner: $(TEST_OBJ) $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(BUILD)/flowturbo
-	$(CC) $(TEST_OBJ) $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) -o $@
+	$(CC) $(TEST_OBJ) $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(CLI_LDLIBS) $(LDLIBS) -o $@
 
 test: $(BUILD)/test_runner
 	$(BUILD)/test_runner

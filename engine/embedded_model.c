@@ -5,18 +5,10 @@
 #include <stdint.h>
 
 #include "context.h"
+#include "incbin.h"
 
-#define EMBED(sym, file)                                                                          \
-    __asm__(".section .rodata\n"                                                                  \
-            ".balign 64\n"                                                                        \
-            ".global " #sym "_start\n" #sym "_start:\n"                                           \
-            ".incbin \"" file "\"\n"                                                              \
-            ".global " #sym "_end\n" #sym "_end:\n"                                               \
-            ".previous\n");                                                                       \
-    extern const uint8_t sym##_start[], sym##_end[]
-
-EMBED(ft_fashion_sit, "host/models/fashion_sit.safetensors");
-EMBED(ft_fashion_refiner, "host/models/fashion_refiner.safetensors");
+FT_INCBIN(ft_fashion_sit, "host/models/fashion_sit.safetensors");
+FT_INCBIN(ft_fashion_refiner, "host/models/fashion_refiner.safetensors");
 
 ft_status ft_load_embedded(ft_context *ctx, ft_role role) {
     if (!ctx) return FT_ERR_INVALID_ARGUMENT;
