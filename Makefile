@@ -4,6 +4,7 @@
 #   make deps       install missing Debian packages (apt-get as root; prints the command otherwise)
 #   make test       build and run the test runner (last line: tests: N passed, N failed, N skipped)
 #   make test-asan  the same suite under -fsanitize=address,undefined
+#   make test-serve `flowturbo serve`: API test and headless-Chromium browser test
 #   make goldens    regenerate tests/data fixtures with the PyTorch reference (needs python3-torch)
 #   make bench      CPU benchmark against the PyTorch reference (bench/RESULTS.md)
 #   make install PREFIX=/usr/local
@@ -59,7 +60,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CUDA_OBJ)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps test test-asan goldens bench bench-vae gpu-bench gpu-check test-cuda clean install uninstall info
+.PHONY: all deps test test-asan test-serve goldens bench bench-vae gpu-bench gpu-check test-cuda clean install uninstall info
 
 all: $(BUILD)/libflowturbo.a $(BUILD)/include/flowturbo.h $(BUILD)/flowturbo
 
@@ -122,6 +123,13 @@ $(BUILD)/test_runner: $(TEST_OBJ) $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(BUIL
 
 test: $(BUILD)/test_runner
 	$(BUILD)/test_runner
+
+# `flowturbo serve`: the API test (every endpoint, bad and oversize requests, concurrent clients, disconnects,
+# memory) and the browser test (headless Chromium; screenshots in build/test-artefacts).
+test-serve: $(BUILD)/flowturbo
+	FT_CLI=$(BUILD)/flowturbo $(PYTHON) tests/serve/api_test.py
+	FT_CLI=$(BUILD)/flowturbo FT_ARTEFACTS=$(BUILD)/test-artefacts $(PYTHON) tests/serve/browser_test.py; \
+	  rc=$$?; if [ $$rc = 77 ]; then echo "browser test: SKIP (chromium / selenium missing)"; else exit $$rc; fi
 
 # Sanitizer build in its own tree; OpenBLAS/OpenMP internals are not instrumented.
 test-asan:

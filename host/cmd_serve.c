@@ -44,7 +44,10 @@ static int load_models(serve_state *s, engine_session *es, const serve_args *a) 
     s->latent_channels = sh.latent_channels;
     s->latent_size = sh.latent_size;
     s->channels = vi.loaded ? 3 : sh.latent_channels == 1 ? 1 : 3;
-    for (int c = 0; c < s->num_classes; c++) s->class_names[c] = ft_class_name(es->ctx, c);
+    for (int c = 0; c < s->num_classes; c++) {
+        snprintf(s->class_ids[c], sizeof s->class_ids[c], "%d", c);
+        s->class_names[c] = ft_class_name(es->ctx, c) ? ft_class_name(es->ctx, c) : s->class_ids[c];
+    }
     return 0;
 }
 

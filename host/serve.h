@@ -103,7 +103,8 @@ struct serve_state {
     serve_worker *w;              /* [opt.workers]; w[i].progress of ctx[i] */
     /* model facts */
     int num_classes, image_size, channels, latent_channels, latent_size;
-    const char *class_names[1024];
+    const char *class_names[1024]; /* the model's names, or the ids as text */
+    char class_ids[1024][8];
     const char *model_name, *refiner_name, *vae_name;
     /* state, under mu */
     pthread_mutex_t mu;

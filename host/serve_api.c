@@ -42,7 +42,7 @@ int serve_class_lookup(const serve_state *s, const char *text) {
 
 static void class_help(const serve_state *s, char *buf, size_t cap) {
     size_t n = (size_t)snprintf(buf, cap, "ids 0..%d", s->num_classes - 1);
-    if (!s->class_names[0]) return;
+    if (strcmp(s->class_names[0], "0") == 0) return; /* no names */
     n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, " or names:");
     for (int c = 0; c < s->num_classes && n + 32 < cap; c++)
         n += (size_t)snprintf(buf + n, cap - n, "%s '%s'", c ? "," : "", s->class_names[c]);
@@ -227,8 +227,7 @@ static void classes_array(sbuf *b, const serve_state *s) {
     sb_printf(b, "[");
     for (int c = 0; c < s->num_classes; c++) {
         sb_printf(b, "%s{\"id\":%d,\"name\":", c ? "," : "", c);
-        if (s->class_names[c]) sb_json_string(b, s->class_names[c]);
-        else sb_printf(b, "\"%d\"", c);
+        sb_json_string(b, s->class_names[c]);
         sb_printf(b, "}");
     }
     sb_printf(b, "]");
@@ -344,7 +343,7 @@ char *serve_json_result(const serve_state *s, const serve_request *r) {
             return NULL;
         }
         sb_printf(&b, "%s{\"class\":%d,\"class_name\":", k ? "," : "", r->p.labels[k]);
-        sb_json_string(&b, s->class_names[r->p.labels[k]] ? s->class_names[r->p.labels[k]] : "");
+        sb_json_string(&b, s->class_names[r->p.labels[k]]);
         sb_printf(&b, ",\"seed\":%llu,\"png_base64\":\"", (unsigned long long)(r->p.seed + (uint64_t)k));
         sb_base64(&b, png, size);
         sb_printf(&b, "\"}");

@@ -276,9 +276,9 @@ static void stream_frame(serve_state *s, serve_worker *w, serve_stream *st, fram
                       "\"seed_b\":%llu,\"name_a\":",
                   (unsigned long long)st->frame_no, fp.ca, fp.cb, (double)fp.t, (unsigned long long)fp.sa,
                   (unsigned long long)fp.sb);
-        sb_json_string(&b, s->class_names[fp.ca] ? s->class_names[fp.ca] : "");
+        sb_json_string(&b, s->class_names[fp.ca]);
         sb_printf(&b, ",\"name_b\":");
-        sb_json_string(&b, s->class_names[fp.cb] ? s->class_names[fp.cb] : "");
+        sb_json_string(&b, s->class_names[fp.cb]);
         sb_printf(&b, ",\"sampler\":\"%s\",\"cfg_scale\":%g,\"walk\":%d,\"size\":%d,\"backend\":\"%s\","
                       "\"timing\":{\"sampling_ms\":%.2f,\"decode_ms\":%.2f,\"encode_ms\":%.2f,\"send_ms\":%.2f},"
                       "\"fps\":%.2f,\"jpeg\":\"",

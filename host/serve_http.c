@@ -27,8 +27,9 @@ typedef struct {
     int too_large;
 } request_ctx;
 
+/* allow: the Allow header of a 405 (NULL otherwise). */
 static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, void *data, size_t len, const char *type,
-                               enum MHD_ResponseMemoryMode mode) {
+                               enum MHD_ResponseMemoryMode mode, const char *allow) {
     struct MHD_Response *r = MHD_create_response_from_buffer(len, data, mode);
     if (!r) {
         if (mode == MHD_RESPMEM_MUST_FREE) free(data);
@@ -37,30 +38,30 @@ static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, void *
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (status == MHD_HTTP_SERVICE_UNAVAILABLE) MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-    if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, strstr(type, "json") ? "GET, POST" : "GET");
+    if (allow) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;
 }
 
-static enum MHD_Result respond_json(struct MHD_Connection *c, unsigned status, char *json) {
-    if (!json) return respond(c, 500, (void *)"{\"error\":\"out of memory\",\"status\":500}", 38,
-                              "application/json", MHD_RESPMEM_PERSISTENT);
-    return respond(c, status, json, strlen(json), "application/json", MHD_RESPMEM_MUST_FREE);
+static enum MHD_Result respond_json(struct MHD_Connection *c, unsigned status, char *json, const char *allow) {
+    static const char oom[] = "{\"error\":\"out of memory\",\"status\":500}";
+    if (!json) return respond(c, 500, (void *)oom, sizeof oom - 1, "application/json", MHD_RESPMEM_PERSISTENT, NULL);
+    return respond(c, status, json, strlen(json), "application/json", MHD_RESPMEM_MUST_FREE, allow);
 }
 
+/* A JSON error; a 405 names the allowed methods in field's place (and no field). */
 static enum MHD_Result respond_error(struct MHD_Connection *c, int status, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static enum MHD_Result respond_error(struct MHD_Connection *c, int status, const char *field, const char *fmt, ...) {
     serve_error e;
     e.status = status;
-    snprintf(e.field, sizeof e.field, "%s", field);
+    snprintf(e.field, sizeof e.field, "%s", status == 405 ? "" : field);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(e.msg, sizeof e.msg, fmt, ap);
     va_end(ap);
-    return respond_json(c, (unsigned)status, serve_json_error(&e));
+    return respond_json(c, (unsigned)status, serve_json_error(&e), status == 405 ? field : NULL);
 }
 
 /* ---- the live stream (server-sent events) ---- */
@@ -114,7 +115,7 @@ static const char *query_arg(void *user, const char *name) {
 static enum MHD_Result open_stream(serve_state *s, struct MHD_Connection *c) {
     serve_stream params;
     serve_error e;
-    if (serve_parse_stream(s, query_arg, c, &params, &e) != 0) return respond_json(c, (unsigned)e.status, serve_json_error(&e));
+    if (serve_parse_stream(s, query_arg, c, &params, &e) != 0) return respond_json(c, (unsigned)e.status, serve_json_error(&e), NULL);
     params.state = s;
     serve_stream *st = serve_stream_open(s, &params);
     if (!st)
@@ -139,7 +140,7 @@ static enum MHD_Result generate(serve_state *s, struct MHD_Connection *c, const 
     serve_error e;
     if (serve_parse_generate(s, rc->body ? rc->body : "", rc->len, &r->p, &e) != 0) {
         free(r);
-        return respond_json(c, (unsigned)e.status, serve_json_error(&e));
+        return respond_json(c, (unsigned)e.status, serve_json_error(&e), NULL);
     }
     if (serve_submit_and_wait(s, r) != 0) {
         free(r);
@@ -150,11 +151,11 @@ static enum MHD_Result generate(serve_state *s, struct MHD_Connection *c, const 
         ret = respond_error(c, r->status == FT_ERR_INVALID_ARGUMENT ? 400 : 500, "", "generation failed: %s",
                             r->error);
     } else if (r->p.json) {
-        ret = respond_json(c, 200, serve_json_result(s, r));
+        ret = respond_json(c, 200, serve_json_result(s, r), NULL);
     } else {
         size_t size;
         uint8_t *png = serve_png_result(s, r, &size);
-        ret = png ? respond(c, 200, png, size, "image/png", MHD_RESPMEM_MUST_FREE)
+        ret = png ? respond(c, 200, png, size, "image/png", MHD_RESPMEM_MUST_FREE, NULL)
                   : respond_error(c, 500, "", "PNG encoding failed");
     }
     free(r->rgb);
@@ -195,7 +196,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (rc->too_large) return respond_error(c, 413, "", "the body is larger than %d bytes", SERVE_MAX_BODY);
     if (strcmp(url, "/api/generate") == 0) {
-        if (!post) return respond_error(c, 405, "", "use POST with a JSON body for /api/generate");
+        if (!post) return respond_error(c, 405, "POST", "use POST with a JSON body for /api/generate");
         return generate(s, c, rc);
     }
     int page = strcmp(url, "/") == 0 || strcmp(url, "/index.html") == 0;
@@ -203,13 +204,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                   strcmp(url, "/api/classes") == 0 || strcmp(url, "/api/stream") == 0;
     if (!page && !api_get)
         return respond_error(c, 404, "", "no such endpoint: %.100s (see /api/models; POST /api/generate)", url);
-    if (!get) return respond_error(c, 405, "", "%.100s answers GET only", url);
+    if (!get) return respond_error(c, 405, "GET, HEAD", "%.100s answers GET only", url);
     if (page)
         return respond(c, 200, (void *)serve_page_start, (size_t)(serve_page_end - serve_page_start),
-                       "text/html; charset=utf-8", MHD_RESPMEM_PERSISTENT);
-    if (strcmp(url, "/api/health") == 0) return respond_json(c, 200, serve_json_health(s));
-    if (strcmp(url, "/api/models") == 0) return respond_json(c, 200, serve_json_models(s));
-    if (strcmp(url, "/api/classes") == 0) return respond_json(c, 200, serve_json_classes(s));
+                       "text/html; charset=utf-8", MHD_RESPMEM_PERSISTENT, NULL);
+    if (strcmp(url, "/api/health") == 0) return respond_json(c, 200, serve_json_health(s), NULL);
+    if (strcmp(url, "/api/models") == 0) return respond_json(c, 200, serve_json_models(s), NULL);
+    if (strcmp(url, "/api/classes") == 0) return respond_json(c, 200, serve_json_classes(s), NULL);
     return open_stream(s, c);
 }
 
