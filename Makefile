@@ -5,6 +5,7 @@
 #   make test       build and run the test runner (last line: tests: N passed, N failed, N skipped)
 #   make test-asan  the same suite under -fsanitize=address,undefined
 #   make test-serve `flowturbo serve`: API test and headless-Chromium browser test
+#   make examples   build host/examples/ through pkg-config (static and shared) and run them
 #   make goldens    regenerate tests/data fixtures with the PyTorch reference (needs python3-torch)
 #   make bench      CPU benchmark against the PyTorch reference (bench/RESULTS.md)
 #   make install PREFIX=/usr/local
@@ -29,7 +30,7 @@ DEB_PKGS := gcc make libopenblas-dev libopenblas0-pthread libpng-dev zlib1g-dev 
 
 WARN     := -Wall -Wextra
 CFLAGS   ?= -O2
-BASE_CFLAGS := -std=c11 $(WARN) -fopenmp -D_DEFAULT_SOURCE -MMD -MP
+BASE_CFLAGS := -std=c11 $(WARN) -fopenmp -fPIC -D_DEFAULT_SOURCE -MMD -MP
 LDLIBS   := -lopenblas -lpng -lz -lm -lpthread -fopenmp
 # only the CLI's `serve` (host/serve_*.c): HTTP and JPEG; the library needs neither
 CLI_LDLIBS := -lmicrohttpd -lturbojpeg
@@ -51,7 +52,8 @@ ifneq ($(CU_SRC),)
   NVCCFLAGS ?= -O3 -std=c++17 $(CUDA_ARCHS) -Xcompiler -fPIC,-Wall,-Wextra -lineinfo
   BASE_CFLAGS += -DFT_WITH_CUDA
   CUDA_INC := -I$(CUDA_HOME)/include
-  LDLIBS += -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/targets/x86_64-linux/lib -lcublasLt -lcudart -lstdc++ -ldl -lrt
+  CUDA_LIBS := -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/targets/x86_64-linux/lib -lcublasLt -lcudart -lstdc++ -ldl -lrt
+  LDLIBS += $(CUDA_LIBS)
   CUDA_OBJ := $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
 endif
 endif
@@ -60,9 +62,9 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CUDA_OBJ)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps test test-asan test-serve goldens bench bench-vae gpu-bench gpu-check test-cuda clean install uninstall info
+.PHONY: all deps test test-asan test-serve examples goldens bench bench-vae gpu-bench gpu-check test-cuda clean install uninstall info
 
-all: $(BUILD)/libflowturbo.a $(BUILD)/include/flowturbo.h $(BUILD)/flowturbo
+all: $(BUILD)/libflowturbo.a $(BUILD)/libflowturbo.so $(BUILD)/include/flowturbo.h $(BUILD)/flowturbo
 
 info:
 	@echo "CUDA backend: $(if $(CUDA_OBJ),✓ ($(words $(CU_SRC)) .cu files, sm_80 + sm_90a),✗)"
@@ -101,6 +103,13 @@ test-cuda: $(BUILD)/test_cuda
 $(BUILD)/libflowturbo.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+# What the library itself links against (flowturbo.pc Libs.private, the shared library's dependencies): no libpng,
+# zlib, HTTP or JPEG (those are the CLI's).
+LIB_LIBS := -lopenblas -lgomp -lpthread -lm $(CUDA_LIBS)
+
+$(BUILD)/libflowturbo.so: $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libflowturbo.so.0 -Wl,--no-undefined $^ $(LIB_LIBS) -o $@
 
 $(BUILD)/include/flowturbo.h: engine/flowturbo.h
 	@mkdir -p $(dir $@)
@@ -171,13 +180,23 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
 	install -m 644 engine/flowturbo.h $(DESTDIR)$(PREFIX)/include/flowturbo.h
 	install -m 644 $(BUILD)/libflowturbo.a $(DESTDIR)$(PREFIX)/lib/libflowturbo.a
+	install -m 755 $(BUILD)/libflowturbo.so $(DESTDIR)$(PREFIX)/lib/libflowturbo.so.0
+	ln -sf libflowturbo.so.0 $(DESTDIR)$(PREFIX)/lib/libflowturbo.so
 	install -m 755 $(BUILD)/flowturbo $(DESTDIR)$(PREFIX)/bin/flowturbo
 	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: flowturbo\nDescription: FlowTurbo inference engine\nVersion: 0.1.0\nLibs: -L$${libdir} -lflowturbo\nLibs.private: %s\nCflags: -I$${includedir}\n' \
-	  "$(PREFIX)" "$(LDLIBS)" > $(DESTDIR)$(PREFIX)/lib/pkgconfig/flowturbo.pc
+	  "$(PREFIX)" "$(LIB_LIBS)" > $(DESTDIR)$(PREFIX)/lib/pkgconfig/flowturbo.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/include/flowturbo.h $(DESTDIR)$(PREFIX)/lib/libflowturbo.a \
+	      $(DESTDIR)$(PREFIX)/lib/libflowturbo.so.0 $(DESTDIR)$(PREFIX)/lib/libflowturbo.so \
 	      $(DESTDIR)$(PREFIX)/bin/flowturbo $(DESTDIR)$(PREFIX)/lib/pkgconfig/flowturbo.pc
+
+# host/examples: installed into build/stage, built through pkg-config (static and shared), run; CUDA variant built
+# when CUDA is (run only with a GPU).
+examples: all
+	rm -rf $(BUILD)/stage
+	$(MAKE) --no-print-directory install DESTDIR=$(abspath $(BUILD))/stage PREFIX=/usr/local >/dev/null
+	bash host/examples/run_examples.sh $(BUILD)/stage "$(if $(CUDA_OBJ),1,0)" "$(CUDA_HOME)"
 
 clean:
 	rm -rf build
