@@ -16,14 +16,6 @@
 #include "../engine/flowturbo.h"
 #include "test.h"
 
-static ft_context *cpu_ctx(int threads) {
-    ft_context_params cp;
-    ft_context_params_init(&cp);
-    cp.backend = FT_BACKEND_CPU;
-    cp.n_threads = threads;
-    return ft_context_new(&cp);
-}
-
 /* The file image of tests/data/<name> (malloc'd), or NULL. */
 static uint8_t *read_fixture(const char *name, size_t *size) {
     FILE *f = fopen(test_data(name), "rb");
@@ -69,7 +61,7 @@ TEST(render_class_blend_equals_blended_embedding_table) {
     size_t ps, rs;
     uint8_t *pred = read_fixture("sit_a.safetensors", &ps), *ref = read_fixture("sit_a_refiner.safetensors", &rs);
     CHECK(pred && ref, "cannot read the fixtures");
-    ft_context *blend = cpu_ctx(1), *patched = cpu_ctx(1);
+    ft_context *blend = test_cpu_context(1), *patched = test_cpu_context(1);
     int ok = ft_load_memory(blend, FT_ROLE_PREDICTOR, pred, ps, "a") == FT_OK &&
              ft_load_memory(blend, FT_ROLE_REFINER, ref, rs, "r") == FT_OK;
     /* image 0: 0.7 E[1] + 0.3 E[3] (class 0's row in the patched files); image 1: plain class 2 as weights */
@@ -113,7 +105,7 @@ TEST(render_class_blend_equals_blended_embedding_table) {
 }
 
 TEST(render_per_image_seeds) {
-    ft_context *ctx = cpu_ctx(1);
+    ft_context *ctx = test_cpu_context(1);
     CHECK(ft_load(ctx, FT_ROLE_PREDICTOR, test_data("sit_a.safetensors")) == FT_OK, "%s", ft_last_error(ctx));
     int labels[2] = {1, 4};
     uint64_t seeds[2] = {900, 5};
@@ -177,7 +169,7 @@ TEST(render_slerp) {
 enum { IS = 32, PITCH = IS * 4 + 12 };
 
 TEST(render_submit_rgba8_matches_generate) {
-    ft_context *ctx = cpu_ctx(1);
+    ft_context *ctx = test_cpu_context(1);
     CHECK(ft_load_embedded(ctx, FT_ROLE_PREDICTOR) == FT_OK && ft_load_embedded(ctx, FT_ROLE_REFINER) == FT_OK,
           "%s", ft_last_error(ctx));
     ft_output_shape sh;
@@ -238,7 +230,7 @@ static int cancel_at_sampling(ft_phase phase, int step, int total, void *user) {
 }
 
 TEST(render_submit_busy_wait_and_errors) {
-    ft_context *ctx = cpu_ctx(1);
+    ft_context *ctx = test_cpu_context(1);
     CHECK(ft_load_embedded(ctx, FT_ROLE_PREDICTOR) == FT_OK, "%s", ft_last_error(ctx));
     CHECK(ft_load_embedded(ctx, FT_ROLE_VAE) == FT_ERR_UNSUPPORTED, "an embedded VAE?");
     int labels[8] = {0, 1, 2, 3, 4, 5, 6, 7};
@@ -305,7 +297,7 @@ static void *gen_thread(void *arg) {
 }
 
 TEST(render_shared_contexts_on_two_threads) {
-    ft_context *src = cpu_ctx(1);
+    ft_context *src = test_cpu_context(1);
     CHECK(ft_load_embedded(src, FT_ROLE_PREDICTOR) == FT_OK && ft_load_embedded(src, FT_ROLE_REFINER) == FT_OK,
           "%s", ft_last_error(src));
     static gen_job ref, a, b;
@@ -362,11 +354,11 @@ static double cpu_seconds(void) {
 }
 
 TEST(render_thread_bound_and_no_threads_after_a_call) {
-    ft_context *big = cpu_ctx(FT_MAX_THREADS + 1);
+    ft_context *big = test_cpu_context(FT_MAX_THREADS + 1);
     CHECK(ft_load_embedded(big, FT_ROLE_PREDICTOR) == FT_ERR_UNSUPPORTED && strstr(ft_last_error(big), "above the limit"),
           "n_threads above the bound: %s", ft_last_error(big));
     ft_context_free(big);
-    ft_context *many = cpu_ctx(FT_MAX_THREADS); /* capped to the cores: works */
+    ft_context *many = test_cpu_context(FT_MAX_THREADS); /* capped to the cores: works */
     CHECK(ft_load_embedded(many, FT_ROLE_PREDICTOR) == FT_OK, "%s", ft_last_error(many));
     int before = count_threads();
     int labels[2] = {0, 5};

@@ -17,25 +17,18 @@
 #define FT_PIX_HD static inline
 #endif
 
-FT_PIX_HD uint8_t ft_pixel_u8(float v) {
+/* clamp(a v + b, 0, hi) with a rounded product and a rounded sum; NaN gives 0. */
+FT_PIX_HD float ft_pixel_affine(float v, float a, float b, float hi) {
 #if defined(__CUDA_ARCH__)
-    float x = __fadd_rn(__fmul_rn(127.5f, v), 128.0f);
+    float x = __fadd_rn(__fmul_rn(a, v), b);
 #else
-    float x = 127.5f * v;
-    x = x + 128.0f;
+    float x = a * v;
+    x = x + b;
 #endif
-    x = x > 255.0f ? 255.0f : (x >= 0.0f ? x : 0.0f);
-    return (uint8_t)x;
+    return x > hi ? hi : (x >= 0.0f ? x : 0.0f);
 }
 
-FT_PIX_HD float ft_pixel_unit(float v) {
-#if defined(__CUDA_ARCH__)
-    float x = __fadd_rn(__fmul_rn(0.5f, v), 0.5f);
-#else
-    float x = 0.5f * v;
-    x = x + 0.5f;
-#endif
-    return x > 1.0f ? 1.0f : (x >= 0.0f ? x : 0.0f);
-}
+FT_PIX_HD uint8_t ft_pixel_u8(float v) { return (uint8_t)ft_pixel_affine(v, 127.5f, 128.0f, 255.0f); }
+FT_PIX_HD float ft_pixel_unit(float v) { return ft_pixel_affine(v, 0.5f, 0.5f, 1.0f); }
 
 #endif
