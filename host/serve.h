@@ -50,7 +50,8 @@ typedef struct {
 
 typedef struct serve_request {
     serve_params p;
-    /* results (under the server mutex) */
+    /* state and results (under the server mutex) */
+    int taken;                    /* a worker runs it */
     int done;
     ft_status status;
     char error[512];

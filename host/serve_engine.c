@@ -28,15 +28,24 @@ int serve_submit_and_wait(serve_state *s, serve_request *r) {
         return -1;
     }
     r->next = NULL;
-    r->done = 0;
+    r->done = r->taken = 0;
     r->t_queued = now_seconds();
     if (s->q_tail) s->q_tail->next = r;
     else s->q_head = r;
     s->q_tail = r;
     s->q_len++;
     pthread_cond_broadcast(&s->work);
-    while (!r->done && !s->quit) pthread_cond_wait(&s->done, &s->mu);
-    if (!r->done) {
+    /* a request a worker has taken is waited for even while stopping: the worker still writes into it */
+    while (!r->done && !(s->quit && !r->taken)) pthread_cond_wait(&s->done, &s->mu);
+    if (!r->done) { /* stopping: take it out of the queue */
+        for (serve_request **pp = &s->q_head; *pp; pp = &(*pp)->next)
+            if (*pp == r) {
+                *pp = r->next;
+                s->q_len--;
+                break;
+            }
+        s->q_tail = NULL;
+        for (serve_request *q = s->q_head; q; q = q->next) s->q_tail = q;
         r->status = FT_ERR_CANCELLED;
         snprintf(r->error, sizeof r->error, "the server is shutting down");
     }
@@ -48,6 +57,7 @@ int serve_submit_and_wait(serve_state *s, serve_request *r) {
 static serve_request *take_batch(serve_state *s, int *images) {
     serve_request *head = s->q_head, *tail = head, **link = &head->next;
     *images = head->p.n;
+    head->taken = 1;
     s->q_head = head->next;
     for (serve_request **pp = &s->q_head; *pp;) {
         serve_request *r = *pp;
@@ -57,6 +67,7 @@ static serve_request *take_batch(serve_state *s, int *images) {
             *link = r;
             link = &r->next;
             tail = r;
+            r->taken = 1;
             *images += r->p.n;
         } else {
             pp = &r->next;

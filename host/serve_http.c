@@ -148,8 +148,8 @@ static enum MHD_Result generate(serve_state *s, struct MHD_Connection *c, const 
     }
     enum MHD_Result ret;
     if (r->status != FT_OK) {
-        ret = respond_error(c, r->status == FT_ERR_INVALID_ARGUMENT ? 400 : 500, "", "generation failed: %s",
-                            r->error);
+        int code = r->status == FT_ERR_INVALID_ARGUMENT ? 400 : r->status == FT_ERR_CANCELLED ? 503 : 500;
+        ret = respond_error(c, code, "", "generation failed: %s", r->error);
     } else if (r->p.json) {
         ret = respond_json(c, 200, serve_json_result(s, r), NULL);
     } else {
