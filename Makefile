@@ -4,6 +4,8 @@
 #   make deps       install missing Debian packages (apt-get as root; prints the command otherwise)
 #   make test       build and run the test runner (last line: tests: N passed, N failed, N skipped)
 #   make test-asan  the same suite under -fsanitize=address,undefined
+#   make test-serve `flowturbo serve`: API test and headless-Chromium browser test
+#   make examples   build host/examples/ through pkg-config (static and shared) and run them
 #   make goldens    regenerate tests/data fixtures with the PyTorch reference (needs python3-torch)
 #   make bench      CPU benchmark against the PyTorch reference (bench/RESULTS.md)
 #   make install PREFIX=/usr/local
@@ -33,12 +35,15 @@ endif
 BUILD   ?= build
 CUDA    ?= $(shell command -v $(NVCC) >/dev/null 2>&1 && echo 1 || echo 0)
 
-DEB_PKGS := gcc g++ make libopenblas-dev libopenblas0-pthread libpng-dev zlib1g-dev pkg-config
+DEB_PKGS := gcc g++ make libopenblas-dev libopenblas0-pthread libpng-dev zlib1g-dev pkg-config \
+            libmicrohttpd-dev libturbojpeg0-dev
 
 WARN     := -Wall -Wextra
 CFLAGS   ?= -O2
-BASE_CFLAGS := -std=c11 $(WARN) -fopenmp -D_DEFAULT_SOURCE -MMD -MP
+BASE_CFLAGS := -std=c11 $(WARN) -fopenmp -fPIC -D_DEFAULT_SOURCE -MMD -MP
 LDLIBS   := -lopenblas -lpng -lz -lm -lpthread -fopenmp
+# only the CLI's `serve` (host/serve_*.c): HTTP and JPEG; the library needs neither
+CLI_LDLIBS := -lmicrohttpd -lturbojpeg
 
 LIB_SRC  := $(wildcard engine/*.c) $(wildcard kernels/*.c) $(wildcard kernels/cpu/*.c)
 CLI_SRC  := $(wildcard host/*.c)
@@ -57,8 +62,6 @@ ifneq ($(CU_SRC),)
   NVCCFLAGS ?= -O3 -std=c++17 $(CUDA_ARCHS) -Xcompiler -fPIC,-Wall,-Wextra -lineinfo
   BASE_CFLAGS += -DFT_WITH_CUDA
   CUDA_INC := -I$(CUDA_HOME)/include
-  LDLIBS += -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/targets/x86_64-linux/lib -lcublasLt -lcudart -lstdc++ -ldl -lrt
-  CUDA_OBJ := $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
   # cuDNN (the VAE's NHWC convolutions): found in CUDA_HOME, or at CUDNN_INC /
   # CUDNN_LIB (pip's nvidia-cudnn-cu13 on the GPU machine: bench/gpu_check.sh);
   # CUDNN=0 builds without it (the VAE then runs on the f32 im2col path).
@@ -66,8 +69,12 @@ ifneq ($(CU_SRC),)
   CUDNN ?= $(shell test -f $(CUDNN_INC)/cudnn.h && echo 1 || echo 0)
   ifeq ($(CUDNN),1)
     NVCCFLAGS += -DFT_WITH_CUDNN -I$(CUDNN_INC)
-    LDLIBS += $(if $(CUDNN_LIB),-L$(CUDNN_LIB)) -lcudnn
+    CUDNN_LIBS := $(if $(CUDNN_LIB),-L$(CUDNN_LIB)) -lcudnn
   endif
+  CUDA_LIBS := -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/targets/x86_64-linux/lib $(CUDNN_LIBS) -lcublasLt -lcudart \
+               -lstdc++ -ldl -lrt
+  LDLIBS += $(CUDA_LIBS)
+  CUDA_OBJ := $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
 endif
 endif
 
@@ -91,7 +98,8 @@ ifeq ($(CUDA_EMU),1)
   endif
   BASE_CFLAGS += -DFT_WITH_CUDA
   CUDA_INC := -I$(CUDA_HOME)/include
-  LDLIBS += -lstdc++ -ldl -rdynamic
+  CUDA_LIBS := -lstdc++ -ldl
+  LDLIBS += $(CUDA_LIBS) -rdynamic
   CUDA_OBJ := $(CU_SRC:%.cu=$(BUILD)/obj/%.o) $(EMU_SRC:%.cpp=$(BUILD)/obj/%.o)
 endif
 
@@ -114,10 +122,10 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CUDA_OBJ)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps test test-asan goldens bench bench-vae gpu-bench gpu-check test-cuda test-cuda-emu \
-        test-cuda-emu-mutations print-build-flags clean install uninstall info
+.PHONY: all deps test test-asan test-serve examples goldens bench bench-vae gpu-bench gpu-check test-cuda \
+        test-cuda-emu test-cuda-emu-mutations print-build-flags clean install uninstall info
 
-all: $(BUILD)/libflowturbo.a $(BUILD)/include/flowturbo.h $(BUILD)/flowturbo
+all: $(BUILD)/libflowturbo.a $(BUILD)/libflowturbo.so $(BUILD)/include/flowturbo.h $(BUILD)/flowturbo
 
 info:
 	@echo "CUDA backend: $(if $(CUDA_OBJ),✓ ($(words $(CU_SRC)) .cu files, sm_80 + sm_90a),✗)"
@@ -154,8 +162,13 @@ gpu-bench: $(BUILD)/flowturbo-bench
 
 # The CUDA tests alone (no host/ objects: needs neither libpng nor zlib).
 $(BUILD)/test_cuda: $(BUILD)/obj/tests/runner.o $(BUILD)/obj/tests/util.o $(BUILD)/obj/tests/test_cuda.o \
-                    $(BUILD)/libflowturbo.a
+                    $(BUILD)/obj/tests/test_cuda_output.o $(BUILD)/libflowturbo.a
 	$(CC) $^ $(LDLIBS) -o $@
+
+# The device-memory frames of ft_submit use the CUDA runtime API directly (caller streams, cudaMallocPitch).
+$(BUILD)/obj/tests/test_cuda_output.o: tests/test_cuda_output.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CUDA_INC) $(CFLAGS) -c $< -o $@
 
 test-cuda: $(BUILD)/test_cuda
 	$(BUILD)/test_cuda --isolate cuda_
@@ -185,12 +198,19 @@ $(BUILD)/libflowturbo.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# What the library itself links against (flowturbo.pc Libs.private, the shared library's dependencies): no libpng,
+# zlib, HTTP or JPEG (those are the CLI's).
+LIB_LIBS := -lopenblas -lgomp -lpthread -lm $(CUDA_LIBS)
+
+$(BUILD)/libflowturbo.so: $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libflowturbo.so.0 -Wl,--no-undefined $^ $(LIB_LIBS) -o $@
+
 $(BUILD)/include/flowturbo.h: engine/flowturbo.h
 	@mkdir -p $(dir $@)
 	cp $< $@
 
 $(BUILD)/flowturbo: $(CLI_OBJ) $(BUILD)/libflowturbo.a
-	$(CC) $(CLI_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) $(MPI_LIBS) -o $@
+	$(CC) $(CLI_OBJ) $(BUILD)/libflowturbo.a $(CLI_LDLIBS) $(LDLIBS) $(MPI_LIBS) -o $@
 
 # fid_mpi.o is rebuilt when MPI changes (the stamp names the setting)
 $(BUILD)/obj/host/fid_mpi.o: BASE_CFLAGS += $(if $(filter 1,$(MPI)),-DFT_WITH_MPI $(MPI_CFLAGS))
@@ -198,17 +218,27 @@ $(BUILD)/obj/host/fid_mpi.o: $(BUILD)/mpi-$(MPI).stamp
 $(BUILD)/mpi-$(MPI).stamp:
 	@mkdir -p $(BUILD) && rm -f $(BUILD)/mpi-*.stamp && touch $@
 
-# The CLI embeds the default (Fashion-MNIST) models with .incbin.
-$(BUILD)/obj/host/default_model.o: host/models/fashion_sit.safetensors host/models/fashion_refiner.safetensors
+# The library embeds the default (Fashion-MNIST) models with .incbin (ft_load_embedded).
+$(BUILD)/obj/engine/embedded_model.o: host/models/fashion_sit.safetensors host/models/fashion_refiner.safetensors
+
+# `serve` embeds its page with .incbin.
+$(BUILD)/obj/host/serve_http.o: host/serve_page.html
 
 # Tests link the host helpers too (everything in host/ but the CLI's main).
 HOST_LIB_OBJ := $(filter-out $(BUILD)/obj/host/main.o,$(CLI_OBJ))
 
 $(BUILD)/test_runner: $(TEST_OBJ) $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(BUILD)/flowturbo
-	$(CC) $(TEST_OBJ) $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) $(MPI_LIBS) -o $@
+	$(CC) $(TEST_OBJ) $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(CLI_LDLIBS) $(LDLIBS) $(MPI_LIBS) -o $@
 
 test: $(BUILD)/test_runner
 	$(BUILD)/test_runner --isolate
+
+# `flowturbo serve`: the API test (every endpoint, bad and oversize requests, concurrent clients, disconnects,
+# memory) and the browser test (headless Chromium; screenshots in build/test-artefacts).
+test-serve: $(BUILD)/flowturbo
+	FT_CLI=$(BUILD)/flowturbo $(PYTHON) tests/serve/api_test.py
+	FT_CLI=$(BUILD)/flowturbo FT_ARTEFACTS=$(BUILD)/test-artefacts $(PYTHON) tests/serve/browser_test.py; \
+	  rc=$$?; if [ $$rc = 77 ]; then echo "browser test: SKIP (chromium / selenium missing)"; else exit $$rc; fi
 
 # Sanitizer build in its own tree; OpenBLAS/OpenMP internals are not instrumented.
 test-asan:
@@ -250,13 +280,23 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
 	install -m 644 engine/flowturbo.h $(DESTDIR)$(PREFIX)/include/flowturbo.h
 	install -m 644 $(BUILD)/libflowturbo.a $(DESTDIR)$(PREFIX)/lib/libflowturbo.a
+	install -m 755 $(BUILD)/libflowturbo.so $(DESTDIR)$(PREFIX)/lib/libflowturbo.so.0
+	ln -sf libflowturbo.so.0 $(DESTDIR)$(PREFIX)/lib/libflowturbo.so
 	install -m 755 $(BUILD)/flowturbo $(DESTDIR)$(PREFIX)/bin/flowturbo
 	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: flowturbo\nDescription: FlowTurbo inference engine\nVersion: 0.1.0\nLibs: -L$${libdir} -lflowturbo\nLibs.private: %s\nCflags: -I$${includedir}\n' \
-	  "$(PREFIX)" "$(LDLIBS)" > $(DESTDIR)$(PREFIX)/lib/pkgconfig/flowturbo.pc
+	  "$(PREFIX)" "$(LIB_LIBS)" > $(DESTDIR)$(PREFIX)/lib/pkgconfig/flowturbo.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/include/flowturbo.h $(DESTDIR)$(PREFIX)/lib/libflowturbo.a \
+	      $(DESTDIR)$(PREFIX)/lib/libflowturbo.so.0 $(DESTDIR)$(PREFIX)/lib/libflowturbo.so \
 	      $(DESTDIR)$(PREFIX)/bin/flowturbo $(DESTDIR)$(PREFIX)/lib/pkgconfig/flowturbo.pc
+
+# host/examples: installed into build/stage, built through pkg-config (static and shared), run; CUDA variant built
+# when CUDA is (run only with a GPU).
+examples: all
+	rm -rf $(BUILD)/stage
+	$(MAKE) --no-print-directory install DESTDIR=$(abspath $(BUILD))/stage PREFIX=/usr/local >/dev/null
+	bash host/examples/run_examples.sh $(BUILD)/stage "$(if $(CUDA_OBJ),1,0)" "$(CUDA_HOME)"
 
 clean:
 	rm -rf build

@@ -138,9 +138,9 @@ int engine_load(engine_session *s, ft_role role, const char *path, const char *f
     return 0;
 }
 
-int engine_load_memory(engine_session *s, ft_role role, const void *data, size_t size, const char *name) {
+int engine_load_embedded(engine_session *s, ft_role role, const char *name) {
     double t0 = now_seconds();
-    ft_status st = ft_load_memory(s->ctx, role, data, size, name);
+    ft_status st = ft_load_embedded(s->ctx, role);
     if (st != FT_OK) return cli_error(s->cmd, "cannot load %s: %s", name, ft_last_error(s->ctx));
     char what[300];
     snprintf(what, sizeof what, "loading %s", name);

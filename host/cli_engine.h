@@ -56,8 +56,8 @@ typedef struct {
 int engine_start(engine_session *s, const char *cmd, const engine_opts *eo);
 /* Loads a model; flag names the option ("--model") in messages. 0 or 1. */
 int engine_load(engine_session *s, ft_role role, const char *path, const char *flag);
-/* Loads a model from memory (the embedded default models). 0 or 1. */
-int engine_load_memory(engine_session *s, ft_role role, const void *data, size_t size, const char *name);
+/* Loads the embedded model of a role (ft_load_embedded); name is for messages. 0 or 1. */
+int engine_load_embedded(engine_session *s, ft_role role, const char *name);
 /* ft_generate with sampling / decode timing in s->sampling_s / s->decode_s. */
 ft_status engine_generate(engine_session *s, const ft_generate_params *gp, float *latents, uint8_t *images);
 void engine_stop(engine_session *s);

@@ -144,13 +144,8 @@ int cmd_generate(int argc, char **argv) {
         return 1;
     }
     if (embedded) {
-        size_t size;
-        const void *data = default_model_data(FT_ROLE_PREDICTOR, &size);
-        if (engine_load_memory(&s, FT_ROLE_PREDICTOR, data, size, DEFAULT_MODEL_NAME) != 0) goto out;
-        if (!a.refiner) {
-            data = default_model_data(FT_ROLE_REFINER, &size);
-            if (engine_load_memory(&s, FT_ROLE_REFINER, data, size, DEFAULT_REFINER_NAME) != 0) goto out;
-        }
+        if (engine_load_embedded(&s, FT_ROLE_PREDICTOR, DEFAULT_MODEL_NAME) != 0) goto out;
+        if (!a.refiner && engine_load_embedded(&s, FT_ROLE_REFINER, DEFAULT_REFINER_NAME) != 0) goto out;
     } else if (engine_load(&s, FT_ROLE_PREDICTOR, a.model, "--model") != 0) {
         goto out;
     }

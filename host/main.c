@@ -19,6 +19,7 @@ static const command COMMANDS[] = {
     {"sample-fid", cmd_sample_fid, "resumable, shardable sampling into an ADM-evaluator .npz (arr_0)"},
     {"merge-npz", cmd_merge_npz, "join sample-fid shards into one .npz"},
     {"info", cmd_info, "show the metadata and tensors of an engine safetensors file"},
+    {"serve", cmd_serve, "live demo page and JSON HTTP API (models loaded once)"},
 };
 #define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
 
@@ -42,6 +43,7 @@ static void usage(FILE *out) {
 }
 
 int main(int argc, char **argv) {
+    ft_reexec_with_passive_threads(argv); /* idle OpenMP threads sleep instead of spinning (busy machines) */
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;

@@ -45,11 +45,15 @@ typedef enum { FT_WEIGHT_MATRIX = 0, FT_WEIGHT_VECTOR = 1, FT_WEIGHT_BIAS = 2, F
 
 typedef struct ft_backend ft_backend;
 
+/* The legacy default CUDA stream (cudaStream_t 0) in the event hooks, where NULL means the backend's own. */
+#define FT_DEFAULT_STREAM ((void *)(uintptr_t)1)
+
 struct ft_backend {
     const char *name;
     size_t act_size;  /* bytes per act element */
     char error[512];  /* message of the first failure (sticky) */
     void *impl;       /* backend-private state */
+    int host_memory;  /* 1: backend buffers are host memory (CPU) */
 
     /* ---- lifetime, memory, transfers ---- */
     void (*destroy)(ft_backend *be);
@@ -157,6 +161,12 @@ struct ft_backend {
      * with C = 3, or C = 1 replicated to grey. */
     void (*to_rgb8)(ft_backend *be, uint8_t *rgb, const float *img, int N, int C, int S);
 
+    /* dst pixel (n, y, x) at byte n * image_pitch + y * row_pitch + x * pixel size: RGBA of img [N, C, S, S]
+     * (C = 3, or C = 1 replicated to grey) in format: FT_PIXELS_RGBA8 the to_rgb8 bytes with alpha 255,
+     * FT_PIXELS_RGBA_F32 clamp(0.5 v + 0.5, 0, 1) with alpha 1 (kernels/common/pixels.h). Bytes between
+     * rows and images are not written. */
+    void (*to_pixels)(ft_backend *be, void *dst, ft_pixel_format format, size_t row_pitch, size_t image_pitch,
+                      const float *img, int N, int C, int S);
     /* ---- VAE feature maps in act NHWC (optional: NULL on backends without
      * them, whose VAE runs on the f32 NCHW ops above; engine/vae.c) ----
      * A feature map ("fm") is [N, S, S, C] act values. Conv weights are
@@ -180,6 +190,24 @@ struct ft_backend {
     void (*fm_add)(ft_backend *be, void *y, const void *a, const void *b, size_t n);
 
     /* ---- optional hooks (NULL on backends without them; the engine checks) ---- */
+    /* A public call begins / ends on the calling thread: the CPU backend sets
+     * the thread count of this thread's OpenMP regions at enter and, at
+     * leave, restores it and releases its worker threads (none is left
+     * spinning or waiting between calls). */
+    void (*enter)(ft_backend *be);
+    void (*leave)(ft_backend *be);
+    /* Caller streams (CUDA events; NULL on the CPU backend). stream NULL is
+     * the backend's own stream; a caller stream is a cudaStream_t as void *
+     * (its NULL, the legacy default stream, is passed as FT_DEFAULT_STREAM). */
+    ft_status (*event_create)(ft_backend *be, void **event);
+    void (*event_destroy)(ft_backend *be, void *event);
+    /* event marks the work enqueued on stream so far */
+    ft_status (*event_record)(ft_backend *be, void *event, void *stream);
+    /* work enqueued on stream from now on waits for event (no host wait) */
+    ft_status (*stream_wait_event)(ft_backend *be, void *stream, void *event);
+    /* the host waits for event / 1 when reached, 0 when not yet (errors are sticky in be->error) */
+    ft_status (*event_sync)(ft_backend *be, void *event);
+    int (*event_query)(ft_backend *be, void *event);
     /* Profiler ranges (NVTX on CUDA) around sampler blocks, network calls and
      * stages; ranges nest. Recorded when ops are enqueued (eager runs and
      * graph capture), not on graph replay. */

@@ -32,6 +32,7 @@
 #include "embed.cuh"
 #include "gemm.cuh"
 #include "norm.cuh"
+#include "output.cuh"
 #include "rng.cuh"
 
 #define CU_LT_WORKSPACE ((size_t)32 << 20)  /* cuBLASLt workspace, bytes (NVIDIA's Hopper advice) */
@@ -447,6 +448,13 @@ ft_backend *ft_backend_cuda_create(int device, ft_dtype compute_dtype, char *err
     be->range_push = cu_range_push;
     be->range_pop = cu_range_pop;
     be->velocity_tail = cu_velocity_tail;
+    be->to_pixels = cu_to_pixels; /* output.cu: caller frames and streams */
+    be->event_create = cu_event_create;
+    be->event_destroy = cu_event_destroy;
+    be->event_record = cu_event_record;
+    be->stream_wait_event = cu_stream_wait_event;
+    be->event_sync = cu_event_sync;
+    be->event_query = cu_event_query;
     if (have_dnn) {
         be->upload_conv_weight = cu_upload_conv_weight;
         be->fm_from_nchw = cu_fm_from_nchw;

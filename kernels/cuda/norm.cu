@@ -26,27 +26,19 @@
 
 #define LN_THREADS 128
 
-/* Sum over the block (blockDim.x a multiple of 32); every thread gets it. */
-__device__ __forceinline__ float block_sum(float v, float *sh) {
-    v = warp_sum(v);
+/* Sum (or, with MAX, maximum) over the block (blockDim.x a multiple of 32);
+ * every thread gets it. sh: 32 floats of shared memory. */
+template <bool MAX> __device__ __forceinline__ float block_reduce(float v, float *sh) {
+    v = MAX ? warp_max(v) : warp_sum(v);
     const int w = threadIdx.x >> 5, l = threadIdx.x & 31, nw = blockDim.x >> 5;
     __syncthreads(); /* sh may still be read by a previous call */
     if (l == 0) sh[w] = v;
     __syncthreads();
-    float t = l < nw ? sh[l] : 0.0f;
-    return warp_sum(t);
+    float t = l < nw ? sh[l] : (MAX ? -INFINITY : 0.0f);
+    return MAX ? warp_max(t) : warp_sum(t);
 }
-
-/* Maximum over the block, likewise. */
-__device__ __forceinline__ float block_max(float v, float *sh) {
-    v = warp_max(v);
-    const int w = threadIdx.x >> 5, l = threadIdx.x & 31, nw = blockDim.x >> 5;
-    __syncthreads(); /* sh may still be read by a previous call */
-    if (l == 0) sh[w] = v;
-    __syncthreads();
-    float t = l < nw ? sh[l] : -INFINITY;
-    return warp_max(t);
-}
+__device__ __forceinline__ float block_sum(float v, float *sh) { return block_reduce<false>(v, sh); }
+__device__ __forceinline__ float block_max(float v, float *sh) { return block_reduce<true>(v, sh); }
 
 /* ---- fast path: row in registers ---- */
 

@@ -84,36 +84,11 @@ static const char *dnn_type_name(cudnnDataType_t t) {
     return t == CUDNN_DATA_FLOAT ? "f32" : t == CUDNN_DATA_HALF ? "f16" : t == CUDNN_DATA_BFLOAT16 ? "bf16" : "other";
 }
 
-static float dnn_load(const void *p, size_t i, cudnnDataType_t t) {
-    if (t == CUDNN_DATA_FLOAT) {
-        float f;
-        memcpy(&f, (const char *)p + 4 * i, 4);
-        return f;
-    }
-    uint16_t h;
-    memcpy(&h, (const char *)p + 2 * i, 2);
-    if (t == CUDNN_DATA_BFLOAT16) {
-        uint32_t u = (uint32_t)h << 16;
-        float f;
-        memcpy(&f, &u, 4);
-        return f;
-    }
-    __half_raw r;
-    r.x = h;
-    return __half2float(__half(r));
+static ElemType dnn_elem(cudnnDataType_t t) {
+    return t == CUDNN_DATA_FLOAT ? ELEM_F32 : t == CUDNN_DATA_BFLOAT16 ? ELEM_BF16 : ELEM_F16;
 }
-
-static void dnn_store(void *p, size_t i, cudnnDataType_t t, float v) {
-    if (t == CUDNN_DATA_FLOAT) {
-        memcpy((char *)p + 4 * i, &v, 4);
-    } else if (t == CUDNN_DATA_BFLOAT16) {
-        __nv_bfloat16 b = __float2bfloat16_rn(v);
-        memcpy((char *)p + 2 * i, &b, 2);
-    } else {
-        __half h = __float2half_rn(v);
-        memcpy((char *)p + 2 * i, &h, 2);
-    }
-}
+static float dnn_load(const void *p, size_t i, cudnnDataType_t t) { return elem_load(p, i, dnn_elem(t)); }
+static void dnn_store(void *p, size_t i, cudnnDataType_t t, float v) { elem_store(p, i, dnn_elem(t), v); }
 
 /* Linear index of (n, c, h, w) in a 4-d tensor of this format. */
 static size_t idx4(cudnnTensorFormat_t f, int C, int H, int W, int n, int c, int h, int w) {
