@@ -1,7 +1,10 @@
 # flowturbo — build, test and install.
 #
-#   make            build/libflowturbo.a, build/include/flowturbo.h, build/flowturbo
+#   make            build/libflowturbo.a, build/libflowturbo.so, build/include/flowturbo.h, build/flowturbo,
+#                   build/flowturbo-bench
 #   make deps       install missing Debian packages (apt-get as root; prints the command otherwise)
+#   make deps-python  the same for the Python side (converter, Python package, its tests)
+#   make test-python  the Python package's and the docs' tests (pytest; last line: tests: N passed, ...)
 #   make test       build and run the test runner (last line: tests: N passed, N failed, N skipped)
 #   make test-asan  the same suite under -fsanitize=address,undefined
 #   make goldens    regenerate tests/data fixtures with the PyTorch reference (needs python3-torch)
@@ -23,12 +26,18 @@ PREFIX  ?= /usr/local
 BUILD   ?= build
 CUDA    ?= $(shell command -v $(NVCC) >/dev/null 2>&1 && echo 1 || echo 0)
 
-DEB_PKGS := gcc make libopenblas-dev libopenblas0-pthread libpng-dev zlib1g-dev pkg-config
+DEB_PKGS := gcc make libopenblas-dev libopenblas0-pthread libpng-dev zlib1g-dev pkg-config \
+            libjpeg62-turbo-dev libwebp-dev libexif-dev
+# weights_tool/convert.py (PyTorch, NumPy), the Python package (NumPy, Pillow) and its tests (pytest, mypy, a venv)
+PY_DEB_PKGS := python3 python3-numpy python3-torch python3-pil python3-pytest python3-mypy python3-venv python3-pip \
+               python3-setuptools
 
 WARN     := -Wall -Wextra
 CFLAGS   ?= -O2
 BASE_CFLAGS := -std=c11 $(WARN) -fopenmp -D_DEFAULT_SOURCE -MMD -MP
 LDLIBS   := -lopenblas -lpng -lz -lm -lpthread -fopenmp
+# the CLI's image formats besides PNG: JPEG (libjpeg-turbo), WebP (+ mux for metadata chunks), EXIF (libexif)
+CLI_LDLIBS := -ljpeg -lwebpmux -lwebp -lexif
 
 LIB_SRC  := $(wildcard engine/*.c) $(wildcard kernels/*.c) $(wildcard kernels/cpu/*.c)
 CLI_SRC  := $(wildcard host/*.c)
@@ -56,9 +65,11 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CUDA_OBJ)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps test test-asan goldens bench bench-vae gpu-bench gpu-check test-cuda clean install uninstall info
+.PHONY: all deps deps-python test test-asan test-python goldens bench bench-vae gpu-bench gpu-check test-cuda clean \
+        install uninstall info
 
-all: $(BUILD)/libflowturbo.a $(BUILD)/include/flowturbo.h $(BUILD)/flowturbo
+all: $(BUILD)/libflowturbo.a $(BUILD)/libflowturbo.so $(BUILD)/include/flowturbo.h $(BUILD)/flowturbo \
+     $(BUILD)/flowturbo-bench $(BUILD)/flowturbo.pc
 
 info:
 	@echo "CUDA backend: $(if $(CUDA_OBJ),✓ ($(words $(CU_SRC)) .cu files, sm_80 + sm_90a),✗)"
@@ -71,10 +82,16 @@ $(BUILD)/obj/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -DFT_WITH_CUDA -MMD -MP -MF $(@:.o=.d) -c $< -o $@
 
-# GPU benchmark (runs on the CPU backend too, slowly): build/flowturbo-bench
-$(BUILD)/obj/bench/flowturbo_bench.o: bench/flowturbo_bench.c
+# GPU benchmark (runs on the CPU backend too, slowly): build/flowturbo-bench. It records the commit it was built
+# from: build/commit.txt changes (and the benchmark is recompiled) only when the commit does.
+GIT_COMMIT := $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
+$(BUILD)/commit.txt: FORCE
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CUDA_INC) $(CFLAGS) -c $< -o $@
+	@[ "$$(cat $@ 2>/dev/null)" = "$(GIT_COMMIT)" ] || echo "$(GIT_COMMIT)" > $@
+
+$(BUILD)/obj/bench/flowturbo_bench.o: bench/flowturbo_bench.c $(BUILD)/commit.txt
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CUDA_INC) $(CFLAGS) -DFT_BUILD_COMMIT='"$(GIT_COMMIT)"' -c $< -o $@
 
 $(BUILD)/flowturbo-bench: $(BUILD)/obj/bench/flowturbo_bench.o $(BUILD)/libflowturbo.a
 	$(CC) $^ $(LDLIBS) -o $@
@@ -93,21 +110,35 @@ $(BUILD)/libflowturbo.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# The shared library (the Python package loads it): the same sources compiled with -fPIC in their own tree,
+# exporting only the public ft_* API (engine/libflowturbo.map). The .cu objects are -fPIC already.
+LIB_PIC_OBJ := $(LIB_SRC:%.c=$(BUILD)/pic/%.o) $(CUDA_OBJ)
+SO_LDLIBS := $(filter-out -lpng -lz,$(LDLIBS))
+
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -fPIC -c $< -o $@
+
+$(BUILD)/libflowturbo.so: $(LIB_PIC_OBJ) engine/libflowturbo.map
+	$(CC) -shared -Wl,-soname,libflowturbo.so -Wl,--version-script=engine/libflowturbo.map -Wl,--no-undefined \
+	    $(LIB_PIC_OBJ) $(SO_LDLIBS) -o $@
+
 $(BUILD)/include/flowturbo.h: engine/flowturbo.h
 	@mkdir -p $(dir $@)
 	cp $< $@
 
 $(BUILD)/flowturbo: $(CLI_OBJ) $(BUILD)/libflowturbo.a
-	$(CC) $(CLI_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) -o $@
+	$(CC) $(CLI_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) $(CLI_LDLIBS) -o $@
 
-# The CLI embeds the default (Fashion-MNIST) models with .incbin.
-$(BUILD)/obj/host/default_model.o: host/models/fashion_sit.safetensors host/models/fashion_refiner.safetensors
+# The library embeds the default (Fashion-MNIST) models with .incbin (ft_default_model).
+$(BUILD)/obj/engine/default_model.o $(BUILD)/pic/engine/default_model.o: host/models/fashion_sit.safetensors \
+    host/models/fashion_refiner.safetensors
 
 # Tests link the host helpers too (everything in host/ but the CLI's main).
 HOST_LIB_OBJ := $(filter-out $(BUILD)/obj/host/main.o,$(CLI_OBJ))
 
 $(BUILD)/test_runner: $(TEST_OBJ) $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(BUILD)/flowturbo
-	$(CC) $(TEST_OBJ) $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) -o $@
+	$(CC) $(TEST_OBJ) $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) $(CLI_LDLIBS) -o $@
 
 test: $(BUILD)/test_runner
 	$(BUILD)/test_runner
@@ -141,6 +172,18 @@ $(BUILD)/vae_bench: $(BUILD)/obj/bench/vae_bench.o $(BUILD)/libflowturbo.a
 bench-vae: $(BUILD)/vae_bench
 	bash bench/run_vae_bench.sh
 
+deps-python:
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(PY_DEB_PKGS)"
+
+# The Python package (host/python) installed into a venv that sees Debian's NumPy/Pillow/pytest, then its tests and
+# the docs' tests (tests/docs); FT_PYENV keeps the venv elsewhere.
+FT_PYENV ?= $(BUILD)/pyenv
+test-python: all
+	@[ -x $(FT_PYENV)/bin/python ] || $(PYTHON) -m venv --system-site-packages $(FT_PYENV)
+	$(FT_PYENV)/bin/python -m pip install -q --no-build-isolation --no-deps --force-reinstall ./host/python
+	cd $(BUILD) && FT_REPO=$(CURDIR) $(abspath $(FT_PYENV))/bin/python -m pytest -q -p no:cacheprovider \
+	    -p tests_summary --rootdir=$(CURDIR) $(CURDIR)/host/python/tests $(CURDIR)/tests/docs
+
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then echo "deps: all present ($(DEB_PKGS))"; \
@@ -148,19 +191,27 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	else echo "deps: missing$$missing; run: sudo apt-get install -y$$missing"; exit 1; fi
 
+# pkg-config file for PREFIX (tests/docs checks README's link line against it)
+$(BUILD)/flowturbo.pc: Makefile FORCE
+	@mkdir -p $(dir $@)
+	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: flowturbo\nDescription: FlowTurbo inference engine\nVersion: 0.1.0\nLibs: -L$${libdir} -lflowturbo\nLibs.private: %s\nCflags: -I$${includedir}\n' \
+	  "$(PREFIX)" "$(LDLIBS)" > $@.tmp && { cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@; }
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
 	install -m 644 engine/flowturbo.h $(DESTDIR)$(PREFIX)/include/flowturbo.h
 	install -m 644 $(BUILD)/libflowturbo.a $(DESTDIR)$(PREFIX)/lib/libflowturbo.a
+	install -m 755 $(BUILD)/libflowturbo.so $(DESTDIR)$(PREFIX)/lib/libflowturbo.so
 	install -m 755 $(BUILD)/flowturbo $(DESTDIR)$(PREFIX)/bin/flowturbo
-	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: flowturbo\nDescription: FlowTurbo inference engine\nVersion: 0.1.0\nLibs: -L$${libdir} -lflowturbo\nLibs.private: %s\nCflags: -I$${includedir}\n' \
-	  "$(PREFIX)" "$(LDLIBS)" > $(DESTDIR)$(PREFIX)/lib/pkgconfig/flowturbo.pc
+	install -m 644 $(BUILD)/flowturbo.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/flowturbo.pc
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/include/flowturbo.h $(DESTDIR)$(PREFIX)/lib/libflowturbo.a \
+	rm -f $(DESTDIR)$(PREFIX)/include/flowturbo.h $(DESTDIR)$(PREFIX)/lib/libflowturbo.a $(DESTDIR)$(PREFIX)/lib/libflowturbo.so \
 	      $(DESTDIR)$(PREFIX)/bin/flowturbo $(DESTDIR)$(PREFIX)/lib/pkgconfig/flowturbo.pc
 
 clean:
 	rm -rf build
+
+FORCE:
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

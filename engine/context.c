@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../kernels/common/philox.h"
 #include "errors.h"
@@ -237,6 +238,13 @@ const char *ft_class_name(const ft_context *ctx, int class_id) {
     if (!ctx || !ctx->has_pred || !ctx->pred.class_name || class_id < 0 || class_id >= ctx->pred.cfg.num_classes)
         return NULL;
     return ctx->pred.class_name[class_id];
+}
+
+int ft_class_id(const ft_context *ctx, const char *name) {
+    if (!ctx || !ctx->has_pred || !ctx->pred.class_name || !name) return -1;
+    for (int c = 0; c < ctx->pred.cfg.num_classes; c++)
+        if (ctx->pred.class_name[c] && strcasecmp(ctx->pred.class_name[c], name) == 0) return c;
+    return -1;
 }
 
 static int is_pixel_space(const sit_model *m) { return m->cfg.in_channels == 1 || m->cfg.in_channels == 3; }
