@@ -4,7 +4,7 @@
 #                   build/flowturbo-bench
 #   make deps       install missing Debian packages (apt-get as root; prints the command otherwise)
 #   make deps-python  the same for the Python side (converter, Python package, its tests)
-#   make test-python  the Python package's and the docs' tests (pytest; last line: tests: N passed, ...)
+#   make test-python  the Python package's tests and tests/python (docs, bench, weights script; pytest)
 #   make test       build and run the test runner (last line: tests: N passed, N failed, N skipped)
 #   make test-asan  the same suite under -fsanitize=address,undefined
 #   make goldens    regenerate tests/data fixtures with the PyTorch reference (needs python3-torch)
@@ -176,13 +176,15 @@ deps-python:
 	@$(MAKE) --no-print-directory deps DEB_PKGS="$(PY_DEB_PKGS)"
 
 # The Python package (host/python) installed into a venv that sees Debian's NumPy/Pillow/pytest, then its tests and
-# the docs' tests (tests/docs); FT_PYENV keeps the venv elsewhere.
+# the repository-level Python tests (tests/python: docs, bench, weights script); FT_PYENV puts the venv elsewhere.
+# -P: the source tree is not on sys.path, so the tests import the installed copy.
 FT_PYENV ?= $(BUILD)/pyenv
 test-python: all
 	@[ -x $(FT_PYENV)/bin/python ] || $(PYTHON) -m venv --system-site-packages $(FT_PYENV)
-	$(FT_PYENV)/bin/python -m pip install -q --no-build-isolation --no-deps --force-reinstall ./host/python
-	cd $(BUILD) && FT_REPO=$(CURDIR) $(abspath $(FT_PYENV))/bin/python -m pytest -q -p no:cacheprovider \
-	    -p tests_summary --rootdir=$(CURDIR) $(CURDIR)/host/python/tests $(CURDIR)/tests/docs
+	$(FT_PYENV)/bin/python -m pip install -q --root-user-action=ignore --no-build-isolation --no-deps \
+	    --force-reinstall ./host/python
+	FT_EXPECT_INSTALLED=1 FT_BUILD=$(BUILD) PYTHONPATH=tests/python $(FT_PYENV)/bin/python -P -m pytest -q -rs \
+	    -p no:cacheprovider -p pytest_summary host/python/tests tests/python
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -201,12 +203,11 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
 	install -m 644 engine/flowturbo.h $(DESTDIR)$(PREFIX)/include/flowturbo.h
 	install -m 644 $(BUILD)/libflowturbo.a $(DESTDIR)$(PREFIX)/lib/libflowturbo.a
-	install -m 755 $(BUILD)/libflowturbo.so $(DESTDIR)$(PREFIX)/lib/libflowturbo.so
 	install -m 755 $(BUILD)/flowturbo $(DESTDIR)$(PREFIX)/bin/flowturbo
 	install -m 644 $(BUILD)/flowturbo.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/flowturbo.pc
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/include/flowturbo.h $(DESTDIR)$(PREFIX)/lib/libflowturbo.a $(DESTDIR)$(PREFIX)/lib/libflowturbo.so \
+	rm -f $(DESTDIR)$(PREFIX)/include/flowturbo.h $(DESTDIR)$(PREFIX)/lib/libflowturbo.a \
 	      $(DESTDIR)$(PREFIX)/bin/flowturbo $(DESTDIR)$(PREFIX)/lib/pkgconfig/flowturbo.pc
 
 clean:

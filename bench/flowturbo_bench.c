@@ -493,13 +493,13 @@ static void write_json(const options *o, const char *path) {
     double peak = g_min_free >= 0 ? (g_total_mem - g_min_free) / 1048576.0 : -1;
     fprintf(f, "  \"peak_device_mib\": %.0f,\n  \"gemm\": [", peak);
     for (int i = 0; i < g_n_gemm; i++)
-        fprintf(f, "%s\n    {\"what\": \"%s\", \"M\": %d, \"N\": %d, \"K\": %d, \"ms\": %.5f, \"tflops\": %.2f}",
+        fprintf(f, "%s\n    {\"what\": \"%s\", \"M\": %d, \"N\": %d, \"K\": %d, \"ms\": %.5f, \"tflops\": %.4g}",
                 i ? "," : "", g_gemm[i].what, g_gemm[i].M, g_gemm[i].N, g_gemm[i].K, g_gemm[i].ms, g_gemm[i].tflops);
     fprintf(f, "\n  ],\n  \"network\": [");
     for (int i = 0; i < g_n_net; i++) {
         fprintf(f, "%s\n    {\"model\": \"%s\", \"batch\": %d, \"rows\": %d, \"ms\": %.5f, \"ms_per_img\": %.5f",
                 i ? "," : "", g_net[i].model, g_net[i].batch, g_net[i].rows, g_net[i].ms, g_net[i].ms_img);
-        if (!is_vae(&g_net[i])) fprintf(f, ", \"tflops\": %.2f", g_net[i].tflops); /* VAE FLOPs are not counted */
+        if (!is_vae(&g_net[i])) fprintf(f, ", \"tflops\": %.4g", g_net[i].tflops); /* VAE FLOPs are not counted */
         fprintf(f, "}");
     }
     fprintf(f, "\n  ],\n  \"samples\": [");
