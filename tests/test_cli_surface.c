@@ -13,6 +13,7 @@
 #include <webp/decode.h>
 #include <webp/mux.h>
 
+#include "../host/image_format.h"
 #include "../host/npy.h"
 #include "../host/png.h"
 #include "test.h"
@@ -45,10 +46,18 @@ static void exif_comment(const unsigned char *data, size_t n, char *text, size_t
     ExifData *ed = exif_data_new_from_data(block, (unsigned int)len);
     free(block);
     ExifEntry *e = ed ? exif_content_get_entry(ed->ifd[EXIF_IFD_EXIF], EXIF_TAG_USER_COMMENT) : NULL;
-    if (e && e->size >= 8 && memcmp(e->data, "UNICODE\0", 8) == 0) {
+    if (e && e->size >= 8 && memcmp(e->data, "UNICODE\0", 8) == 0) { /* UTF-16BE back to UTF-8 */
         size_t k = 0;
-        for (size_t i = 8; i + 1 < e->size && k + 1 < cap; i += 2) /* UTF-16BE; the tests' text is ASCII */
-            text[k++] = e->data[i] == 0 ? (char)e->data[i + 1] : '?';
+        for (size_t i = 8; i + 1 < e->size && k + 5 < cap; i += 2) {
+            uint32_t c = (uint32_t)e->data[i] << 8 | e->data[i + 1];
+            if (c >= 0xD800 && c < 0xDC00 && i + 3 < e->size) { /* a surrogate pair */
+                c = 0x10000 + ((c - 0xD800) << 10) + (((uint32_t)e->data[i + 2] << 8 | e->data[i + 3]) - 0xDC00);
+                i += 2;
+            }
+            int extra = c < 0x80 ? 0 : c < 0x800 ? 1 : c < 0x10000 ? 2 : 3;
+            text[k++] = (char)(extra == 0 ? c : (0xF0u << (3 - extra) & 0xFF) | c >> (6 * extra));
+            for (int b = extra - 1; b >= 0; b--) text[k++] = (char)(0x80 | (c >> (6 * b) & 0x3F));
+        }
         text[k] = 0;
     }
     if (ed) exif_data_unref(ed);
@@ -120,6 +129,88 @@ static double channel_mean(const unsigned char *px, size_t n_pixels, int channel
     return sum / (double)n_pixels;
 }
 
+/* One image written as PNG, JPEG and WebP, read back with libpng, libjpeg-turbo and libwebp (+ libexif). */
+typedef struct {
+    ftpng_image png;
+    const char *params; /* the PNG's parameters text */
+    decoded jpeg, webp;
+    int ok;             /* all three read, JPEG and WebP of the PNG's size and channel count (WebP: RGB) */
+    char shown[600];    /* the three parameter texts, for messages */
+} image_trio;
+
+/* Image k of the temporary files named by the three patterns (each with one %d). */
+static void read_trio(image_trio *t, const char *png, const char *jpeg, const char *webp, int k) {
+    char name[3][64];
+    const char *patterns[3] = {png, jpeg, webp};
+    for (int i = 0; i < 3; i++) snprintf(name[i], sizeof name[i], patterns[i], k);
+    hx_err err;
+    memset(t, 0, sizeof *t);
+    int ok = ftpng_read(tmp(name[0]), &t->png, &err) == 0;
+    ok &= read_jpeg(tmp(name[1]), &t->jpeg) && read_webp(tmp(name[2]), &t->webp);
+    t->params = ok ? ftpng_find_text(&t->png, "parameters") : NULL;
+    t->ok = ok && t->params && t->jpeg.w == t->png.w && t->jpeg.h == t->png.h && t->jpeg.channels == t->png.channels &&
+            t->webp.w == t->png.w && t->webp.h == t->png.h;
+    snprintf(t->shown, sizeof t->shown, "PNG '%.180s' JPEG '%.180s' WebP '%.180s'", t->params ? t->params : "",
+             t->jpeg.params, t->webp.params);
+}
+
+/* Frees the trio, then judges it: read and of the right size, the caller's fidelity measure, the parameters. */
+static test_result trio_verdict(image_trio *t, int k, int ok, int fidelity_ok, const char *fidelity, int params_ok) {
+    char shown[sizeof t->shown];
+    snprintf(shown, sizeof shown, "%s", t->shown);
+    ftpng_free(&t->png);
+    free(t->jpeg.pixels);
+    free(t->webp.pixels);
+    test_note("image %d: %s", k, fidelity);
+    CHECK(ok, "image %d: a file is missing or of the wrong size", k);
+    CHECK(fidelity_ok, "image %d: %s", k, fidelity);
+    CHECK(params_ok, "image %d parameters: %s", k, shown);
+    return PASS;
+}
+
+/* The writers in this process (so the sanitizer run covers them): a smooth RGB and a grey image in every format,
+ * parameters with non-ASCII text (2-, 3- and 4-byte UTF-8: UTF-16 surrogates), and the refusals. */
+TEST(image_formats_write_parameters_in_process) {
+    enum { W = 20, H = 13 };
+    uint8_t rgb[W * H * 3], gray[W * H];
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            uint8_t *p = rgb + (y * W + x) * 3;
+            p[0] = (uint8_t)(12 * x), p[1] = (uint8_t)(19 * y), p[2] = (uint8_t)(255 - 6 * (x + y));
+            gray[y * W + x] = (uint8_t)(8 * x + 5 * y);
+        }
+    const char *params = "class 8 (Bag)\nSteps: 9, Model: caf\xc3\xa9_\xe2\x82\xac_\xf0\x9f\x91\x9c.safetensors";
+    hx_err err;
+    for (int channels = 1; channels <= 3; channels += 2) {
+        const uint8_t *px = channels == 3 ? rgb : gray;
+        char png[32], jpeg[32], webp[32];
+        snprintf(png, sizeof png, "inproc_%d.png", channels);
+        snprintf(jpeg, sizeof jpeg, "inproc_%d.jpeg", channels);
+        snprintf(webp, sizeof webp, "inproc_%d.WebP", channels);
+        CHECK(image_write(tmp(png), px, W, H, channels, params, &err) == 0, "%s", err.msg);
+        CHECK(image_write(tmp(jpeg), px, W, H, channels, params, &err) == 0, "%s", err.msg);
+        CHECK(image_write(tmp(webp), px, W, H, channels, params, &err) == 0, "%s", err.msg);
+        decoded j, w;
+        int ok = read_jpeg(tmp(jpeg), &j) && read_webp(tmp(webp), &w);
+        double pj = ok && j.w == W && j.h == H && j.channels == channels ? psnr(j.pixels, px, W * H * channels) : 0;
+        for (int i = 0; ok && channels == 1 && i < W * H; i++) w.pixels[i] = w.pixels[3 * i];
+        double pw = ok && w.w == W && w.h == H ? psnr(w.pixels, px, W * H * channels) : 0;
+        int same = ok && strcmp(j.params, params) == 0 && strcmp(w.params, params) == 0;
+        char shown[300];
+        snprintf(shown, sizeof shown, "JPEG '%.120s' WebP '%.120s'", j.params, w.params);
+        free(j.pixels);
+        free(w.pixels);
+        test_note("%d channel(s): JPEG %.1f dB, WebP %.1f dB", channels, pj, pw);
+        CHECK(pj > 35 && pw > 30, "%d channel(s): JPEG %.1f dB, WebP %.1f dB", channels, pj, pw);
+        CHECK(same, "%d channel(s): parameters %s", channels, shown);
+    }
+    CHECK(image_write(tmp("x.gif"), rgb, W, H, 3, params, &err) != 0 && strstr(err.msg, "'.gif'"), "%s", err.msg);
+    CHECK(image_write(tmp("none/x.webp"), rgb, W, H, 3, NULL, &err) != 0 && strstr(err.msg, "cannot create"), "%s",
+          err.msg);
+    CHECK(image_write(tmp("x.jpg"), rgb, W, H, 2, NULL, &err) != 0 && strstr(err.msg, "2 channels"), "%s", err.msg);
+    return PASS;
+}
+
 /* The embedded model names its classes; garments (not noise) let JPEG and WebP show their real fidelity. */
 TEST(cli_class_names_and_image_formats) {
     static const char *exts[] = {"png", "jpg", "webp"};
@@ -131,32 +222,18 @@ TEST(cli_class_names_and_image_formats) {
     }
     static const char *first[] = {"class 1 (Trouser)\n", "class 8 (Bag)\n", "class 3 (Dress)\n"};
     for (int k = 0; k < 3; k++) {
-        char name[32];
-        ftpng_image png;
-        hx_err err;
-        snprintf(name, sizeof name, "names_%d.png", k);
-        CHECK(ftpng_read(tmp(name), &png, &err) == 0 && png.channels == 1 && png.w == 32, "%s: %s", name, err.msg);
-        const char *want = ftpng_find_text(&png, "parameters");
-        decoded j, w;
-        snprintf(name, sizeof name, "names_%d.jpg", k);
-        int jok = read_jpeg(tmp(name), &j) && j.w == 32 && j.h == 32 && j.channels == 1;
-        snprintf(name, sizeof name, "names_%d.webp", k);
-        int wok = read_webp(tmp(name), &w) && w.w == 32 && w.h == 32;
-        double pj = jok ? psnr(j.pixels, png.pixels, 1024) : 0, pw = 0;
-        for (int i = 0; wok && i < 1024; i++) w.pixels[i] = w.pixels[3 * i]; /* WebP stores gray as RGB */
-        if (wok) pw = psnr(w.pixels, png.pixels, 1024);
-        int params_ok = want && strncmp(want, first[k], strlen(first[k])) == 0 &&
-                        strstr(want, "Sampler: heun:1,") && strstr(want, "Model: embedded:fashion_sit");
-        int same_params = want && jok && wok && strcmp(j.params, want) == 0 && strcmp(w.params, want) == 0;
-        char shown[600];
-        snprintf(shown, sizeof shown, "PNG '%.180s' JPEG '%.180s' WebP '%.180s'", want ? want : "", j.params, w.params);
-        ftpng_free(&png);
-        free(j.pixels);
-        free(w.pixels);
-        test_note("image %d: JPEG %.1f dB, WebP %.1f dB against the PNG", k, pj, pw);
-        CHECK(jok && wok, "image %d: JPEG/WebP missing or wrong size", k);
-        CHECK(pj > 30 && pw > 30, "image %d: JPEG %.1f dB, WebP %.1f dB against the PNG", k, pj, pw);
-        CHECK(params_ok && same_params, "image %d parameters: %s", k, shown);
+        image_trio t;
+        read_trio(&t, "names_%d.png", "names_%d.jpg", "names_%d.webp", k);
+        int ok = t.ok && t.png.channels == 1 && t.png.w == 32;
+        double pj = ok ? psnr(t.jpeg.pixels, t.png.pixels, 1024) : 0, pw = 0;
+        for (int i = 0; ok && i < 1024; i++) t.webp.pixels[i] = t.webp.pixels[3 * i]; /* WebP stores gray as RGB */
+        if (ok) pw = psnr(t.webp.pixels, t.png.pixels, 1024);
+        int params_ok = ok && strncmp(t.params, first[k], strlen(first[k])) == 0 &&
+                        strstr(t.params, "Sampler: heun:1,") && strstr(t.params, "Model: embedded:fashion_sit") &&
+                        strcmp(t.jpeg.params, t.params) == 0 && strcmp(t.webp.params, t.params) == 0;
+        char fidelity[96];
+        snprintf(fidelity, sizeof fidelity, "JPEG %.1f dB, WebP %.1f dB against the PNG", pj, pw);
+        if (trio_verdict(&t, k, ok, pj > 30 && pw > 30, fidelity, params_ok) != PASS) return FAIL;
     }
     CHECK(cli("generate --sampler heun:1 --class Trouser,Jacket") == 2, "unknown name: %s", out);
     CHECK(strstr(out, "'Jacket' is not a class of embedded:fashion_sit") && strstr(out, "9 Ankle boot") &&
@@ -175,34 +252,20 @@ TEST(cli_output_format_from_extension) {
     CHECK(cli("decode -m %s --backend cpu --latents %s -o %s", m, tmp("z.npy"), tmp("img_%d.webp")) == 0, "%s", out);
     CHECK(strstr(out, "decoding |") && strstr(out, "img/s") && !strstr(out, "-img/s"), "decode rate: %s", out);
     for (int k = 0; k < 2; k++) {
-        char name[64];
-        ftpng_image png;
-        hx_err err;
-        snprintf(name, sizeof name, "ref_%d.png", k);
-        CHECK(ftpng_read(tmp(name), &png, &err) == 0, "%s", err.msg);
-        const char *want = ftpng_find_text(&png, "parameters");
-        decoded j, w;
-        snprintf(name, sizeof name, "new/dirs/img_%d.JPG", k);
-        int jok = read_jpeg(tmp(name), &j) && j.w == 12 && j.h == 12 && j.channels == 3;
-        snprintf(name, sizeof name, "img_%d.webp", k);
-        int wok = read_webp(tmp(name), &w) && w.w == 12 && w.h == 12;
+        image_trio t;
+        read_trio(&t, "ref_%d.png", "new/dirs/img_%d.JPG", "img_%d.webp", k);
+        int ok = t.ok && t.png.channels == 3 && t.png.w == 12;
         /* sit_b's random weights make noise: JPEG (4:4:4) keeps it, lossy WebP only keeps each channel's mean */
-        double pj = jok ? psnr(j.pixels, png.pixels, 144 * 3) : 0, worst = wok ? 0 : 1e9;
-        for (int c = 0; wok && c < 3; c++) {
-            double d = fabs(channel_mean(w.pixels, 144, 3, c) - channel_mean(png.pixels, 144, 3, c));
+        double pj = ok ? psnr(t.jpeg.pixels, t.png.pixels, 144 * 3) : 0, worst = ok ? 0 : 1e9;
+        for (int c = 0; ok && c < 3; c++) {
+            double d = fabs(channel_mean(t.webp.pixels, 144, 3, c) - channel_mean(t.png.pixels, 144, 3, c));
             if (d > worst) worst = d;
         }
-        int jparams = jok && want && strcmp(j.params, want) == 0;
-        int wparams = wok && strncmp(w.params, "decoded latents", 15) == 0 && strstr(w.params, "Model: sit_b");
-        char shown[600];
-        snprintf(shown, sizeof shown, "PNG '%.180s' JPEG '%.180s' WebP '%.180s'", want ? want : "", j.params, w.params);
-        ftpng_free(&png);
-        free(j.pixels);
-        free(w.pixels);
-        test_note("image %d: JPEG %.1f dB against the PNG, WebP channel means within %.1f", k, pj, worst);
-        CHECK(jok && wok, "image %d: JPEG/WebP missing or wrong size", k);
-        CHECK(pj > 28 && worst < 12, "image %d: JPEG %.1f dB, WebP channel means off by %.1f", k, pj, worst);
-        CHECK(jparams && wparams, "image %d parameters: %s", k, shown);
+        int params_ok = ok && strcmp(t.jpeg.params, t.params) == 0 &&
+                        strncmp(t.webp.params, "decoded latents", 15) == 0 && strstr(t.webp.params, "Model: sit_b");
+        char fidelity[96];
+        snprintf(fidelity, sizeof fidelity, "JPEG %.1f dB against the PNG, WebP channel means within %.1f", pj, worst);
+        if (trio_verdict(&t, k, ok, pj > 28 && worst < 12, fidelity, params_ok) != PASS) return FAIL;
     }
     /* an extension it cannot write, or none: a usage error before any work, not PNG bytes under that name */
     CHECK(cli("generate -m %s --sampler H2P1 -o %s", m, tmp("x.bmp")) == 2 && strstr(out, "'.bmp'") &&
