@@ -30,7 +30,7 @@ DEB_PKGS := gcc make libopenblas-dev libopenblas0-pthread libpng-dev zlib1g-dev 
             libjpeg62-turbo-dev libwebp-dev libexif-dev
 # weights_tool/convert.py (PyTorch, NumPy), the Python package (NumPy, Pillow) and its tests (pytest, mypy, a venv)
 PY_DEB_PKGS := python3 python3-numpy python3-torch python3-pil python3-pytest python3-mypy python3-venv python3-pip \
-               python3-setuptools
+               python3-setuptools python3-wheel
 
 WARN     := -Wall -Wextra
 CFLAGS   ?= -O2

@@ -159,7 +159,10 @@ class Engine:
 
     def __del__(self) -> None:
         if getattr(self, "_ctx", None) is not None:
-            self.close()
+            try:
+                self.close()
+            except Exception:  # interpreter shutdown: the library may already be unloaded
+                pass
 
     @property
     def backend(self) -> str:
