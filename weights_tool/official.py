@@ -25,6 +25,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+import convert  # noqa: E402
 import safetensors_io as st  # noqa: E402
 
 # (role, output name, convert.py options): the precision README.md recommends
@@ -39,15 +40,23 @@ def say(text):
     print(text, flush=True)
 
 
-def run(cmd):
-    """Runs a command, echoing it; its output streams through. Exits 1 if it fails."""
+def run(cmd, fn=None):
+    """Echoes a command and runs it, or calls fn(cmd[2:]) in this process (convert.py, without a second PyTorch
+    start-up); its output streams through. Exits 1 if it fails. Returns the seconds it took."""
     say("$ " + " ".join(shlex.quote(c) for c in cmd))
     t0 = time.time()
-    rc = subprocess.run(cmd).returncode
+    rc = fn(cmd[2:]) if fn else subprocess.run(cmd).returncode
+    sys.stdout.flush()
     if rc != 0:
         say(f"official.py: the command above failed (exit {rc})")
         sys.exit(1)
     return time.time() - t0
+
+
+def shown(path):
+    """path relative to the current directory when it is below it, else absolute (for the printed commands)."""
+    rel = os.path.relpath(path)
+    return rel if not rel.startswith("..") else os.path.abspath(path)
 
 
 def sha256(path):
@@ -87,7 +96,8 @@ def main(argv=None):
         if a.skip_existing and os.path.isfile(out):
             say(f"{out} exists: kept (--skip-existing)")
         else:
-            seconds = run([sys.executable, os.path.join(HERE, "convert.py"), "convert", src, "-o", out, *options])
+            seconds = run(["python3", shown(os.path.join(HERE, "convert.py")), "convert", src, "-o", out,
+                           *options], convert.main)
             say(f"converted in {seconds:.1f} s")
         _, meta, _ = st.read_header(out)
         if meta.get("role") != role:
@@ -105,7 +115,7 @@ def main(argv=None):
     say(f"\ndone in {seconds:.1f} s: look at {image}. The engine files are in {a.out_dir}/:")
     for out in outputs:
         say(f"  {out}")
-    say(f"e.g. {os.path.relpath(a.cli)} generate -m {outputs[0]} --refiner {outputs[1]} --vae {outputs[2]} "
+    say(f"e.g. {shown(a.cli)} generate -m {outputs[0]} --refiner {outputs[1]} --vae {outputs[2]} "
         "--class 207,360,387 --grid -o grid.png")
     return 0
 

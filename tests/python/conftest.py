@@ -3,6 +3,7 @@ build/)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,6 +12,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("FT_BUILD") or "build")
 BUILD = BUILD if BUILD.is_absolute() else REPO / BUILD
+
+
+def one_cpu() -> list[str]:
+    """A command prefix pinning a child to one CPU (the library sizes its thread pool by the CPUs it may use): the
+    runs below stay quick on a busy machine, and use the thread count of the in-process runs they are compared
+    with."""
+    return ["taskset", "-c", str(min(os.sched_getaffinity(0)))] if shutil.which("taskset") else []
 
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

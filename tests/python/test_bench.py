@@ -8,11 +8,11 @@ import re
 import subprocess
 from pathlib import Path
 
-from conftest import REPO
+from conftest import REPO, one_cpu
 
 
 def bench(build: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(build / "flowturbo-bench"), *args], capture_output=True, text=True)
+    return subprocess.run([*one_cpu(), str(build / "flowturbo-bench"), *args], capture_output=True, text=True)
 
 
 def test_help_lists_every_flag_the_parser_accepts(build: Path) -> None:

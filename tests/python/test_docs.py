@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import BUILD, REPO, cli
+from conftest import REPO, cli, one_cpu
 
 COMMANDS = ["generate", "decode", "sample-fid", "merge-npz", "info"]
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
@@ -140,9 +139,7 @@ def test_readme_library_snippet_is_the_example_and_runs(build: Path, tmp_path: P
     exe = tmp_path / "readme_example"
     subprocess.run(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", str(example), *pkg.stdout.split(), "-o",
                     str(exe)], check=True)
-    # one CPU (omp_get_num_procs follows the affinity): quick on a busy machine, and the same thread count as below
-    runner = ["taskset", "-c", str(min(os.sched_getaffinity(0)))] if shutil.which("taskset") else []
-    p = subprocess.run([*runner, str(exe)], cwd=tmp_path, capture_output=True, text=True)
+    p = subprocess.run([*one_cpu(), str(exe)], cwd=tmp_path, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert "8 images of 32x32 in readme_example.ppm" in p.stdout
     ppm = (tmp_path / "readme_example.ppm").read_bytes()
@@ -159,7 +156,7 @@ def test_readme_library_snippet_is_the_example_and_runs(build: Path, tmp_path: P
 def test_readme_python_example_runs(tmp_path: Path) -> None:
     text = readme("README.md")
     code = text.split("## Using Python", 1)[1].split("```python\n", 1)[1].split("```\n", 1)[0]
-    p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    p = subprocess.run([*one_cpu(), sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "(3, 32, 32, 3) (3, 1, 32, 32) (1, 8, 3)"
     assert (tmp_path / "trouser.png").is_file()

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, one_cpu
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (make deps-python: python3-torch)")
 sys.path.insert(0, str(REPO / "tests"))
@@ -43,7 +43,7 @@ def test_official_script_converts_checks_and_smoke_tests(build: Path, tmp_path: 
     script = REPO / "weights_tool" / "official.py"
     out = tmp_path / "weights"
     env = {**os.environ, "FLOWTURBO_BACKEND": "cpu"}
-    cmd = [sys.executable, str(script), str(sit), str(refiner), str(vae), "-o", str(out), "--class", "3",
+    cmd = [*one_cpu(), sys.executable, str(script), str(sit), str(refiner), str(vae), "-o", str(out), "--class", "3",
            "--cli", str(build / "flowturbo")]
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stdout + p.stderr

@@ -120,7 +120,7 @@ def test_rgb_model_pil_and_defaults(sit_b: Path) -> None:
 
 def test_progress_reports_and_cancel(fashion: flowturbo.Engine) -> None:
     seen: list[tuple[flowturbo.Phase, int, int]] = []
-    full = fashion.generate([1, 2, 3], seed=1, sampler="H1P1R1", batch_size=2,
+    full = fashion.generate([1, 2, 3], seed=1, sampler="euler:3", batch_size=2,
                             progress=lambda phase, step, total: seen.append((phase, step, total)) is not None)
     sampling = [(s, t) for p, s, t in seen if p == flowturbo.Phase.SAMPLING]
     assert sampling[:3] == [(1, 3), (2, 3), (3, 3)] and len(sampling) == 6  # two batches of 3 steps
@@ -130,9 +130,9 @@ def test_progress_reports_and_cancel(fashion: flowturbo.Engine) -> None:
         return phase == flowturbo.Phase.SAMPLING and step == 2
 
     with pytest.raises(flowturbo.CancelledError) as e:
-        fashion.generate([1, 2, 3], seed=1, sampler="H1P1R1", batch_size=2, progress=stop_at_step_2)
+        fashion.generate([1, 2, 3], seed=1, sampler="euler:3", batch_size=2, progress=stop_at_step_2)
     assert e.value.status == flowturbo.Status.CANCELLED
-    again = fashion.generate([1, 2, 3], seed=1, sampler="H1P1R1", batch_size=2)  # still usable, same result
+    again = fashion.generate([1, 2, 3], seed=1, sampler="euler:3", batch_size=2)  # still usable, same result
     assert full.images is not None and again.images is not None and np.array_equal(full.images, again.images)
 
 
