@@ -14,8 +14,14 @@
 # CUDA: compiled in when nvcc is found (CUDA=0 to disable); every .cu is built
 # for sm_80 and sm_90a even on machines without a GPU.
 #   make test-cuda  only the CUDA tests (build/test_cuda; they SKIP without a GPU)
+#   make test-cuda-emu  the CUDA tests on the CPU emulator (kernels/emu; build/emu)
+#   make test-cuda-emu-mutations  deliberate kernel bugs the emulated suite must catch
 #   make gpu-bench  build/flowturbo-bench (GPU benchmark, bench/GPU_NOTES.md)
 #   make gpu-check  bash bench/gpu_check.sh: build, CUDA tests, benchmarks, PyTorch baseline
+#
+# MPI (mpirun -np N flowturbo sample-fid): compiled in when Open MPI is found
+# (pkg-config ompi-c, else mpicc); MPI=0 leaves it out, MPI=1 requires it
+# (and `make deps MPI=1` installs libopenmpi-dev and openmpi-bin).
 
 ifeq ($(origin CC),default)
 CC      := gcc
@@ -23,10 +29,14 @@ endif
 NVCC    ?= nvcc
 PYTHON  ?= /usr/bin/python3
 PREFIX  ?= /usr/local
+ifeq ($(CUDA_EMU),1)
+BUILD   ?= build/emu
+override CUDA := 0
+endif
 BUILD   ?= build
 CUDA    ?= $(shell command -v $(NVCC) >/dev/null 2>&1 && echo 1 || echo 0)
 
-DEB_PKGS := gcc make libopenblas-dev libopenblas0-pthread libpng-dev zlib1g-dev pkg-config \
+DEB_PKGS := gcc g++ make libopenblas-dev libopenblas0-pthread libpng-dev zlib1g-dev pkg-config \
             libjpeg62-turbo-dev libwebp-dev libexif-dev
 # weights_tool/convert.py (PyTorch, NumPy), the Python package (NumPy, Pillow) and its tests (pytest, mypy, a venv)
 PY_DEB_PKGS := python3 python3-numpy python3-torch python3-pil python3-pytest python3-mypy python3-venv python3-pip \
@@ -61,26 +71,73 @@ ifneq ($(CU_SRC),)
 endif
 endif
 
+# ---- CUDA emulation (kernels/emu, kernels/emu/README.md) ----
+# make CUDA_EMU=1 builds under build/emu with the CUDA backend compiled for the
+# CPU: every kernels/cuda/*.cu as host C++ (g++, -include kernels/emu/cuda_emu.h)
+# against the real CUDA headers, instrumented (-fsanitize=thread, whose hooks the
+# emulator implements: no TSan runtime), and linked with the emulated cudart /
+# cuBLASLt of kernels/emu instead of the NVIDIA libraries. nvcc is not needed;
+# the CUDA headers are (CUDA_HOME, default /usr/local/cuda).
+ifeq ($(CUDA_EMU),1)
+  CUDA_HOME ?= $(or $(patsubst %/bin/nvcc,%,$(shell command -v $(NVCC) 2>/dev/null)),/usr/local/cuda)
+  EMU_CXX ?= g++
+  EMU_CXXFLAGS := -std=c++17 -O2 -g -fPIC -Wall -Wextra -fno-strict-aliasing -ffp-contract=off \
+                  -I$(CUDA_HOME)/include -DFT_WITH_CUDA -MMD -MP
+  EMU_KERNEL_FLAGS := -x c++ -include kernels/emu/cuda_emu.h -Wno-unknown-pragmas -fsanitize=thread \
+                      --param=tsan-instrument-func-entry-exit=0
+  EMU_SRC := $(wildcard kernels/emu/*.cpp)
+  BASE_CFLAGS += -DFT_WITH_CUDA
+  CUDA_INC := -I$(CUDA_HOME)/include
+  LDLIBS += -lstdc++ -ldl -rdynamic
+  CUDA_OBJ := $(CU_SRC:%.cu=$(BUILD)/obj/%.o) $(EMU_SRC:%.cpp=$(BUILD)/obj/%.o)
+endif
+
+# ---- MPI section (host/fid_mpi.c only; the library never uses MPI) ----
+MPI ?= $(shell pkg-config --exists ompi-c 2>/dev/null || command -v mpicc >/dev/null 2>&1 && echo 1 || echo 0)
+ifeq ($(MPI),1)
+  MPI_CFLAGS := $(or $(shell pkg-config --cflags ompi-c 2>/dev/null),$(shell mpicc --showme:compile 2>/dev/null))
+  MPI_LIBS := $(or $(shell pkg-config --libs ompi-c 2>/dev/null),$(shell mpicc --showme:link 2>/dev/null))
+  ifeq ($(origin MPI),command line)
+    DEB_PKGS += libopenmpi-dev openmpi-bin
+  endif
+  ifeq ($(MPI_LIBS),)
+    ifneq ($(MAKECMDGOALS),deps)
+      $(error MPI=1 but Open MPI was not found (pkg-config ompi-c, mpicc): make deps MPI=1 installs it; or make MPI=0)
+    endif
+  endif
+endif
+
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CUDA_OBJ)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps deps-python test test-asan test-python goldens bench bench-vae gpu-bench gpu-check test-cuda clean \
-        install uninstall info
+.PHONY: all deps deps-python test test-asan test-python goldens bench bench-vae gpu-bench gpu-check test-cuda \
+        test-cuda-emu test-cuda-emu-mutations print-build-flags clean install uninstall info
 
 all: $(BUILD)/libflowturbo.a $(BUILD)/libflowturbo.so $(BUILD)/include/flowturbo.h $(BUILD)/flowturbo \
      $(BUILD)/flowturbo-bench $(BUILD)/flowturbo.pc
 
 info:
 	@echo "CUDA backend: $(if $(CUDA_OBJ),✓ ($(words $(CU_SRC)) .cu files, sm_80 + sm_90a),✗)"
+	@echo "MPI (sample-fid under mpirun): $(if $(filter 1,$(MPI)),✓ ($(MPI_LIBS)),✗)"
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c $< -o $@
 
+ifeq ($(CUDA_EMU),1)
+$(BUILD)/obj/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(EMU_CXX) $(EMU_CXXFLAGS) $(EMU_KERNEL_FLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(EMU_CXX) $(EMU_CXXFLAGS) -c $< -o $@
+else
 $(BUILD)/obj/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -DFT_WITH_CUDA -MMD -MP -MF $(@:.o=.d) -c $< -o $@
+endif
 
 # GPU benchmark (runs on the CPU backend too, slowly): build/flowturbo-bench. It records the commit it was built
 # from: build/commit.txt changes (and the benchmark is recompiled) only when the commit does.
@@ -104,7 +161,28 @@ $(BUILD)/test_cuda: $(BUILD)/obj/tests/runner.o $(BUILD)/obj/tests/util.o $(BUIL
 	$(CC) $^ $(LDLIBS) -o $@
 
 test-cuda: $(BUILD)/test_cuda
-	$(BUILD)/test_cuda cuda_
+	$(BUILD)/test_cuda --isolate cuda_
+
+# The CUDA suite on the CPU emulator (kernels/emu), each test in its own
+# process, under two thread schedules (tests/cuda_emu/suite.sh), and the
+# mutation check: deliberate bugs the emulated suite must catch.
+test-cuda-emu:
+	$(MAKE) CUDA_EMU=1 build/emu/test_cuda
+	bash tests/cuda_emu/suite.sh
+
+test-cuda-emu-mutations:
+	$(MAKE) CUDA_EMU=1 build/emu/test_cuda
+	python3 tests/cuda_emu/mutate.py
+
+# The compile and link commands of this configuration (tests/cuda_emu/mutate.sh).
+print-build-flags:
+	@echo 'CC=$(CC)'
+	@echo 'CFLAGS=$(BASE_CFLAGS) $(CFLAGS)'
+	@echo 'EMU_CXX=$(EMU_CXX)'
+	@echo 'EMU_CXXFLAGS=$(EMU_CXXFLAGS)'
+	@echo 'EMU_KERNEL_FLAGS=$(EMU_KERNEL_FLAGS)'
+	@echo 'LDLIBS=$(LDLIBS)'
+	@echo 'LIB_OBJ=$(LIB_OBJ)'
 
 $(BUILD)/libflowturbo.a: $(LIB_OBJ)
 	@rm -f $@
@@ -128,7 +206,13 @@ $(BUILD)/include/flowturbo.h: engine/flowturbo.h
 	cp $< $@
 
 $(BUILD)/flowturbo: $(CLI_OBJ) $(BUILD)/libflowturbo.a
-	$(CC) $(CLI_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) $(CLI_LDLIBS) -o $@
+	$(CC) $(CLI_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) $(CLI_LDLIBS) $(MPI_LIBS) -o $@
+
+# fid_mpi.o is rebuilt when MPI changes (the stamp names the setting)
+$(BUILD)/obj/host/fid_mpi.o: BASE_CFLAGS += $(if $(filter 1,$(MPI)),-DFT_WITH_MPI $(MPI_CFLAGS))
+$(BUILD)/obj/host/fid_mpi.o: $(BUILD)/mpi-$(MPI).stamp
+$(BUILD)/mpi-$(MPI).stamp:
+	@mkdir -p $(BUILD) && rm -f $(BUILD)/mpi-*.stamp && touch $@
 
 # The library embeds the default (Fashion-MNIST) models with .incbin (ft_default_model).
 $(BUILD)/obj/engine/default_model.o $(BUILD)/pic/engine/default_model.o: host/models/fashion_sit.safetensors \
@@ -138,16 +222,16 @@ $(BUILD)/obj/engine/default_model.o $(BUILD)/pic/engine/default_model.o: host/mo
 HOST_LIB_OBJ := $(filter-out $(BUILD)/obj/host/main.o,$(CLI_OBJ))
 
 $(BUILD)/test_runner: $(TEST_OBJ) $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(BUILD)/flowturbo
-	$(CC) $(TEST_OBJ) $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) $(CLI_LDLIBS) -o $@
+	$(CC) $(TEST_OBJ) $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) $(CLI_LDLIBS) $(MPI_LIBS) -o $@
 
 test: $(BUILD)/test_runner
-	$(BUILD)/test_runner
+	$(BUILD)/test_runner --isolate
 
 # Sanitizer build in its own tree; OpenBLAS/OpenMP internals are not instrumented.
 test-asan:
 	$(MAKE) BUILD=build/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	        LDLIBS_EXTRA=1 CUDA=0 build/asan/test_runner
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/asan/test_runner
+	        LDLIBS_EXTRA=1 CUDA=0 MPI=0 build/asan/test_runner
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/asan/test_runner --isolate
 
 ifeq ($(LDLIBS_EXTRA),1)
 LDLIBS += -fsanitize=address,undefined

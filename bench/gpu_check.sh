@@ -12,18 +12,23 @@
 #      build/flowturbo-bench are built; no OpenBLAS -> a small OpenMP sgemm
 #      shim stands in for the CPU reference backend.
 #   2. the CUDA tests (build/test_cuda, every op and sampler against the CPU
-#      backend), verbose: measured errors are logged
+#      backend), each in its own process (--isolate: a sticky fault fails only
+#      its own test), CUDA_MODULE_LOADING=EAGER, verbose: measured errors are
+#      logged
+#   2b. compute-sanitizer memcheck, racecheck and initcheck over a few short
+#      tests, when the tool exists and works on this machine
 #   3. build/flowturbo-bench (GEMM rates, network calls, whole samples)
 #   4. bench/torch_baseline.py (the same models and sampler in PyTorch)
 #   5. a short summary table, printed last
 # Everything is written to $OUT (default $TMPDIR/gpu_check_out), eight files:
-# nvidia-smi.txt build.log test_cuda.log bench.json bench.log torch.json
-# torch.log summary.txt.
+# nvidia-smi.txt build.log test_cuda.log (+ the sanitizer runs) bench.json
+# bench.log torch.json torch.log summary.txt.
 #
 # Knobs (environment): GPU_CHECK_DEADLINE (seconds, default 345),
 # BENCH_BATCHES (1,8,64), BENCH_SAMPLERS (heun:8,H1P5R3,H2P4R2,H8P9R5),
 # BENCH_REPS (3), TORCH_BATCHES (1,8), TORCH_SAMPLERS (H1P5R3,heun:8),
 # TORCH_COMPILE_BATCHES (8), JOBS (16), GPU_CHECK_BUILD (build),
+# SANITIZE_TESTS ("cuda_op_attention_hd72 cuda_op_layernorm_modulate"),
 # GPU_CHECK_FORCE_SHIM=1 (use the sgemm shim even when OpenBLAS exists: tests the fallback).
 set -uo pipefail
 
@@ -178,7 +183,8 @@ make -s info CUDA=1 2>/dev/null | head -1
 stage "2. CUDA tests ($B/test_cuda, every op and sampler vs the CPU backend)"
 if [ -x $B/test_cuda ]; then
   TEST_T=$(budget 110 100)
-  FT_TEST_VERBOSE=1 FT_GEMM_DEBUG=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)} timeout "$TEST_T" $B/test_cuda cuda_ 2>&1 | tee "$OUT/test_cuda.log" | grep -E "^(PASS|FAIL|SKIP)|tests:"
+  FT_TEST_VERBOSE=1 FT_GEMM_DEBUG=1 CUDA_MODULE_LOADING=EAGER OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)} \
+    timeout "$TEST_T" $B/test_cuda --isolate cuda_ 2>&1 | tee "$OUT/test_cuda.log" | grep -E "^(PASS|FAIL|SKIP)|tests:"
   rc=${PIPESTATUS[0]}
   SUMMARY_LINE=$(grep "^tests:" "$OUT/test_cuda.log" | tail -1 | sed "s/^tests: //")
   FAILED=$(grep "^FAIL" "$OUT/test_cuda.log" | awk '{print $2}' | tr '\n' ' ')
@@ -186,6 +192,26 @@ if [ -x $B/test_cuda ]; then
   record "tests" "${SUMMARY_LINE:-no summary (rc $rc)}${FAILED:+; failed: $FAILED}"
 else
   record "tests" "not built"
+fi
+
+# ---- 2b. compute-sanitizer ---------------------------------------------------
+stage "2b. compute-sanitizer (memcheck, racecheck, initcheck) over: ${SANITIZE_TESTS:-cuda_op_attention_hd72 cuda_op_layernorm_modulate}"
+SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
+if [ "$HAVE_GPU" = 1 ] && [ -n "$SAN" ] && [ -x $B/test_cuda ]; then
+  SAN_RES=""
+  for tool in memcheck racecheck initcheck; do
+    for t in ${SANITIZE_TESTS:-cuda_op_attention_hd72 cuda_op_layernorm_modulate}; do
+      SAN_T=$(budget 25 150)
+      timeout "$SAN_T" "$SAN" --tool "$tool" --error-exitcode 99 $B/test_cuda "$t" >>"$OUT/test_cuda.log" 2>&1
+      rc=$?
+      case $rc in 0) r=clean ;; 99) r=ERRORS ;; 124) r=timeout ;; *) r="rc $rc" ;; esac
+      SAN_RES="$SAN_RES $tool/$t: $r;"
+    done
+  done
+  record "sanitizer" "$SAN_RES"
+  grep -E "^========= (Invalid|Race|Uninitialized|Error|ERROR SUMMARY)" "$OUT/test_cuda.log" | sort | uniq -c | head -15
+else
+  record "sanitizer" "skipped (no GPU, no compute-sanitizer, or test_cuda not built)"
 fi
 
 # ---- 3. flowturbo-bench -------------------------------------------------------

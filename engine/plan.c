@@ -39,6 +39,7 @@ struct ft_plan {
     int *pred_block, *ref_block; /* grid point -> conditioning row block, or -1 */
     int n_pred_points, n_ref_points;
     void *graph;
+    int warmed_up;   /* one eager run completed: every kernel and GEMM algorithm has run once */
     ft_plan_env env; /* of the current run: graph host nodes read it */
     struct plan_step {
         ft_plan *plan;
@@ -370,6 +371,17 @@ ft_status plan_run(ft_plan *p, const ft_plan_env *env_in, int use_graphs, ft_err
     ft_backend *be = env->be;
     ft_status st;
     int graphs = use_graphs && be->begin_capture && be->replay;
+    /* The first run of a plan is eager: a kernel's first launch (lazy module
+     * loading) and a cuBLASLt algorithm's first use must not happen inside a
+     * graph capture. The graph is captured by the next run, which replays it. */
+    if (graphs && !p->warmed_up) {
+        emit_trajectory(p, env);
+        st = be->sync(be);
+        if (st != FT_OK) return ft_fail(err, st, "sampling failed on the %s backend: %s", be->name, be->error);
+        if (env->cancel && *env->cancel) return ft_fail(err, FT_ERR_CANCELLED, "cancelled by the progress callback");
+        p->warmed_up = 1;
+        return FT_OK;
+    }
     if (graphs && !p->graph) {
         if ((st = be->begin_capture(be)) == FT_OK) {
             emit_trajectory(p, env);

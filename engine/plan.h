@@ -50,8 +50,10 @@ size_t plan_bytes(const ft_plan *p);
 ft_status plan_set_inputs(ft_plan *p, const ft_plan_env *env, const int *labels, float cfg_scale,
                           const uint64_t *seeds, const float *noise, ft_err *err);
 
-/* Runs the trajectory (+ decode): replays the captured graph when the backend
- * has graphs and use_graphs is set (capturing on first use). */
+/* Runs the trajectory (+ decode). When the backend has graphs and use_graphs
+ * is set, the plan's first run is eager (every kernel runs once outside a
+ * capture), the second captures the trajectory into a graph, and that run and
+ * every later one replay it. */
 ft_status plan_run(ft_plan *p, const ft_plan_env *env, int use_graphs, ft_err *err);
 
 /* Device pointers of the results: final latents [B, C, S, S] and RGB8

@@ -73,17 +73,17 @@ static ft_status build_specs(sit_model *m, ft_wspec_list *l) {
     name = "t_embedder.mlp.0.weight";
     ADD(&m->t_w0, FT_WEIGHT_MATRIX, 2, {D, SIT_FREQ_DIM});
     name = "t_embedder.mlp.0.bias";
-    ADD(&m->t_b0, FT_WEIGHT_VECTOR, 1, {D});
+    ADD(&m->t_b0, FT_WEIGHT_BIAS, 1, {D});
     name = "t_embedder.mlp.2.weight";
     ADD(&m->t_w2, FT_WEIGHT_MATRIX, 2, {D, D});
     name = "t_embedder.mlp.2.bias";
-    ADD(&m->t_b2, FT_WEIGHT_VECTOR, 1, {D});
+    ADD(&m->t_b2, FT_WEIGHT_BIAS, 1, {D});
     name = "y_embedder.embedding_table.weight";
     ADD(&m->y_table, FT_WEIGHT_VECTOR, 2, {c->num_classes + 1, D});
     name = "final_layer.linear.weight";
     ADD(&m->final_w, FT_WEIGHT_MATRIX, 2, {c->final_out, D});
     name = "final_layer.linear.bias";
-    ADD(&m->final_b, FT_WEIGHT_VECTOR, 1, {c->final_out});
+    ADD(&m->final_b, FT_WEIGHT_BIAS, 1, {c->final_out});
 #undef NAME_ARGS
 #define NAME_ARGS "blocks.%d.%s", b, name
     for (int b = 0; b < c->depth; b++) {
@@ -91,19 +91,19 @@ static ft_status build_specs(sit_model *m, ft_wspec_list *l) {
         name = "attn.qkv.weight";
         ADD(&bw->qkv_w, FT_WEIGHT_MATRIX, 2, {3 * D, D});
         name = "attn.qkv.bias";
-        ADD(&bw->qkv_b, FT_WEIGHT_VECTOR, 1, {3 * D});
+        ADD(&bw->qkv_b, FT_WEIGHT_BIAS, 1, {3 * D});
         name = "attn.proj.weight";
         ADD(&bw->proj_w, FT_WEIGHT_MATRIX, 2, {D, D});
         name = "attn.proj.bias";
-        ADD(&bw->proj_b, FT_WEIGHT_VECTOR, 1, {D});
+        ADD(&bw->proj_b, FT_WEIGHT_BIAS, 1, {D});
         name = "mlp.fc1.weight";
         ADD(&bw->fc1_w, FT_WEIGHT_MATRIX, 2, {F, D});
         name = "mlp.fc1.bias";
-        ADD(&bw->fc1_b, FT_WEIGHT_VECTOR, 1, {F});
+        ADD(&bw->fc1_b, FT_WEIGHT_BIAS, 1, {F});
         name = "mlp.fc2.weight";
         ADD(&bw->fc2_w, FT_WEIGHT_MATRIX, 2, {D, F});
         name = "mlp.fc2.bias";
-        ADD(&bw->fc2_b, FT_WEIGHT_VECTOR, 1, {D});
+        ADD(&bw->fc2_b, FT_WEIGHT_BIAS, 1, {D});
     }
 #undef NAME_ARGS
 #undef ADD

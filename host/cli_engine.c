@@ -55,6 +55,7 @@ static void on_log(ft_log_level level, const char *message, void *user) {
     engine_session *s = user;
     if (level == FT_LOG_DEBUG && !s->verbose) return;
     if (level == FT_LOG_ERROR && !s->verbose) return; /* the command prints ft_last_error itself */
+    if (level == FT_LOG_INFO && s->quiet) return;
     static const char *tags[] = {"DEBUG", "INFO ", "WARN ", "ERROR"};
     pbar_break(&s->bar);
     fprintf(stderr, "[%s] %s\n", tags[level <= FT_LOG_ERROR ? level : FT_LOG_ERROR], message);
@@ -102,7 +103,8 @@ int engine_start(engine_session *s, const char *cmd, const engine_opts *eo) {
     memset(s, 0, sizeof *s);
     s->cmd = cmd;
     s->verbose = eo->verbose;
-    pbar_init(&s->bar, 1);
+    s->quiet = eo->quiet;
+    pbar_init(&s->bar, !eo->quiet);
     ft_context_params cp;
     ft_context_params_init(&cp);
     cp.backend = strcmp(eo->backend, "cpu") == 0 ? FT_BACKEND_CPU
@@ -142,7 +144,7 @@ int engine_load(engine_session *s, ft_role role, const char *path, const char *f
     if (st != FT_OK) return cli_error(s->cmd, "cannot load %s %s: %s", flag, path, ft_last_error(s->ctx));
     char what[300];
     snprintf(what, sizeof what, "loading %s %s", flag, path);
-    print_timing(what, now_seconds() - t0);
+    if (!s->quiet) print_timing(what, now_seconds() - t0);
     return 0;
 }
 

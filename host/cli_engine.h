@@ -20,6 +20,7 @@ typedef struct {
     int no_graphs;
     int verbose;
     char gpu_flags[48]; /* "--dtype, --no-graphs": GPU-only flags given (set by engine_opts_check) */
+    int quiet;           /* not an option: only warnings and errors (the other ranks of a multi-process run) */
 } engine_opts;
 
 void engine_opts_init(engine_opts *eo);
@@ -39,7 +40,7 @@ int engine_opts_check(const cli_spec *spec, engine_opts *eo);
 typedef struct {
     const char *cmd;      /* for messages */
     ft_context *ctx;
-    int verbose;
+    int verbose, quiet;
     progress_bar bar;
     const char *stage;    /* label of the loading bar */
     /* ft_generate bookkeeping (engine_generate) */

@@ -35,7 +35,10 @@ extern "C" { /* the CUDA backend (kernels/cuda) is C++ */
 
 typedef enum { FT_BUF_F32 = 0, FT_BUF_ACT = 1 } ft_buf_type;
 typedef enum { FT_EPI_NONE = 0, FT_EPI_GELU_TANH = 1, FT_EPI_SILU = 2 } ft_epilogue;
-typedef enum { FT_WEIGHT_MATRIX = 0, FT_WEIGHT_VECTOR = 1 } ft_weight_kind;
+/* MATRIX: a GEMM operand (act on CUDA); VECTOR: f32 everywhere; BIAS: the f32
+ * bias of a linear layer, which a backend may also keep in its act type next
+ * to it (CUDA: cuBLASLt fuses a bias only in the output's type). */
+typedef enum { FT_WEIGHT_MATRIX = 0, FT_WEIGHT_VECTOR = 1, FT_WEIGHT_BIAS = 2 } ft_weight_kind;
 
 typedef struct ft_backend ft_backend;
 

@@ -299,10 +299,12 @@ TEST(cuda_op_cast) {
 
 /* ---- GEMM ---- */
 
-static float *run_linear(ft_backend *be, const float *x, const float *w, const float *b, int M, int N, int K,
-                         ft_epilogue epi, int y_act, int *ok) {
+/* bias_kind: FT_WEIGHT_BIAS as the engine loads biases (CUDA keeps an act
+ * copy for the fused epilogue), or FT_WEIGHT_VECTOR (a plain f32 vector). */
+static float *run_linear(ft_backend *be, const float *x, const float *w, const float *b, ft_weight_kind bias_kind,
+                         int M, int N, int K, ft_epilogue epi, int y_act, int *ok) {
     void *dx = dev_act(be, x, (size_t)M * K), *dw = dev_weight(be, w, (size_t)N * K, FT_WEIGHT_MATRIX);
-    float *db = b ? dev_f32(be, b, N) : NULL;
+    float *db = b ? dev_weight(be, b, N, bias_kind) : NULL;
     size_t bytes = (size_t)M * N * (y_act ? be->act_size : 4);
     void *dy = dalloc(be, bytes);
     if (!dx || !dw || !dy) return NULL;
@@ -312,16 +314,19 @@ static float *run_linear(ft_backend *be, const float *x, const float *w, const f
     return y;
 }
 
+/* bias: 0 none, 1 an FT_WEIGHT_BIAS, 2 a plain f32 vector. */
 static int linear_case(ft_backend *G, ft_backend *C, int M, int N, int K, int bias, ft_epilogue epi, int y_act) {
     float *x = rnd((size_t)M * K, 1.0), *w = rnd((size_t)N * K, 1.0 / sqrt(K)), *b = bias ? rnd(N, 0.5) : NULL;
     to_act(G, x, (size_t)M * K);
     to_act(G, w, (size_t)N * K);
+    if (b && y_act) to_act(G, b, N); /* the act-output GEMM may add the bias in act */
+    ft_weight_kind bk = bias == 2 ? FT_WEIGHT_VECTOR : FT_WEIGHT_BIAS;
     int ok = 1;
-    float *yg = run_linear(G, x, w, b, M, N, K, epi, y_act, &ok);
-    float *yc = run_linear(C, x, w, b, M, N, K, epi, y_act, &ok);
+    float *yg = run_linear(G, x, w, b, bk, M, N, K, epi, y_act, &ok);
+    float *yc = run_linear(C, x, w, b, bk, M, N, K, epi, y_act, &ok);
     char what[128];
-    snprintf(what, sizeof what, "linear M=%d N=%d K=%d bias=%d epi=%d y=%s", M, N, K, bias, (int)epi,
-             y_act ? "act" : "f32");
+    snprintf(what, sizeof what, "linear M=%d N=%d K=%d bias=%s epi=%d y=%s", M, N, K,
+             bias == 0 ? "none" : bias == 1 ? "weight" : "f32", (int)epi, y_act ? "act" : "f32");
     ok &= check_close(what, yg, yc, (size_t)M * N, y_act ? TOL_GEMM : 4e-3);
     free(x), free(w), free(b), free(yg), free(yc);
     free_all();
@@ -333,6 +338,8 @@ TEST(cuda_op_linear) {
     int ok = 1;
     ok &= linear_case(G, C, 3, 5, 7, 1, FT_EPI_NONE, 0);        /* odd sizes, unaligned rows */
     ok &= linear_case(G, C, 17, 40, 24, 1, FT_EPI_GELU_TANH, 1);
+    ok &= linear_case(G, C, 17, 40, 24, 2, FT_EPI_GELU_TANH, 1); /* f32 bias, act output: fused or the fallback */
+    ok &= linear_case(G, C, 20, 24, 16, 2, FT_EPI_NONE, 1);
     ok &= linear_case(G, C, 9, 64, 256, 1, FT_EPI_SILU, 1);     /* t-embedder */
     ok &= linear_case(G, C, 33, 48, 64, 0, FT_EPI_NONE, 1);
     ok &= linear_case(G, C, 33, 48, 64, 0, FT_EPI_GELU_TANH, 0);
@@ -949,9 +956,20 @@ static int count_steps(ft_phase phase, int step, int total, void *user) {
     return 0;
 }
 
-/* Generates B images; returns 1 on success. */
-static int generate(ft_backend_kind kind, ft_dtype dt, int graphs, const char *sampler, int B, float cfg,
-                    int reuse_twice, float *lat, float *lat2, uint8_t *img, int *steps_seen) {
+/* One ft_generate call of a sequence made on one context (so on one plan). */
+typedef struct {
+    uint64_t seed;
+    float cfg;
+    int label_offset; /* image k gets class (2k + 1 + offset) % 10 */
+    float *lat;       /* [B, 4, 16, 16] */
+    uint8_t *img;     /* [B, 32, 32, 3], or NULL for latents only */
+} gen_call;
+
+/* Runs the calls in order on one context; returns 1 when all succeed. With
+ * graphs, the first call of a plan runs eagerly, the second captures and
+ * replays, later ones replay (engine/plan.h). */
+static int generate_calls(ft_backend_kind kind, ft_dtype dt, int graphs, const char *sampler, int B, int n,
+                          const gen_call *calls, int *steps_seen) {
     ft_context_params cp;
     ft_context_params_init(&cp);
     cp.backend = kind;
@@ -962,47 +980,64 @@ static int generate(ft_backend_kind kind, ft_dtype dt, int graphs, const char *s
     cp.progress_user = &sc;
     ft_context *ctx = ft_context_new(&cp);
     if (!ctx) return 0;
+    int vae = 0;
+    for (int i = 0; i < n; i++) vae |= calls[i].img != NULL;
     int ok = ft_load(ctx, FT_ROLE_PREDICTOR, g_pred) == FT_OK && ft_load(ctx, FT_ROLE_REFINER, g_ref) == FT_OK &&
-             (!img || ft_load(ctx, FT_ROLE_VAE, g_vae) == FT_OK);
-    int labels[8] = {1, 3, 5, 7, 9, 0, 2, 4};
-    ft_generate_params gp;
-    ft_generate_params_init(&gp);
-    gp.num_images = B;
-    gp.batch_size = B;
-    gp.labels = labels;
-    gp.sampler = sampler;
-    gp.cfg_scale = cfg;
-    gp.seed = 1234;
-    if (ok) ok = ft_generate(ctx, &gp, lat, img) == FT_OK;
-    if (ok && reuse_twice) ok = ft_generate(ctx, &gp, lat2, NULL) == FT_OK;
+             (!vae || ft_load(ctx, FT_ROLE_VAE, g_vae) == FT_OK);
+    for (int i = 0; i < n && ok; i++) {
+        int labels[8];
+        for (int k = 0; k < 8; k++) labels[k] = (2 * k + 1 + calls[i].label_offset) % 10;
+        ft_generate_params gp;
+        ft_generate_params_init(&gp);
+        gp.num_images = B;
+        gp.batch_size = B;
+        gp.labels = labels;
+        gp.sampler = sampler;
+        gp.cfg_scale = calls[i].cfg;
+        gp.seed = calls[i].seed;
+        ok = ft_generate(ctx, &gp, calls[i].lat, calls[i].img) == FT_OK;
+    }
     if (!ok) test_note("%s: %s", kind == FT_BACKEND_CUDA ? "cuda" : "cpu", ft_last_error(ctx));
     if (steps_seen) *steps_seen = sc.steps;
     ft_context_free(ctx);
     return ok;
 }
 
+/* Three calls on one GPU context — eager, captured + replayed, replayed with a
+ * new seed, new labels and a new guidance scale — against the CPU, and against
+ * a GPU context without graphs. */
 static int sampler_case(const char *sampler, int B, float cfg, double tol) {
     size_t n = (size_t)B * 4 * 16 * 16;
-    float *lg = malloc(n * 4), *lg2 = malloc(n * 4), *le = malloc(n * 4), *lc = malloc(n * 4);
-    int steps = 0, ok = generate(gpu_kind(), FT_DTYPE_BF16, 1, sampler, B, cfg, 1, lg, lg2, NULL, &steps);
-    ok = ok && generate(gpu_kind(), FT_DTYPE_BF16, 0, sampler, B, cfg, 0, le, NULL, NULL, NULL);
-    ok = ok && generate(FT_BACKEND_CPU, FT_DTYPE_BF16, 0, sampler, B, cfg, 0, lc, NULL, NULL, NULL);
-    char what[96];
+    float cfg2 = cfg > 1.0f ? 0.5f * cfg + 0.75f : cfg; /* still guided (the same plan) when cfg is */
+    float *lg[3], *le = malloc(n * 4), *lc[2];
+    for (int i = 0; i < 3; i++) lg[i] = malloc(n * 4);
+    for (int i = 0; i < 2; i++) lc[i] = malloc(n * 4);
+    gen_call g[3] = {{1234, cfg, 0, lg[0], NULL}, {1234, cfg, 0, lg[1], NULL}, {777, cfg2, 3, lg[2], NULL}};
+    gen_call e[1] = {{1234, cfg, 0, le, NULL}};
+    gen_call c[2] = {{1234, cfg, 0, lc[0], NULL}, {777, cfg2, 3, lc[1], NULL}};
+    int steps = 0, ok = generate_calls(gpu_kind(), FT_DTYPE_BF16, 1, sampler, B, 3, g, &steps);
+    ok = ok && generate_calls(gpu_kind(), FT_DTYPE_BF16, 0, sampler, B, 1, e, NULL);
+    ok = ok && generate_calls(FT_BACKEND_CPU, FT_DTYPE_BF16, 0, sampler, B, 2, c, NULL);
+    char what[128];
     snprintf(what, sizeof what, "%s B=%d cfg=%g latents vs CPU", sampler, B, cfg);
     if (ok) {
-        ok &= check_close(what, lg, lc, n, tol);
-        ok &= check_exact("  graph replay vs eager", lg, le, n);
-        ok &= check_exact("  second run (replay) vs first (capture)", lg2, lg, n);
+        ok &= check_close(what, lg[0], lc[0], n, tol);
+        ok &= check_exact("  first run (eager) vs a context without graphs", lg[0], le, n);
+        ok &= check_exact("  second run (captured into a graph, replayed) vs first", lg[1], lg[0], n);
+        snprintf(what, sizeof what, "  third run (graph replay with seed 777, new labels, cfg %g) vs CPU", cfg2);
+        ok &= check_close(what, lg[2], lc[1], n, tol);
         ft_sampler_cfg sc;
         ft_err err;
         sampler_parse(sampler, &sc, &err);
-        if (steps != 2 * sc.steps) { /* two generate calls */
+        if (steps != 3 * sc.steps) { /* three generate calls */
             test_note("  progress: %d sampling steps reported, expected %d (host nodes in the graph)", steps,
-                      2 * sc.steps);
+                      3 * sc.steps);
             ok = 0;
         }
     }
-    free(lg), free(lg2), free(le), free(lc);
+    for (int i = 0; i < 3; i++) free(lg[i]);
+    for (int i = 0; i < 2; i++) free(lc[i]);
+    free(le);
     return ok;
 }
 
@@ -1029,24 +1064,32 @@ TEST(cuda_sampler_with_vae_decode) {
     if (!models_ready()) return FAIL;
     int B = 2;
     size_t n = (size_t)B * 4 * 16 * 16, ni = (size_t)B * 32 * 32 * 3;
-    float *lg = malloc(n * 4), *lc = malloc(n * 4);
-    uint8_t *ig = malloc(ni), *ic = malloc(ni);
-    int ok = generate(gpu_kind(), FT_DTYPE_BF16, 1, "H1P2R1", B, 4.0f, 0, lg, NULL, ig, NULL) &&
-             generate(FT_BACKEND_CPU, FT_DTYPE_BF16, 0, "H1P2R1", B, 4.0f, 0, lc, NULL, ic, NULL);
+    float *lg[2] = {malloc(n * 4), malloc(n * 4)}, *lc = malloc(n * 4);
+    uint8_t *ig[2] = {malloc(ni), malloc(ni)}, *ic = malloc(ni);
+    /* eager, then the whole trajectory + decode captured and replayed */
+    gen_call g[2] = {{1234, 4.0f, 0, lg[0], ig[0]}, {1234, 4.0f, 0, lg[1], ig[1]}};
+    gen_call c[1] = {{1234, 4.0f, 0, lc, ic}};
+    int ok = generate_calls(gpu_kind(), FT_DTYPE_BF16, 1, "H1P2R1", B, 2, g, NULL) &&
+             generate_calls(FT_BACKEND_CPU, FT_DTYPE_BF16, 0, "H1P2R1", B, 1, c, NULL);
     if (ok) {
-        ok &= check_close("H1P2R1 + VAE: latents", lg, lc, n, 3e-2);
+        ok &= check_close("H1P2R1 + VAE: latents", lg[0], lc, n, 3e-2);
         double mad = 0;
         int worst = 0;
         for (size_t i = 0; i < ni; i++) {
-            int d = abs((int)ig[i] - (int)ic[i]);
+            int d = abs((int)ig[0][i] - (int)ic[i]);
             mad += d;
             if (d > worst) worst = d;
         }
         mad /= (double)ni;
         test_note("  RGB8 vs CPU: mean |diff| %.3f levels, max %d", mad, worst);
         if (mad > 2.0) ok = 0;
+        ok &= check_exact("  graph replay (with decode) vs eager: latents", lg[1], lg[0], n);
+        if (memcmp(ig[0], ig[1], ni) != 0) {
+            test_note("  graph replay (with decode) vs eager: RGB8 differs");
+            ok = 0;
+        }
     }
-    free(lg), free(lc), free(ig), free(ic);
+    free(lg[0]), free(lg[1]), free(lc), free(ig[0]), free(ig[1]), free(ic);
     return ok && gpu_clean(G) ? PASS : FAIL;
 }
 
@@ -1056,16 +1099,22 @@ TEST(cuda_sampler_fp16_and_no_graphs_env) {
     if (!models_ready()) return FAIL;
     int B = 2;
     size_t n = (size_t)B * 4 * 16 * 16;
-    float *lh = malloc(n * 4), *lc = malloc(n * 4), *lg = malloc(n * 4), *le = malloc(n * 4);
-    int ok = generate(gpu_kind(), FT_DTYPE_F16, 1, "H1P2R1", B, 4.0f, 0, lh, NULL, NULL, NULL) &&
-             generate(FT_BACKEND_CPU, FT_DTYPE_BF16, 0, "H1P2R1", B, 4.0f, 0, lc, NULL, NULL, NULL);
-    if (ok) ok &= check_close("fp16 H1P2R1 latents vs CPU", lh, lc, n, 1e-2);
-    /* FT_NO_CUDA_GRAPHS=1: eager, same kernels, same bits as the graph */
-    ok = ok && generate(gpu_kind(), FT_DTYPE_BF16, 1, "H1P2R1", B, 4.0f, 0, lg, NULL, NULL, NULL);
+    float *lh[2] = {malloc(n * 4), malloc(n * 4)}, *lc = malloc(n * 4), *lg[2] = {malloc(n * 4), malloc(n * 4)};
+    float *le[2] = {malloc(n * 4), malloc(n * 4)};
+    gen_call h[2] = {{1234, 4.0f, 0, lh[0], NULL}, {1234, 4.0f, 0, lh[1], NULL}};
+    gen_call c[1] = {{1234, 4.0f, 0, lc, NULL}};
+    int ok = generate_calls(gpu_kind(), FT_DTYPE_F16, 1, "H1P2R1", B, 2, h, NULL) &&
+             generate_calls(FT_BACKEND_CPU, FT_DTYPE_BF16, 0, "H1P2R1", B, 1, c, NULL);
+    if (ok) ok &= check_close("fp16 H1P2R1 latents vs CPU (graph replay)", lh[1], lc, n, 1e-2);
+    /* FT_NO_CUDA_GRAPHS=1: eager, same kernels, same bits as the graph replay */
+    gen_call g[2] = {{1234, 4.0f, 0, lg[0], NULL}, {1234, 4.0f, 0, lg[1], NULL}};
+    gen_call e[2] = {{1234, 4.0f, 0, le[0], NULL}, {1234, 4.0f, 0, le[1], NULL}};
+    ok = ok && generate_calls(gpu_kind(), FT_DTYPE_BF16, 1, "H1P2R1", B, 2, g, NULL);
     setenv("FT_NO_CUDA_GRAPHS", "1", 1);
-    ok = ok && generate(gpu_kind(), FT_DTYPE_BF16, 1, "H1P2R1", B, 4.0f, 0, le, NULL, NULL, NULL);
+    ok = ok && generate_calls(gpu_kind(), FT_DTYPE_BF16, 1, "H1P2R1", B, 2, e, NULL);
     unsetenv("FT_NO_CUDA_GRAPHS");
-    if (ok) ok &= check_exact("FT_NO_CUDA_GRAPHS=1 vs graphs", le, lg, n);
-    free(lh), free(lc), free(lg), free(le);
+    if (ok) ok &= check_exact("FT_NO_CUDA_GRAPHS=1 (second call) vs graph replay", le[1], lg[1], n);
+    for (int i = 0; i < 2; i++) free(lh[i]), free(lg[i]), free(le[i]);
+    free(lc);
     return ok && gpu_clean(G) ? PASS : FAIL;
 }

@@ -27,8 +27,9 @@
 #endif
 
 /* nvcc compiles FT_HD functions twice: the device pass (__CUDA_ARCH__
- * defined) uses the correctly rounded intrinsics, the host pass the C path. */
-#if defined(__CUDA_ARCH__)
+ * defined) uses the correctly rounded intrinsics, the host pass the C path.
+ * The CPU emulator of the CUDA kernels (FT_CUDA_EMU) takes the device path. */
+#if defined(__CUDA_ARCH__) || defined(FT_CUDA_EMU)
 #define FT_FMA(a, b, c) __fmaf_rn((a), (b), (c))
 #define FT_MUL(a, b) __fmul_rn((a), (b))
 #define FT_ADD(a, b) __fadd_rn((a), (b))

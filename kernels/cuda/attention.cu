@@ -33,6 +33,7 @@
 #include <math.h>
 
 #include "attention.cuh"
+#include "ptx.cuh"
 
 /* ---- tensor-core kernel for hd 72 ---- */
 
@@ -44,56 +45,10 @@
 #define FA_THREADS 128
 #define FA_SMEM ((FA_BQ + 4 * FA_BK) * FA_LDS * 2) /* Q + 2 x (K, V), bytes */
 
-__device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
-
-__device__ __forceinline__ void cp_async16(void *smem, const void *gmem) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_u32(smem)), "l"(gmem) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N> __device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void *p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_u32(p)));
-}
-__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void *p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_u32(p)));
-}
-__device__ __forceinline__ void ldsm_x2_t(uint32_t (&r)[2], const void *p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
-                 : "=r"(r[0]), "=r"(r[1])
-                 : "r"(smem_u32(p)));
-}
-
-template <typename T> struct mma_op;
-template <> struct mma_op<__nv_bfloat16> {
-    static __device__ __forceinline__ void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-        asm volatile(
-            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-            "{%0, %1, %2, %3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
-};
-template <> struct mma_op<__half> {
-    static __device__ __forceinline__ void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-        asm volatile(
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-            "{%0, %1, %2, %3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
-};
-
 template <typename T>
 __global__ void __launch_bounds__(FA_THREADS)
     fa_hd72_kernel(T *__restrict__ o, const T *__restrict__ qkv, int Ttok, int H, float sl2) {
-    extern __shared__ __align__(16) unsigned char fa_smem[];
+    FT_DYNAMIC_SHARED(unsigned char, fa_smem, 16);
     T *sQ = reinterpret_cast<T *>(fa_smem); /* [FA_BQ][FA_LDS] */
     T *sK = sQ + FA_BQ * FA_LDS;              /* [2][FA_BK][FA_LDS] */
     T *sV = sK + 2 * FA_BK * FA_LDS;          /* [2][FA_BK][FA_LDS] */
@@ -161,8 +116,8 @@ __global__ void __launch_bounds__(FA_THREADS)
             for (int np = 0; np < 4; np++) {
                 uint32_t b[4];
                 ldsm_x4(b, Kt + (np * 16 + (lane & 7) + (lane >> 4) * 8) * FA_LDS + kc * 16 + ((lane >> 3) & 1) * 8);
-                mma_op<T>::run(s[2 * np], qf[kc], b[0], b[1]);
-                mma_op<T>::run(s[2 * np + 1], qf[kc], b[2], b[3]);
+                mma_m16n8k16<T>::run(s[2 * np], qf[kc], b[0], b[1]);
+                mma_m16n8k16<T>::run(s[2 * np + 1], qf[kc], b[2], b[3]);
             }
         }
 
@@ -214,12 +169,12 @@ __global__ void __launch_bounds__(FA_THREADS)
             for (int dp = 0; dp < 4; dp++) {
                 uint32_t b[4];
                 ldsm_x4_t(b, vrow + dp * 16 + (lane >> 4) * 8);
-                mma_op<T>::run(acc[2 * dp], a, b[0], b[1]);
-                mma_op<T>::run(acc[2 * dp + 1], a, b[2], b[3]);
+                mma_m16n8k16<T>::run(acc[2 * dp], a, b[0], b[1]);
+                mma_m16n8k16<T>::run(acc[2 * dp + 1], a, b[2], b[3]);
             }
             uint32_t b2[2];
             ldsm_x2_t(b2, vrow + 64);
-            mma_op<T>::run(acc[8], a, b2[0], b2[1]);
+            mma_m16n8k16<T>::run(acc[8], a, b2[0], b2[1]);
         }
         __syncthreads(); /* this buffer is refilled two tiles later */
     }
@@ -261,7 +216,7 @@ template <typename T> static size_t ga_smem(int hd) {
 template <typename T, int EPL>
 __global__ void __launch_bounds__(GA_WARPS * 32)
     attn_generic_kernel(T *__restrict__ o, const T *__restrict__ qkv, int Ttok, int H, int hd, int ldk, float scale) {
-    extern __shared__ __align__(16) unsigned char ga_smem_raw[];
+    FT_DYNAMIC_SHARED(unsigned char, ga_smem_raw, 16);
     T *sK = reinterpret_cast<T *>(ga_smem_raw);
     T *sV = sK + GA_KT * ldk;
     float *sQ = reinterpret_cast<float *>(sV + GA_KT * ldk); /* 2*KT*ldk*2 bytes: 4-byte aligned */
@@ -384,7 +339,7 @@ static cudaError_t attention_t(T *o, const T *qkv, int N, int T_, int H, int hd,
         if (optin < FA_SMEM) return cudaErrorInvalidValue; /* attention_init was not run or the device is too small */
         const float sl2 = 1.4426950408889634f / sqrtf((float)FA_HD);
         dim3 grid((unsigned)(T_ / FA_BQ), (unsigned)H, (unsigned)N);
-        fa_hd72_kernel<T><<<grid, FA_THREADS, FA_SMEM, st>>>(o, qkv, T_, H, sl2);
+        FT_LAUNCH(grid, FA_THREADS, FA_SMEM, st, fa_hd72_kernel<T>)(o, qkv, T_, H, sl2);
         return cudaGetLastError();
     }
     if (hd > GA_MAX_HD) return cudaErrorInvalidValue;
@@ -395,11 +350,11 @@ static cudaError_t attention_t(T *o, const T *qkv, int N, int T_, int H, int hd,
     const int qpb = GA_WARPS * GA_QPW;
     dim3 grid((unsigned)((T_ + qpb - 1) / qpb), (unsigned)H, (unsigned)N);
     const int threads = GA_WARPS * 32;
-    if (hd <= 32) attn_generic_kernel<T, 1><<<grid, threads, smem, st>>>(o, qkv, T_, H, hd, ldk, scale);
-    else if (hd <= 64) attn_generic_kernel<T, 2><<<grid, threads, smem, st>>>(o, qkv, T_, H, hd, ldk, scale);
-    else if (hd <= 128) attn_generic_kernel<T, 4><<<grid, threads, smem, st>>>(o, qkv, T_, H, hd, ldk, scale);
-    else if (hd <= 256) attn_generic_kernel<T, 8><<<grid, threads, smem, st>>>(o, qkv, T_, H, hd, ldk, scale);
-    else attn_generic_kernel<T, 16><<<grid, threads, smem, st>>>(o, qkv, T_, H, hd, ldk, scale);
+    if (hd <= 32) FT_LAUNCH(grid, threads, smem, st, attn_generic_kernel<T, 1>)(o, qkv, T_, H, hd, ldk, scale);
+    else if (hd <= 64) FT_LAUNCH(grid, threads, smem, st, attn_generic_kernel<T, 2>)(o, qkv, T_, H, hd, ldk, scale);
+    else if (hd <= 128) FT_LAUNCH(grid, threads, smem, st, attn_generic_kernel<T, 4>)(o, qkv, T_, H, hd, ldk, scale);
+    else if (hd <= 256) FT_LAUNCH(grid, threads, smem, st, attn_generic_kernel<T, 8>)(o, qkv, T_, H, hd, ldk, scale);
+    else FT_LAUNCH(grid, threads, smem, st, attn_generic_kernel<T, 16>)(o, qkv, T_, H, hd, ldk, scale);
     return cudaGetLastError();
 }
 

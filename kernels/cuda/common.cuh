@@ -22,8 +22,30 @@
 #include <cuda_runtime.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "../backend.h"
+
+/* ---- launches and shared memory: the forms the CPU emulator can run ----
+ * FT_LAUNCH(grid, block, smem, stream, kernel)(args...)   kernel<<<grid, block, smem, stream>>>(args...)
+ * FT_SHARED(T, name, [dims]);                               __shared__ T name[dims];
+ * FT_DYNAMIC_SHARED(T, name, align);                        extern __shared__ __align__(align) T name[];
+ * (kernel last, so template arguments with commas need no parentheses). With
+ * nvcc they expand to exactly the CUDA forms; under kernels/emu they become
+ * calls into the emulator. */
+#ifdef FT_CUDA_EMU
+#define FT_LAUNCH(grid, block, smem, stream, ...) \
+    ::emu::launch(__VA_ARGS__, #__VA_ARGS__, (grid), (block), (smem), (stream))
+#define FT_SHARED(T, name, dims)                                                                       \
+    static char name##_emu_key;                                                                         \
+    T(&name) dims = *reinterpret_cast<T(*) dims>(::emu::static_shared(&name##_emu_key, sizeof(T dims), \
+                                                                        alignof(T)))
+#define FT_DYNAMIC_SHARED(T, name, align) T *name = (T *)::emu::dynamic_shared(align)
+#else
+#define FT_LAUNCH(grid, block, smem, stream, ...) __VA_ARGS__<<<(grid), (block), (smem), (stream)>>>
+#define FT_SHARED(T, name, dims) __shared__ T name dims
+#define FT_DYNAMIC_SHARED(T, name, align) extern __shared__ __align__(align) T name[]
+#endif
 
 /* ---- backend state ---- */
 
@@ -38,6 +60,7 @@ typedef struct {
     int c_type;    /* 0 f32, 1 act */
     int epi;       /* ft_epilogue requested */
     int has_bias;
+    int bias_act;  /* the bias is the act copy of an FT_WEIGHT_BIAS (else f32) */
     int align_a, align_b, align_c, align_bias;
     /* value */
     int fused;     /* 1: bias/GELU done by cuBLASLt; 0: by cu_bias_act afterwards */
@@ -46,6 +69,16 @@ typedef struct {
     cublasLtMatmulAlgo_t algo;
     size_t workspace;
 } cu_gemm_entry;
+
+/* The act copy of an FT_WEIGHT_BIAS vector, found by its f32 pointer. */
+typedef struct {
+    const void *f32, *act;
+} cu_bias_copy;
+
+typedef struct {
+    void *p;
+    size_t bytes;
+} cu_allocation;
 
 typedef struct {
     int device;
@@ -65,6 +98,10 @@ typedef struct {
     cu_gemm_entry *gemm; /* CU_GEMM_CACHE entries */
     int gemm_next;       /* round-robin eviction */
     int capturing;
+    cu_bias_copy *bias; /* sorted by f32 pointer (gemm.cu) */
+    int n_bias, cap_bias;
+    cu_allocation *allocs; /* live allocations: their bias copies are forgotten when freed */
+    int n_allocs, cap_allocs;
 } cu_impl;
 
 static inline cu_impl *cu_of(ft_backend *be) { return (cu_impl *)be->impl; }
@@ -119,24 +156,44 @@ template <> __device__ __forceinline__ __nv_bfloat16 f_to_act<__nv_bfloat16>(flo
 template <> __device__ __forceinline__ __half f_to_act<__half>(float v) { return __float2half_rn(v); }
 template <> __device__ __forceinline__ float f_to_act<float>(float v) { return v; }
 
-/* Two floats -> one 32-bit word of two act values (lo in the low half). */
+/* Two floats -> one 32-bit word of two act values (lo in the low half).
+ * Bits move through memcpy (compiled to register moves), never through
+ * pointer casts between unrelated types, which C++ leaves undefined. */
 template <typename T> __device__ __forceinline__ uint32_t pack2(float lo, float hi);
 template <> __device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float lo, float hi) {
     __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t *>(&v);
+    uint32_t w;
+    memcpy(&w, &v, sizeof w);
+    return w;
 }
 template <> __device__ __forceinline__ uint32_t pack2<__half>(float lo, float hi) {
     __half2 v = __floats2half2_rn(lo, hi);
-    return *reinterpret_cast<uint32_t *>(&v);
+    uint32_t w;
+    memcpy(&w, &v, sizeof w);
+    return w;
+}
+
+/* An act value from its 16 bits. */
+template <typename T> __device__ __forceinline__ T act_from_bits(uint16_t h);
+template <> __device__ __forceinline__ __nv_bfloat16 act_from_bits<__nv_bfloat16>(uint16_t h) {
+    __nv_bfloat16_raw r;
+    r.x = h;
+    return __nv_bfloat16(r);
+}
+template <> __device__ __forceinline__ __half act_from_bits<__half>(uint16_t h) {
+    __half_raw r;
+    r.x = h;
+    return __half(r);
 }
 
 /* Four act values <-> four floats (8 bytes). */
 template <typename T> __device__ __forceinline__ void unpack4(uint2 w, float f[4]) {
-    const T *e = reinterpret_cast<const T *>(&w);
-    f[0] = act_to_f<T>(e[0]);
-    f[1] = act_to_f<T>(e[1]);
-    f[2] = act_to_f<T>(e[2]);
-    f[3] = act_to_f<T>(e[3]);
+    uint16_t e[4];
+    memcpy(e, &w, sizeof e);
+    f[0] = act_to_f<T>(act_from_bits<T>(e[0]));
+    f[1] = act_to_f<T>(act_from_bits<T>(e[1]));
+    f[2] = act_to_f<T>(act_from_bits<T>(e[2]));
+    f[3] = act_to_f<T>(act_from_bits<T>(e[3]));
 }
 template <typename T> __device__ __forceinline__ uint2 pack4(const float f[4]) {
     uint2 w;

@@ -66,12 +66,12 @@ cudaError_t launch_im2col(void *col, const float *x, int Cin, int S, int ksz, in
     if (K <= 65535 && np <= 0x7fffffffu) {
         size_t bx = (np + 255) / 256;
         dim3 grid((unsigned)(bx < 65535 ? bx : 65535), (unsigned)K);
-        CU_ACT_DISPATCH(act, im2col_rows_kernel<T><<<grid, 256, 0, stream>>>((T *)col, x, S, ksz, pad, up2x, p0,
+        CU_ACT_DISPATCH(act, FT_LAUNCH(grid, 256, 0, stream, im2col_rows_kernel<T>)((T *)col, x, S, ksz, pad, up2x, p0,
                                                                              (int)np, So));
     } else {
         unsigned blocks = cu_blocks(total, 256);
         if (blocks > 65536u) blocks = 65536u;
-        CU_ACT_DISPATCH(act, im2col_flat_kernel<T><<<blocks, 256, 0, stream>>>((T *)col, x, S, ksz, pad, up2x, p0,
+        CU_ACT_DISPATCH(act, FT_LAUNCH(blocks, 256, 0, stream, im2col_flat_kernel<T>)((T *)col, x, S, ksz, pad, up2x, p0,
                                                                                np, K));
     }
     return cudaGetLastError();

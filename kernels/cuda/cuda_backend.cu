@@ -46,6 +46,8 @@ static void cu_destroy(ft_backend *be) {
         if (c->stream) cudaStreamSynchronize(c->stream);
         cu_gemm_cache_free(c);
         free(c->gemm);
+        free(c->bias);
+        free(c->allocs);
         if (c->lt) cublasLtDestroy(c->lt);
         if (c->lt_ws) cudaFree(c->lt_ws);
         if (c->col) cudaFree(c->col);
@@ -73,8 +75,22 @@ static ft_status cu_alloc(ft_backend *be, size_t bytes, void **ptr) {
         ft_backend_fail(be, "alloc of %zu bytes while a graph is being captured", bytes);
         return FT_ERR_INTERNAL;
     }
+    if (c->n_allocs == c->cap_allocs) {
+        int cap = c->cap_allocs ? 2 * c->cap_allocs : 64;
+        void *p = realloc(c->allocs, (size_t)cap * sizeof *c->allocs);
+        if (!p) {
+            ft_backend_fail(be, "out of host memory tracking device allocations");
+            return FT_ERR_OUT_OF_MEMORY;
+        }
+        c->allocs = (cu_allocation *)p;
+        c->cap_allocs = cap;
+    }
     cudaError_t e = cudaMalloc(ptr, bytes);
-    if (e == cudaSuccess) return FT_OK;
+    if (e == cudaSuccess) {
+        c->allocs[c->n_allocs].p = *ptr;
+        c->allocs[c->n_allocs++].bytes = bytes;
+        return FT_OK;
+    }
     *ptr = NULL;
     cudaGetLastError(); /* an allocation failure is not sticky: clear it */
     size_t free_b = 0, total_b = 0;
@@ -95,6 +111,13 @@ static void cu_free(ft_backend *be, void *ptr) {
         ft_backend_fail(be, "free while a graph is being captured");
         return;
     }
+    cu_impl *c = cu_of(be);
+    for (int i = 0; i < c->n_allocs; i++)
+        if (c->allocs[i].p == ptr) {
+            cu_bias_forget_range(c, ptr, c->allocs[i].bytes);
+            c->allocs[i] = c->allocs[--c->n_allocs];
+            break;
+        }
     cu_enter(be);
     CU_CHECK(be, cudaFree(ptr));
 }
@@ -121,8 +144,12 @@ static ft_status cu_download(ft_backend *be, void *dst, const void *src, size_t 
     return cu_copy(be, dst, src, bytes, cudaMemcpyDeviceToHost);
 }
 
+/* Where the act copy of an FT_WEIGHT_BIAS starts: after its f32 values. */
+static size_t bias_act_offset(size_t n) { return (n * sizeof(float) + 255) / 256 * 256; }
+
 static size_t cu_weight_size(ft_backend *be, ft_weight_kind kind, size_t n) {
     (void)be;
+    if (kind == FT_WEIGHT_BIAS) return n ? bias_act_offset(n) + n * 2 : 0;
     return kind == FT_WEIGHT_MATRIX ? n * 2 : n * sizeof(float);
 }
 
@@ -146,6 +173,16 @@ static ft_status cu_upload_weight(ft_backend *be, void *dst, const void *src, ft
                                   ft_weight_kind kind) {
     cu_impl *c = cu_of(be);
     if (!n) return FT_OK;
+    if (kind == FT_WEIGHT_BIAS) { /* f32 values, then the act copy cuBLASLt's fused bias needs */
+        void *act = (char *)dst + bias_act_offset(n);
+        ft_status st = cu_upload_weight(be, dst, src, src_dtype, n, FT_WEIGHT_VECTOR);
+        if (st == FT_OK) st = cu_upload_weight(be, act, src, src_dtype, n, FT_WEIGHT_MATRIX);
+        if (st == FT_OK && !cu_bias_register(c, dst, act)) {
+            ft_backend_fail(be, "out of host memory registering a bias");
+            st = FT_ERR_OUT_OF_MEMORY;
+        }
+        return st;
+    }
     int to_act = kind == FT_WEIGHT_MATRIX;
     /* already in the device's type: copy as is */
     if ((to_act && src_dtype == c->act) || (!to_act && src_dtype == FT_DTYPE_F32))

@@ -39,34 +39,34 @@ __global__ void heun_kernel(float *out, const float *x, const float *d, const fl
 
 cudaError_t launch_silu(float *y, const float *x, size_t n, cudaStream_t st) {
     if (!n) return cudaSuccess;
-    silu_kernel<<<ew_blocks(n), EW_THREADS, 0, st>>>(y, x, n);
+    FT_LAUNCH(ew_blocks(n), EW_THREADS, 0, st, silu_kernel)(y, x, n);
     return cudaGetLastError();
 }
 cudaError_t launch_add(float *y, const float *a, const float *b, size_t n, cudaStream_t st) {
     if (!n) return cudaSuccess;
-    add_kernel<<<ew_blocks(n), EW_THREADS, 0, st>>>(y, a, b, n);
+    FT_LAUNCH(ew_blocks(n), EW_THREADS, 0, st, add_kernel)(y, a, b, n);
     return cudaGetLastError();
 }
 cudaError_t launch_scale(float *y, const float *x, float s, size_t n, cudaStream_t st) {
     if (!n) return cudaSuccess;
-    scale_kernel<<<ew_blocks(n), EW_THREADS, 0, st>>>(y, x, s, n);
+    FT_LAUNCH(ew_blocks(n), EW_THREADS, 0, st, scale_kernel)(y, x, s, n);
     return cudaGetLastError();
 }
 cudaError_t launch_euler_update(float *out, const float *x, const float *d, float h, size_t n, cudaStream_t st) {
     if (!n) return cudaSuccess;
-    euler_kernel<<<ew_blocks(n), EW_THREADS, 0, st>>>(out, x, d, h, n);
+    FT_LAUNCH(ew_blocks(n), EW_THREADS, 0, st, euler_kernel)(out, x, d, h, n);
     return cudaGetLastError();
 }
 cudaError_t launch_heun_update(float *out, const float *x, const float *d, const float *e, float h, size_t n,
                                cudaStream_t st) {
     if (!n) return cudaSuccess;
-    heun_kernel<<<ew_blocks(n), EW_THREADS, 0, st>>>(out, x, d, e, 0.5f * h, n);
+    FT_LAUNCH(ew_blocks(n), EW_THREADS, 0, st, heun_kernel)(out, x, d, e, 0.5f * h, n);
     return cudaGetLastError();
 }
 
 /* y[b, r, c] = x[b, c, r] through a padded 32 x 32 shared tile. */
 __global__ void transpose_kernel(float *y, const float *x, int C, int R) {
-    __shared__ float tile[32][33];
+    FT_SHARED(float, tile, [32][33]);
     const size_t b = blockIdx.z;
     const int r0 = blockIdx.x * 32, c0 = blockIdx.y * 32;
     const float *xb = x + b * (size_t)C * R;
@@ -86,7 +86,7 @@ cudaError_t launch_transpose(float *y, const float *x, int batch, int C, int R, 
     if (batch <= 0 || C <= 0 || R <= 0) return cudaSuccess;
     if (batch > 65535 || (C + 31) / 32 > 65535) return cudaErrorInvalidValue;
     dim3 grid((unsigned)((R + 31) / 32), (unsigned)((C + 31) / 32), (unsigned)batch);
-    transpose_kernel<<<grid, dim3(32, 8), 0, st>>>(y, x, C, R);
+    FT_LAUNCH(grid, dim3(32, 8), 0, st, transpose_kernel)(y, x, C, R);
     return cudaGetLastError();
 }
 
@@ -110,7 +110,7 @@ cudaError_t launch_cfg_combine(float *v, const float *raw, int B, int C, int HW,
                                cudaStream_t st) {
     size_t half = (size_t)B * C * HW;
     if (!half) return cudaSuccess;
-    cfg_kernel<<<ew_blocks(half), EW_THREADS, 0, st>>>(v, raw, C, HW, half, scale, guided);
+    FT_LAUNCH(ew_blocks(half), EW_THREADS, 0, st, cfg_kernel)(v, raw, C, HW, half, scale, guided);
     return cudaGetLastError();
 }
 
@@ -146,7 +146,7 @@ cudaError_t launch_velocity_tail(float *v, const float *raw, const float *base, 
                                  const float *d, float h, cudaStream_t st) {
     size_t n = (size_t)B * C * HW;
     if (!n) return cudaSuccess;
-    velocity_tail_kernel<<<ew_blocks(n), EW_THREADS, 0, st>>>(v, raw, base, guided, C, HW, n, scale, guided_channels,
+    FT_LAUNCH(ew_blocks(n), EW_THREADS, 0, st, velocity_tail_kernel)(v, raw, base, guided, C, HW, n, scale, guided_channels,
                                                               x_out, x_in, d, h);
     return cudaGetLastError();
 }
@@ -165,7 +165,7 @@ __global__ void rgb8_kernel(uint8_t *rgb, const float *img, int C, size_t plane,
 cudaError_t launch_to_rgb8(uint8_t *rgb, const float *img, int N, int C, int S, cudaStream_t st) {
     size_t plane = (size_t)S * S, total = (size_t)N * plane * 3;
     if (!total) return cudaSuccess;
-    rgb8_kernel<<<ew_blocks(total), EW_THREADS, 0, st>>>(rgb, img, C, plane, total);
+    FT_LAUNCH(ew_blocks(total), EW_THREADS, 0, st, rgb8_kernel)(rgb, img, C, plane, total);
     return cudaGetLastError();
 }
 
@@ -187,9 +187,9 @@ cudaError_t launch_channel_bias(float *y, const float *bias, int N, int Cout, si
     if (rows <= 65535) {
         size_t bx = (P + EW_THREADS - 1) / EW_THREADS;
         dim3 grid((unsigned)(bx < 1024 ? bx : 1024), (unsigned)rows);
-        channel_bias_rows_kernel<<<grid, EW_THREADS, 0, st>>>(y, bias, Cout, P);
+        FT_LAUNCH(grid, EW_THREADS, 0, st, channel_bias_rows_kernel)(y, bias, Cout, P);
     } else {
-        channel_bias_kernel<<<ew_blocks(total), EW_THREADS, 0, st>>>(y, bias, Cout, P, total);
+        FT_LAUNCH(ew_blocks(total), EW_THREADS, 0, st, channel_bias_kernel)(y, bias, Cout, P, total);
     }
     return cudaGetLastError();
 }

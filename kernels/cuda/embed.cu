@@ -33,7 +33,7 @@ __global__ void timestep_kernel(float *out, const float *t, int N, int dim) {
 
 cudaError_t launch_timestep_embedding(float *out, const float *t, int N, int dim, cudaStream_t stream) {
     if (N <= 0 || dim <= 0) return cudaSuccess;
-    timestep_kernel<<<cu_blocks((size_t)N * dim, 256), 256, 0, stream>>>(out, t, N, dim);
+    FT_LAUNCH(cu_blocks((size_t)N * dim, 256), 256, 0, stream, timestep_kernel)(out, t, N, dim);
     return cudaGetLastError();
 }
 
@@ -48,7 +48,7 @@ __global__ void embedding_kernel(float *out, const float *table, const int32_t *
 cudaError_t launch_embedding_lookup(float *out, const float *table, const int32_t *labels, int N, int D, int add,
                                     cudaStream_t stream) {
     if (N <= 0 || D <= 0) return cudaSuccess;
-    embedding_kernel<<<cu_blocks((size_t)N * D, 256), 256, 0, stream>>>(out, table, labels, N, D, add);
+    FT_LAUNCH(cu_blocks((size_t)N * D, 256), 256, 0, stream, embedding_kernel)(out, table, labels, N, D, add);
     return cudaGetLastError();
 }
 
@@ -60,7 +60,7 @@ template <typename T>
 __global__ void __launch_bounds__(PE_THREADS)
     patch_embed_kernel(float *tokens, const float *x, int cx, int x_batch, const float *v, int cv, const T *w,
                        const float *bias, const float *pos, int N, int S, int p, int D, int ntok) {
-    extern __shared__ float patch[]; /* [ntok][K] */
+    FT_DYNAMIC_SHARED(float, patch, 16); /* [ntok][K] */
     const int g = S / p, Ttok = g * g, cin = cx + cv, K = cin * p * p;
     const size_t rows = (size_t)N * Ttok, row0 = (size_t)blockIdx.x * ntok;
     const size_t plane = (size_t)S * S;
@@ -115,7 +115,7 @@ cudaError_t launch_patch_embed(float *tokens, const float *x, int cx, int x_batc
     const size_t blocks = (rows + ntok - 1) / ntok;
     if (blocks > 0x7fffffffu) return cudaErrorInvalidValue;
     const size_t smem = (size_t)ntok * K * sizeof(float);
-    CU_ACT_DISPATCH(act, patch_embed_kernel<T><<<(unsigned)blocks, PE_THREADS, smem, stream>>>(
+    CU_ACT_DISPATCH(act, FT_LAUNCH((unsigned)blocks, PE_THREADS, smem, stream, patch_embed_kernel<T>)(
                              tokens, x, cx, x_batch, v, cv, (const T *)w, bias, pos, N, S, p, D, ntok));
     return cudaGetLastError();
 }
@@ -140,7 +140,7 @@ cudaError_t launch_unpatchify(float *img, const void *tok, int N, int S, int p, 
     if (N <= 0 || c_keep <= 0 || S <= 0) return cudaSuccess;
     if (p <= 0 || S % p) return cudaErrorInvalidValue;
     unsigned blocks = cu_blocks((size_t)N * c_keep * S * S, 256);
-    CU_ACT_DISPATCH(act, unpatchify_kernel<T><<<blocks, 256, 0, stream>>>(img, (const T *)tok, N, S, p, c_full,
+    CU_ACT_DISPATCH(act, FT_LAUNCH(blocks, 256, 0, stream, unpatchify_kernel<T>)(img, (const T *)tok, N, S, p, c_full,
                                                                           c_keep));
     return cudaGetLastError();
 }

@@ -54,9 +54,9 @@ cudaError_t launch_bias_act(void *d, int d_is_act, ft_dtype act, const float *bi
     unsigned blocks = cu_blocks((size_t)m * n, 256);
     if (blocks > 65536u) blocks = 65536u;
     if (!d_is_act) {
-        bias_act_kernel<float><<<blocks, 256, 0, stream>>>((float *)d, bias, m, n, ldc, (int)epi);
+        FT_LAUNCH(blocks, 256, 0, stream, bias_act_kernel<float>)((float *)d, bias, m, n, ldc, (int)epi);
     } else {
-        CU_ACT_DISPATCH(act, bias_act_kernel<T><<<blocks, 256, 0, stream>>>((T *)d, bias, m, n, ldc, (int)epi));
+        CU_ACT_DISPATCH(act, FT_LAUNCH(blocks, 256, 0, stream, bias_act_kernel<T>)((T *)d, bias, m, n, ldc, (int)epi));
     }
     return cudaGetLastError();
 }
@@ -78,9 +78,9 @@ cudaError_t launch_cast(void *dst, int dst_is_act, const void *src, int src_is_a
     unsigned blocks = cu_blocks(n, 256);
     if (blocks > 65536u) blocks = 65536u;
     if (dst_is_act) {
-        CU_ACT_DISPATCH(act, cast_kernel<T, float><<<blocks, 256, 0, stream>>>((T *)dst, (const float *)src, n));
+        CU_ACT_DISPATCH(act, FT_LAUNCH(blocks, 256, 0, stream, cast_kernel<T, float>)((T *)dst, (const float *)src, n));
     } else {
-        CU_ACT_DISPATCH(act, cast_kernel<float, T><<<blocks, 256, 0, stream>>>((float *)dst, (const T *)src, n));
+        CU_ACT_DISPATCH(act, FT_LAUNCH(blocks, 256, 0, stream, cast_kernel<float, T>)((float *)dst, (const T *)src, n));
     }
     return cudaGetLastError();
 }
@@ -110,14 +110,58 @@ void cu_gemm_cache_free(cu_impl *c) {
 static int same_key(const cu_gemm_entry *a, const cu_gemm_entry *b) {
     return a->transa == b->transa && a->transb == b->transb && a->m == b->m && a->n == b->n && a->k == b->k &&
            a->lda == b->lda && a->ldb == b->ldb && a->ldc == b->ldc && a->c_type == b->c_type && a->epi == b->epi &&
-           a->has_bias == b->has_bias && a->align_a == b->align_a && a->align_b == b->align_b &&
-           a->align_c == b->align_c && a->align_bias == b->align_bias;
+           a->has_bias == b->has_bias && a->bias_act == b->bias_act && a->align_a == b->align_a &&
+           a->align_b == b->align_b && a->align_c == b->align_c && a->align_bias == b->align_bias;
+}
+
+/* ---- act copies of biases ---- */
+
+static int bias_find(const cu_impl *c, const void *f32) { /* first index with key >= f32 */
+    int lo = 0, hi = c->n_bias;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if ((uintptr_t)c->bias[mid].f32 < (uintptr_t)f32) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+int cu_bias_register(cu_impl *c, const void *f32, const void *act) {
+    int i = bias_find(c, f32);
+    if (i < c->n_bias && c->bias[i].f32 == f32) {
+        c->bias[i].act = act;
+        return 1;
+    }
+    if (c->n_bias == c->cap_bias) {
+        int cap = c->cap_bias ? 2 * c->cap_bias : 256;
+        void *p = realloc(c->bias, (size_t)cap * sizeof *c->bias);
+        if (!p) return 0;
+        c->bias = (cu_bias_copy *)p;
+        c->cap_bias = cap;
+    }
+    memmove(c->bias + i + 1, c->bias + i, (size_t)(c->n_bias - i) * sizeof *c->bias);
+    c->bias[i].f32 = f32;
+    c->bias[i].act = act;
+    c->n_bias++;
+    return 1;
+}
+
+const void *cu_bias_lookup(const cu_impl *c, const void *f32) {
+    int i = bias_find(c, f32);
+    return i < c->n_bias && c->bias[i].f32 == f32 ? c->bias[i].act : NULL;
+}
+
+void cu_bias_forget_range(cu_impl *c, const void *lo, size_t bytes) {
+    int i = bias_find(c, lo), j = i;
+    while (j < c->n_bias && (uintptr_t)c->bias[j].f32 < (uintptr_t)lo + bytes) j++;
+    memmove(c->bias + i, c->bias + j, (size_t)(c->n_bias - j) * sizeof *c->bias);
+    c->n_bias -= j - i;
 }
 
 /* Builds descriptors and asks the heuristic for one algorithm; fused selects
  * whether the bias / GELU epilogue is requested from cuBLASLt. Returns 1 on
  * success (e filled), 0 when cuBLASLt has no algorithm for it. */
-static int entry_build(ft_backend *be, cu_gemm_entry *e, int fused, const float *bias) {
+static int entry_build(ft_backend *be, cu_gemm_entry *e, int fused, const void *bias) {
     cu_impl *c = cu_of(be);
     cublasOperation_t ta = e->transa ? CUBLAS_OP_T : CUBLAS_OP_N, tb = e->transb ? CUBLAS_OP_T : CUBLAS_OP_N;
     cudaDataType_t dt = e->c_type ? c->act_cuda : CUDA_R_32F;
@@ -132,7 +176,7 @@ static int entry_build(ft_backend *be, cu_gemm_entry *e, int fused, const float 
     ok = ok && cublasLtMatmulDescSetAttribute(e->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb) == 0;
     ok = ok && cublasLtMatmulDescSetAttribute(e->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi) == 0;
     if (ok && (epi == CUBLASLT_EPILOGUE_BIAS || epi == CUBLASLT_EPILOGUE_GELU_BIAS)) {
-        int32_t bt = CUDA_R_32F;
+        int32_t bt = e->bias_act ? (int32_t)c->act_cuda : (int32_t)CUDA_R_32F;
         ok = cublasLtMatmulDescSetAttribute(e->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt) == 0;
         ok = ok && cublasLtMatmulDescSetAttribute(e->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias) == 0;
     }
@@ -175,11 +219,13 @@ static int entry_build(ft_backend *be, cu_gemm_entry *e, int fused, const float 
     e->workspace = res.workspaceSize;
     e->fused = fused;
     e->valid = 1;
-    /* FT_GEMM_DEBUG=1: which problems got a fused epilogue (an f32 bias with a bf16 output is outside cuBLASLt's
-     * documented bias types, so those may fall back to the plain GEMM + bias_act_kernel) */
+    /* FT_GEMM_DEBUG=1: which problems got a fused epilogue (cuBLASLt documents the bias in D's type: act-output
+     * GEMMs take the act copy of an FT_WEIGHT_BIAS; any other f32 bias with an act output may be refused and
+     * then runs as the plain GEMM + bias_act_kernel) */
     if (getenv("FT_GEMM_DEBUG"))
-        fprintf(stderr, "gemm m=%d n=%d k=%d out=%s epilogue=%d bias=%d fused=%d workspace=%zu\n", e->m, e->n, e->k,
-                e->c_type ? "act" : "f32", e->epi, e->has_bias, fused, (size_t)res.workspaceSize);
+        fprintf(stderr, "gemm m=%d n=%d k=%d out=%s epilogue=%d bias=%s fused=%d workspace=%zu\n", e->m, e->n, e->k,
+                e->c_type ? "act" : "f32", e->epi, !e->has_bias ? "none" : e->bias_act ? "act" : "f32", fused,
+                (size_t)res.workspaceSize);
     return 1;
 }
 
@@ -208,10 +254,14 @@ void cu_matmul(ft_backend *be, int transa, int transb, int m, int n, int k, cons
     key.c_type = d_is_act;
     key.epi = (int)epi;
     key.has_bias = bias != NULL;
+    /* an act-output GEMM takes the bias in the output's type when the weight has an act copy */
+    const void *bias_act = bias && d_is_act ? cu_bias_lookup(c, bias) : NULL;
+    const void *fused_bias = bias_act ? bias_act : (const void *)bias;
+    key.bias_act = bias_act != NULL;
     key.align_a = cu_align_of(A);
     key.align_b = cu_align_of(B);
     key.align_c = cu_align_of(D);
-    key.align_bias = bias ? cu_align_of(bias) : 0;
+    key.align_bias = bias ? cu_align_of(fused_bias) : 0;
     cu_gemm_entry *e = NULL;
     for (int i = 0; i < CU_GEMM_CACHE && !e; i++)
         if (c->gemm[i].valid && same_key(&c->gemm[i], &key)) e = &c->gemm[i];
@@ -222,7 +272,7 @@ void cu_matmul(ft_backend *be, int transa, int transb, int m, int n, int k, cons
         *e = key;
         /* SiLU has no cuBLASLt epilogue: plain GEMM + bias_act_kernel */
         int can_fuse = epi != FT_EPI_SILU && (bias || epi != FT_EPI_NONE);
-        if (!(can_fuse && entry_build(be, e, 1, bias)) && !entry_build(be, e, 0, bias)) {
+        if (!(can_fuse && entry_build(be, e, 1, fused_bias)) && !entry_build(be, e, 0, fused_bias)) {
             memset(e, 0, sizeof *e);
             ft_backend_fail(be,
                             "cuBLASLt has no algorithm for a %s GEMM m=%d n=%d k=%d (lda %d ldb %d ldc %d, "
@@ -233,8 +283,8 @@ void cu_matmul(ft_backend *be, int transa, int transb, int m, int n, int k, cons
         }
     }
     if (e->fused && bias &&
-        !CUBLAS_CHECK(be, cublasLtMatmulDescSetAttribute(e->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
-                                                         sizeof bias)))
+        !CUBLAS_CHECK(be, cublasLtMatmulDescSetAttribute(e->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &fused_bias,
+                                                         sizeof fused_bias)))
         return;
     const float alpha = 1.0f, beta = 0.0f;
     if (!CUBLAS_CHECK(be, cublasLtMatmul(c->lt, e->desc, &alpha, A, e->la, B, e->lb, &beta, D, e->lc, D, e->lc,

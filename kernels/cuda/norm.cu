@@ -80,7 +80,7 @@ template <typename T, int VPT>
 __global__ void __launch_bounds__(LN_THREADS)
     ln_mod_vec_kernel(T *h, const float *x, const float *shift, const float *scale, int mod_stride, int Ttok, int D,
                       float eps) {
-    __shared__ float sh[32];
+    FT_SHARED(float, sh, [32]);
     const size_t row = blockIdx.x;
     const int n = (int)(row / (size_t)Ttok);
     const float4 *x4 = reinterpret_cast<const float4 *>(x + row * D);
@@ -98,7 +98,7 @@ template <typename T, int VPT>
 __global__ void __launch_bounds__(LN_THREADS)
     gated_vec_kernel(float *x, const T *a, const float *gate, T *h, const float *next_shift, const float *next_scale,
                      int mod_stride, int Ttok, int D, float eps) {
-    __shared__ float sh[32];
+    FT_SHARED(float, sh, [32]);
     const size_t row = blockIdx.x;
     const int n = (int)(row / (size_t)Ttok);
     float4 *x4 = reinterpret_cast<float4 *>(x + row * D);
@@ -151,7 +151,7 @@ template <typename T>
 __global__ void __launch_bounds__(LN_THREADS)
     ln_mod_gen_kernel(T *h, const float *x, const float *shift, const float *scale, int mod_stride, int Ttok, int D,
                       float eps) {
-    __shared__ float sh[32];
+    FT_SHARED(float, sh, [32]);
     const size_t row = blockIdx.x;
     const int n = (int)(row / (size_t)Ttok);
     ln_mod_store_gen<T>(x + row * D, D, h + row * D, shift + (size_t)n * mod_stride, scale + (size_t)n * mod_stride,
@@ -162,7 +162,7 @@ template <typename T>
 __global__ void __launch_bounds__(LN_THREADS)
     gated_gen_kernel(float *x, const T *a, const float *gate, T *h, const float *next_shift, const float *next_scale,
                      int mod_stride, int Ttok, int D, float eps) {
-    __shared__ float sh[32];
+    FT_SHARED(float, sh, [32]);
     const size_t row = blockIdx.x;
     const int n = (int)(row / (size_t)Ttok);
     float *xr = x + row * D;
@@ -189,13 +189,13 @@ template <typename T>
 static void ln_launch(int vpt, unsigned grid, T *h, const float *x, const float *shift, const float *scale,
                       int mod_stride, int T_, int D, float eps, cudaStream_t st) {
     switch (vpt) {
-    case 0: ln_mod_gen_kernel<T><<<grid, LN_THREADS, 0, st>>>(h, x, shift, scale, mod_stride, T_, D, eps); break;
-    case 1: ln_mod_vec_kernel<T, 1><<<grid, LN_THREADS, 0, st>>>(h, x, shift, scale, mod_stride, T_, D, eps); break;
-    case 2: ln_mod_vec_kernel<T, 2><<<grid, LN_THREADS, 0, st>>>(h, x, shift, scale, mod_stride, T_, D, eps); break;
-    case 3: ln_mod_vec_kernel<T, 3><<<grid, LN_THREADS, 0, st>>>(h, x, shift, scale, mod_stride, T_, D, eps); break;
-    case 4: ln_mod_vec_kernel<T, 4><<<grid, LN_THREADS, 0, st>>>(h, x, shift, scale, mod_stride, T_, D, eps); break;
-    case 6: ln_mod_vec_kernel<T, 6><<<grid, LN_THREADS, 0, st>>>(h, x, shift, scale, mod_stride, T_, D, eps); break;
-    default: ln_mod_vec_kernel<T, 8><<<grid, LN_THREADS, 0, st>>>(h, x, shift, scale, mod_stride, T_, D, eps); break;
+    case 0: FT_LAUNCH(grid, LN_THREADS, 0, st, ln_mod_gen_kernel<T>)(h, x, shift, scale, mod_stride, T_, D, eps); break;
+    case 1: FT_LAUNCH(grid, LN_THREADS, 0, st, ln_mod_vec_kernel<T, 1>)(h, x, shift, scale, mod_stride, T_, D, eps); break;
+    case 2: FT_LAUNCH(grid, LN_THREADS, 0, st, ln_mod_vec_kernel<T, 2>)(h, x, shift, scale, mod_stride, T_, D, eps); break;
+    case 3: FT_LAUNCH(grid, LN_THREADS, 0, st, ln_mod_vec_kernel<T, 3>)(h, x, shift, scale, mod_stride, T_, D, eps); break;
+    case 4: FT_LAUNCH(grid, LN_THREADS, 0, st, ln_mod_vec_kernel<T, 4>)(h, x, shift, scale, mod_stride, T_, D, eps); break;
+    case 6: FT_LAUNCH(grid, LN_THREADS, 0, st, ln_mod_vec_kernel<T, 6>)(h, x, shift, scale, mod_stride, T_, D, eps); break;
+    default: FT_LAUNCH(grid, LN_THREADS, 0, st, ln_mod_vec_kernel<T, 8>)(h, x, shift, scale, mod_stride, T_, D, eps); break;
     }
 }
 
@@ -204,13 +204,13 @@ static void gated_launch(int vpt, unsigned grid, float *x, const T *a, const flo
                          const float *nsc, int mod_stride, int T_, int D, float eps, cudaStream_t st) {
 #define GATED_ARGS x, a, gate, h, nsh, nsc, mod_stride, T_, D, eps
     switch (vpt) {
-    case 0: gated_gen_kernel<T><<<grid, LN_THREADS, 0, st>>>(GATED_ARGS); break;
-    case 1: gated_vec_kernel<T, 1><<<grid, LN_THREADS, 0, st>>>(GATED_ARGS); break;
-    case 2: gated_vec_kernel<T, 2><<<grid, LN_THREADS, 0, st>>>(GATED_ARGS); break;
-    case 3: gated_vec_kernel<T, 3><<<grid, LN_THREADS, 0, st>>>(GATED_ARGS); break;
-    case 4: gated_vec_kernel<T, 4><<<grid, LN_THREADS, 0, st>>>(GATED_ARGS); break;
-    case 6: gated_vec_kernel<T, 6><<<grid, LN_THREADS, 0, st>>>(GATED_ARGS); break;
-    default: gated_vec_kernel<T, 8><<<grid, LN_THREADS, 0, st>>>(GATED_ARGS); break;
+    case 0: FT_LAUNCH(grid, LN_THREADS, 0, st, gated_gen_kernel<T>)(GATED_ARGS); break;
+    case 1: FT_LAUNCH(grid, LN_THREADS, 0, st, gated_vec_kernel<T, 1>)(GATED_ARGS); break;
+    case 2: FT_LAUNCH(grid, LN_THREADS, 0, st, gated_vec_kernel<T, 2>)(GATED_ARGS); break;
+    case 3: FT_LAUNCH(grid, LN_THREADS, 0, st, gated_vec_kernel<T, 3>)(GATED_ARGS); break;
+    case 4: FT_LAUNCH(grid, LN_THREADS, 0, st, gated_vec_kernel<T, 4>)(GATED_ARGS); break;
+    case 6: FT_LAUNCH(grid, LN_THREADS, 0, st, gated_vec_kernel<T, 6>)(GATED_ARGS); break;
+    default: FT_LAUNCH(grid, LN_THREADS, 0, st, gated_vec_kernel<T, 8>)(GATED_ARGS); break;
     }
 #undef GATED_ARGS
 }
@@ -251,7 +251,7 @@ cudaError_t launch_gated_residual(float *x, const void *a, const float *gate, vo
  * mostly from L1/L2). partials[(ng * S + s) * 3 + {0,1,2}] = count, mean, M2. */
 __global__ void __launch_bounds__(GN_THREADS)
     gn_stats_kernel(const float *x, float *partials, size_t count, int S, size_t chunk) {
-    __shared__ float sh[32];
+    FT_SHARED(float, sh, [32]);
     const int s = blockIdx.x;
     const size_t ng = blockIdx.y;
     const float *xg = x + ng * count;
@@ -279,7 +279,7 @@ __global__ void __launch_bounds__(GN_THREADS)
 __global__ void __launch_bounds__(GN_THREADS)
     gn_apply_kernel(float *y, const float *x, const float *gamma, const float *beta, const float *partials,
                     size_t count, int S, size_t chunk, int cg, int HW, int groups, float eps, int silu) {
-    __shared__ float stats[2];
+    FT_SHARED(float, stats, [2]);
     const int s = blockIdx.x;
     const size_t ng = blockIdx.y;
     if (threadIdx.x == 0) {
@@ -325,8 +325,8 @@ cudaError_t launch_group_norm(float *y, const float *x, const float *gamma, cons
     if (S < 1) return cudaErrorMemoryAllocation; /* scratch too small for this many groups */
     size_t chunk = (count + S - 1) / S;
     dim3 grid((unsigned)S, (unsigned)n_groups);
-    gn_stats_kernel<<<grid, GN_THREADS, 0, stream>>>(x, partials, count, (int)S, chunk);
-    gn_apply_kernel<<<grid, GN_THREADS, 0, stream>>>(y, x, gamma, beta, partials, count, (int)S, chunk, cg, HW,
+    FT_LAUNCH(grid, GN_THREADS, 0, stream, gn_stats_kernel)(x, partials, count, (int)S, chunk);
+    FT_LAUNCH(grid, GN_THREADS, 0, stream, gn_apply_kernel)(y, x, gamma, beta, partials, count, (int)S, chunk, cg, HW,
                                                       groups, eps, silu);
     return cudaGetLastError();
 }

@@ -24,7 +24,7 @@ cudaError_t launch_randn(float *out, size_t per_image, int n_images, const uint6
     size_t total = (size_t)(n_images > 0 ? n_images : 0) * ((per_image + 3) / 4);
     if (!total) return cudaSuccess;
     unsigned b = cu_blocks(total, 256);
-    randn_kernel<<<b > 65536u ? 65536u : b, 256, 0, st>>>(out, per_image, n_images, seeds);
+    FT_LAUNCH(b > 65536u ? 65536u : b, 256, 0, st, randn_kernel)(out, per_image, n_images, seeds);
     return cudaGetLastError();
 }
 
