@@ -1,7 +1,10 @@
 # flowturbo — build, test and install.
 #
-#   make            build/libflowturbo.a, build/include/flowturbo.h, build/flowturbo
+#   make            build/libflowturbo.a, build/libflowturbo.so, build/include/flowturbo.h, build/flowturbo,
+#                   build/flowturbo-bench
 #   make deps       install missing Debian packages (apt-get as root; prints the command otherwise)
+#   make deps-python  the same for the Python side (converter, Python package, its tests)
+#   make test-python  the Python package's tests and tests/python (docs, bench, weights script; pytest)
 #   make test       build and run the test runner (last line: tests: N passed, N failed, N skipped)
 #   make test-asan  the same suite under -fsanitize=address,undefined
 #   make test-serve `flowturbo serve`: API test and headless-Chromium browser test
@@ -36,14 +39,18 @@ BUILD   ?= build
 CUDA    ?= $(shell command -v $(NVCC) >/dev/null 2>&1 && echo 1 || echo 0)
 
 DEB_PKGS := gcc g++ make libopenblas-dev libopenblas0-pthread libpng-dev zlib1g-dev pkg-config \
-            libmicrohttpd-dev libturbojpeg0-dev
+            libmicrohttpd-dev libturbojpeg0-dev libjpeg62-turbo-dev libwebp-dev libexif-dev
+# weights_tool/convert.py (PyTorch, NumPy), the Python package (NumPy, Pillow) and its tests (pytest, mypy, a venv)
+PY_DEB_PKGS := python3 python3-numpy python3-torch python3-pil python3-pytest python3-mypy python3-venv python3-pip \
+               python3-setuptools python3-wheel
 
 WARN     := -Wall -Wextra
 CFLAGS   ?= -O2
 BASE_CFLAGS := -std=c11 $(WARN) -fopenmp -fPIC -D_DEFAULT_SOURCE -MMD -MP
 LDLIBS   := -lopenblas -lpng -lz -lm -lpthread -fopenmp
-# only the CLI's `serve` (host/serve_*.c): HTTP and JPEG; the library needs neither
-CLI_LDLIBS := -lmicrohttpd -lturbojpeg
+# the CLI's: HTTP and JPEG frames of `serve` (libmicrohttpd, TurboJPEG), the image formats besides PNG (JPEG
+# through libjpeg-turbo, WebP + mux for metadata chunks, EXIF); the library needs none of them
+CLI_LDLIBS := -lmicrohttpd -lturbojpeg -ljpeg -lwebpmux -lwebp -lexif
 
 LIB_SRC  := $(wildcard engine/*.c) $(wildcard kernels/*.c) $(wildcard kernels/cpu/*.c)
 CLI_SRC  := $(wildcard host/*.c)
@@ -122,10 +129,11 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CUDA_OBJ)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps test test-asan test-serve examples goldens bench bench-vae gpu-bench gpu-check test-cuda \
+.PHONY: all deps deps-python test test-asan test-python test-serve examples goldens bench bench-vae gpu-bench gpu-check test-cuda \
         test-cuda-emu test-cuda-emu-mutations print-build-flags clean install uninstall info
 
-all: $(BUILD)/libflowturbo.a $(BUILD)/libflowturbo.so $(BUILD)/include/flowturbo.h $(BUILD)/flowturbo
+all: $(BUILD)/libflowturbo.a $(BUILD)/libflowturbo.so $(BUILD)/include/flowturbo.h $(BUILD)/flowturbo \
+     $(BUILD)/flowturbo-bench $(BUILD)/flowturbo.pc
 
 info:
 	@echo "CUDA backend: $(if $(CUDA_OBJ),✓ ($(words $(CU_SRC)) .cu files, sm_80 + sm_90a),✗)"
@@ -150,10 +158,16 @@ $(BUILD)/obj/%.o: %.cu
 	$(NVCC) $(NVCCFLAGS) -DFT_WITH_CUDA -MMD -MP -MF $(@:.o=.d) -c $< -o $@
 endif
 
-# GPU benchmark (runs on the CPU backend too, slowly): build/flowturbo-bench
-$(BUILD)/obj/bench/flowturbo_bench.o: bench/flowturbo_bench.c
+# GPU benchmark (runs on the CPU backend too, slowly): build/flowturbo-bench. It records the commit it was built
+# from: build/commit.txt changes (and the benchmark is recompiled) only when the commit does.
+GIT_COMMIT := $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
+$(BUILD)/commit.txt: FORCE
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CUDA_INC) $(CFLAGS) -c $< -o $@
+	@[ "$$(cat $@ 2>/dev/null)" = "$(GIT_COMMIT)" ] || echo "$(GIT_COMMIT)" > $@
+
+$(BUILD)/obj/bench/flowturbo_bench.o: bench/flowturbo_bench.c $(BUILD)/commit.txt
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CUDA_INC) $(CFLAGS) -DFT_BUILD_COMMIT='"$(GIT_COMMIT)"' -c $< -o $@
 
 $(BUILD)/flowturbo-bench: $(BUILD)/obj/bench/flowturbo_bench.o $(BUILD)/libflowturbo.a
 	$(CC) $^ $(LDLIBS) -o $@
@@ -202,15 +216,18 @@ $(BUILD)/libflowturbo.a: $(LIB_OBJ)
 # zlib, HTTP or JPEG (those are the CLI's).
 LIB_LIBS := -lopenblas -lgomp -lpthread -lm $(CUDA_LIBS)
 
-$(BUILD)/libflowturbo.so: $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libflowturbo.so.0 -Wl,--no-undefined $^ $(LIB_LIBS) -o $@
+# The shared library (the Python package and the examples load it): every object is -fPIC; it exports only the
+# public ft_* API (engine/libflowturbo.map).
+$(BUILD)/libflowturbo.so: $(LIB_OBJ) engine/libflowturbo.map
+	$(CC) -shared -Wl,-soname,libflowturbo.so.0 -Wl,--version-script=engine/libflowturbo.map -Wl,--no-undefined \
+	    $(LIB_OBJ) $(LIB_LIBS) -o $@
 
 $(BUILD)/include/flowturbo.h: engine/flowturbo.h
 	@mkdir -p $(dir $@)
 	cp $< $@
 
 $(BUILD)/flowturbo: $(CLI_OBJ) $(BUILD)/libflowturbo.a
-	$(CC) $(CLI_OBJ) $(BUILD)/libflowturbo.a $(CLI_LDLIBS) $(LDLIBS) $(MPI_LIBS) -o $@
+	$(CC) $(CLI_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) $(CLI_LDLIBS) $(MPI_LIBS) -o $@
 
 # fid_mpi.o is rebuilt when MPI changes (the stamp names the setting)
 $(BUILD)/obj/host/fid_mpi.o: BASE_CFLAGS += $(if $(filter 1,$(MPI)),-DFT_WITH_MPI $(MPI_CFLAGS))
@@ -228,7 +245,7 @@ $(BUILD)/obj/host/serve_http.o: host/serve_page.html
 HOST_LIB_OBJ := $(filter-out $(BUILD)/obj/host/main.o,$(CLI_OBJ))
 
 $(BUILD)/test_runner: $(TEST_OBJ) $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(BUILD)/flowturbo
-	$(CC) $(TEST_OBJ) $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(CLI_LDLIBS) $(LDLIBS) $(MPI_LIBS) -o $@
+	$(CC) $(TEST_OBJ) $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) $(CLI_LDLIBS) $(MPI_LIBS) -o $@
 
 test: $(BUILD)/test_runner
 	$(BUILD)/test_runner --isolate
@@ -269,12 +286,32 @@ $(BUILD)/vae_bench: $(BUILD)/obj/bench/vae_bench.o $(BUILD)/libflowturbo.a
 bench-vae: $(BUILD)/vae_bench
 	bash bench/run_vae_bench.sh
 
+deps-python:
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(PY_DEB_PKGS)"
+
+# The Python package (host/python) installed into a venv that sees Debian's NumPy/Pillow/pytest, then its tests and
+# the repository-level Python tests (tests/python: docs, bench, weights script); FT_PYENV puts the venv elsewhere.
+# -P: the source tree is not on sys.path, so the tests import the installed copy.
+FT_PYENV ?= $(BUILD)/pyenv
+test-python: all
+	@[ -x $(FT_PYENV)/bin/python ] || $(PYTHON) -m venv --system-site-packages $(FT_PYENV)
+	$(FT_PYENV)/bin/python -m pip install -q --root-user-action=ignore --no-build-isolation --no-deps \
+	    --force-reinstall ./host/python
+	FT_EXPECT_INSTALLED=1 FT_BUILD=$(BUILD) PYTHONPATH=tests/python $(FT_PYENV)/bin/python -P -m pytest -q -rs \
+	    -p no:cacheprovider -p pytest_summary host/python/tests tests/python
+
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then echo "deps: all present ($(DEB_PKGS))"; \
 	elif [ "$$(id -u)" = 0 ]; then echo "deps: installing$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	else echo "deps: missing$$missing; run: sudo apt-get install -y$$missing"; exit 1; fi
+
+# pkg-config file for PREFIX (tests/docs checks README's link line against it)
+$(BUILD)/flowturbo.pc: Makefile FORCE
+	@mkdir -p $(dir $@)
+	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: flowturbo\nDescription: FlowTurbo inference engine\nVersion: 0.1.0\nLibs: -L$${libdir} -lflowturbo\nLibs.private: %s\nCflags: -I$${includedir}\n' \
+	  "$(PREFIX)" "$(LIB_LIBS)" > $@.tmp && { cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@; }
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
@@ -283,8 +320,7 @@ install: all
 	install -m 755 $(BUILD)/libflowturbo.so $(DESTDIR)$(PREFIX)/lib/libflowturbo.so.0
 	ln -sf libflowturbo.so.0 $(DESTDIR)$(PREFIX)/lib/libflowturbo.so
 	install -m 755 $(BUILD)/flowturbo $(DESTDIR)$(PREFIX)/bin/flowturbo
-	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: flowturbo\nDescription: FlowTurbo inference engine\nVersion: 0.1.0\nLibs: -L$${libdir} -lflowturbo\nLibs.private: %s\nCflags: -I$${includedir}\n' \
-	  "$(PREFIX)" "$(LIB_LIBS)" > $(DESTDIR)$(PREFIX)/lib/pkgconfig/flowturbo.pc
+	install -m 644 $(BUILD)/flowturbo.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/flowturbo.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/include/flowturbo.h $(DESTDIR)$(PREFIX)/lib/libflowturbo.a \
@@ -300,5 +336,7 @@ examples: all
 
 clean:
 	rm -rf build
+
+FORCE:
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../kernels/common/philox.h"
 #include "safetensors.h"
@@ -263,6 +264,14 @@ const char *ft_class_name(const ft_context *ctx, int class_id) {
     const sit_model *m = ctx ? ctx_pred(ctx) : NULL;
     if (!m || !m->class_name || class_id < 0 || class_id >= m->cfg.num_classes) return NULL;
     return m->class_name[class_id];
+}
+
+int ft_class_id(const ft_context *ctx, const char *name) {
+    const sit_model *m = ctx ? ctx_pred(ctx) : NULL;
+    if (!m || !m->class_name || !name) return -1;
+    for (int c = 0; c < m->cfg.num_classes; c++)
+        if (m->class_name[c] && strcasecmp(m->class_name[c], name) == 0) return c;
+    return -1;
 }
 
 int ctx_is_pixel_space(const sit_model *m) { return m->cfg.in_channels == 1 || m->cfg.in_channels == 3; }

@@ -1,7 +1,8 @@
 /* engine/embedded_model.c — the Fashion-MNIST SiT and refiner compiled into
  * the library (host/models/, 5.7 MB in F16; weights_tool/fashion/ trains
- * them). In the static library this object is linked only into programs that
- * call ft_load_embedded. The Makefile makes it depend on the model files. */
+ * them): their bytes (ft_default_model) and loading them (ft_load_embedded).
+ * In the static library this object is linked only into programs that call
+ * one of the two. The Makefile makes it depend on the model files. */
 #include <stdint.h>
 
 #include "context.h"
@@ -10,14 +11,23 @@
 FT_INCBIN(ft_fashion_sit, "host/models/fashion_sit.safetensors");
 FT_INCBIN(ft_fashion_refiner, "host/models/fashion_refiner.safetensors");
 
+const void *ft_default_model(ft_role role, size_t *size, const char **name) {
+    const uint8_t *start = NULL, *end = NULL;
+    const char *what = NULL;
+    if (role == FT_ROLE_PREDICTOR) start = ft_fashion_sit_start, end = ft_fashion_sit_end, what = FT_DEFAULT_PREDICTOR_NAME;
+    if (role == FT_ROLE_REFINER)
+        start = ft_fashion_refiner_start, end = ft_fashion_refiner_end, what = FT_DEFAULT_REFINER_NAME;
+    if (size) *size = start ? (size_t)(end - start) : 0;
+    if (name) *name = what;
+    return start;
+}
+
 ft_status ft_load_embedded(ft_context *ctx, ft_role role) {
     if (!ctx) return FT_ERR_INVALID_ARGUMENT;
-    if (role == FT_ROLE_PREDICTOR)
-        return ft_load_memory(ctx, role, ft_fashion_sit_start, (size_t)(ft_fashion_sit_end - ft_fashion_sit_start),
-                              "embedded:fashion_sit");
-    if (role == FT_ROLE_REFINER)
-        return ft_load_memory(ctx, role, ft_fashion_refiner_start,
-                              (size_t)(ft_fashion_refiner_end - ft_fashion_refiner_start), "embedded:fashion_refiner");
+    size_t size;
+    const char *name;
+    const void *data = ft_default_model(role, &size, &name);
+    if (data) return ft_load_memory(ctx, role, data, size, name);
     ft_status st = ctx_busy(ctx);
     if (st != FT_OK) return st;
     if (role == FT_ROLE_VAE)

@@ -138,6 +138,14 @@ ft_status ft_load_memory(ft_context *ctx, ft_role role, const void *data, size_t
  * Fashion-MNIST: 32x32 grey images, 10 named classes, no VAE (pixel space). */
 ft_status ft_load_embedded(ft_context *ctx, ft_role role);
 
+/* The Fashion-MNIST models compiled into the library (weights_tool/fashion/ trains them), as safetensors bytes for
+ * ft_load_memory: FT_ROLE_PREDICTOR a class-conditional SiT on 32x32 grey pixels with 10 named classes,
+ * FT_ROLE_REFINER its FlowTurbo velocity refiner. *name (when name is not NULL) gets FT_DEFAULT_PREDICTOR_NAME or
+ * FT_DEFAULT_REFINER_NAME. Returns NULL (size 0) for FT_ROLE_VAE: the embedded model works in pixels. */
+#define FT_DEFAULT_PREDICTOR_NAME "embedded:fashion_sit"
+#define FT_DEFAULT_REFINER_NAME "embedded:fashion_refiner"
+const void *ft_default_model(ft_role role, size_t *size, const char **name);
+
 typedef struct {
     int loaded;
     /* transformer roles */
@@ -152,6 +160,8 @@ typedef struct {
 ft_status ft_model_get_info(const ft_context *ctx, ft_role role, ft_model_info *info);
 /* Name of a class from the predictor's optional "class_names" metadata, or NULL. */
 const char *ft_class_name(const ft_context *ctx, int class_id);
+/* The class id whose name is name (ASCII case-insensitive), or -1 when the predictor has no such class name. */
+int ft_class_id(const ft_context *ctx, const char *name);
 
 /* Shape of what ft_generate writes for the loaded models. */
 typedef struct {

@@ -281,6 +281,7 @@ int cmd_sample_fid(int argc, char **argv) {
     if (sc.refiner_blocks > 0 && !a.refiner)
         return cli_usage_error(&spec, "sampler %s has %d refiner step(s): pass the refiner with --refiner FILE",
                                sc.name, sc.refiner_blocks);
+    a.refiner = refiner_if_used(a.refiner, &sc);
     if (a.num < 1 || a.num > INT32_MAX) return cli_usage_error(&spec, "option '--num' must be in 1..2147483647, got %lld", (long long)a.num);
     if (a.batch < 1) return cli_usage_error(&spec, "option '--batch' must be >= 1, got %d", a.batch);
     if (a.seed < 0)

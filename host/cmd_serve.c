@@ -7,7 +7,6 @@
 #include "cli_engine.h"
 #include "cli_options.h"
 #include "commands.h"
-#include "default_model.h"
 #include "progress.h"
 #include "serve.h"
 
@@ -20,16 +19,17 @@ typedef struct {
 /* The first worker loads the models; the others share them (ft_context_new_shared). */
 static int load_models(serve_state *s, engine_session *es, const serve_args *a) {
     int embedded = !a->model;
+    const char *name;
     if (embedded) {
-        if (engine_load_embedded(es, FT_ROLE_PREDICTOR, DEFAULT_MODEL_NAME) != 0) return 1;
-        if (!a->refiner && engine_load_embedded(es, FT_ROLE_REFINER, DEFAULT_REFINER_NAME) != 0) return 1;
+        if (engine_load_default(es, FT_ROLE_PREDICTOR, &name) != 0) return 1;
+        if (!a->refiner && engine_load_default(es, FT_ROLE_REFINER, &name) != 0) return 1;
     } else if (engine_load(es, FT_ROLE_PREDICTOR, a->model, "--model") != 0) {
         return 1;
     }
     if (a->refiner && engine_load(es, FT_ROLE_REFINER, a->refiner, "--refiner") != 0) return 1;
     if (a->vae && engine_load(es, FT_ROLE_VAE, a->vae, "--vae") != 0) return 1;
-    s->model_name = embedded ? DEFAULT_MODEL_NAME : a->model;
-    s->refiner_name = a->refiner ? a->refiner : embedded ? DEFAULT_REFINER_NAME : NULL;
+    s->model_name = embedded ? FT_DEFAULT_PREDICTOR_NAME : a->model;
+    s->refiner_name = a->refiner ? a->refiner : embedded ? FT_DEFAULT_REFINER_NAME : NULL;
     s->vae_name = a->vae;
     ft_output_shape sh;
     ft_model_info mi;

@@ -29,11 +29,15 @@ done
 case "$(needed "$ex/readme_shared")" in *libflowturbo.so.0*) ;; *) fail "readme_shared does not use libflowturbo.so" ;; esac
 echo "examples: static build needs: $(needed "$ex/readme_static")"
 
-"$ex/readme_static" "$ex/readme_static.ppm"
-LD_LIBRARY_PATH=$stage/usr/local/lib "$ex/readme_shared" "$ex/readme_shared.ppm"
-[ "$(head -c 14 "$ex/readme_static.ppm")" = "$(printf 'P6\n128 64\n255\n')" ] || fail "readme example: bad PPM header"
+# the README example writes readme_example.ppm (8 images of 32x32, stacked) in the current directory
+readme_run() ( # EXE OUT.ppm [MODEL FILES...]
+    dir=$(mktemp -d "$ex/run.XXXXXX") && cd "$dir" && "$1" "${@:3}" && mv readme_example.ppm "$2" && rmdir "$dir"
+)
+readme_run "$ex/readme_static" "$ex/readme_static.ppm"
+LD_LIBRARY_PATH=$stage/usr/local/lib readme_run "$ex/readme_shared" "$ex/readme_shared.ppm"
+[ "$(head -c 14 "$ex/readme_static.ppm")" = "$(printf 'P6\n32 256\n255\n')" ] || fail "readme example: bad PPM header"
 cmp -s "$ex/readme_static.ppm" "$ex/readme_shared.ppm" || fail "static and shared README examples differ"
-echo "examples: README example (embedded model), static and shared: identical 128x64 grids"
+echo "examples: README example (embedded model), static and shared: identical 8 images of 32x32"
 
 models=$ex/models && mkdir -p "$models"
 common="--input-size 8 --patch 2 --hidden 64 --depth 2 --heads 4 --in-channels 4 --num-classes 1000"
@@ -41,8 +45,8 @@ py=${PYTHON:-/usr/bin/python3}
 $py weights_tool/convert.py random --kind sit $common -o "$models/sit.safetensors" >/dev/null
 $py weights_tool/convert.py random --kind refiner $common -o "$models/refiner.safetensors" >/dev/null
 $py weights_tool/convert.py random --kind vae --vae-preset tiny -o "$models/vae.safetensors" >/dev/null
-"$ex/readme_static" "$models/sit.safetensors" "$models/refiner.safetensors" "$models/vae.safetensors" "$ex/files.ppm"
-[ "$(head -c 14 "$ex/files.ppm")" = "$(printf 'P6\n128 64\n255\n')" ] || fail "README example with files: bad PPM"
+readme_run "$ex/readme_static" "$ex/files.ppm" "$models/sit.safetensors" "$models/refiner.safetensors" "$models/vae.safetensors"
+[ "$(head -c 14 "$ex/files.ppm")" = "$(printf 'P6\n32 256\n255\n')" ] || fail "README example with files: bad PPM"
 echo "examples: README example with SiT + refiner + VAE files: 8 images of 32x32"
 
 "$ex/render_loop" --fps 30 --frames 24 --threads 2 --sampler H1P3R2 --steps-per-seed 8 -o "$ex/walk.y4m"
