@@ -2,7 +2,8 @@
  * buffer. Work is split into (sample, head, block of Q_BLOCK queries) tasks
  * over OpenMP; each task computes its Q_BLOCK x T score block with one sgemm
  * (never the full T x T matrix), a row softmax, and P V with a second sgemm.
- * OpenBLAS runs single-threaded inside the tasks. */
+ * OpenBLAS runs single-threaded (always, see gemm.c); the task split does not
+ * depend on the thread count, so neither do the results. */
 #include <math.h>
 #include <omp.h>
 #include <cblas.h>
@@ -45,7 +46,6 @@ void cpu_attention(ft_backend *be, void *o_, const void *qkv_, int N, int T, int
     long tasks = (long)N * H * n_qb;
     if (threads > tasks) threads = (int)tasks;
     if ((size_t)N * H * T * T * hd < CPU_PAR_MIN) threads = 1;
-    openblas_set_num_threads(1);
 #pragma omp parallel num_threads(threads)
     {
         float *s = scratch + (size_t)omp_get_thread_num() * block;
@@ -63,5 +63,4 @@ void cpu_attention(ft_backend *be, void *o_, const void *qkv_, int N, int T, int
                         o + ((size_t)n * T + q0) * D + (size_t)h * hd, D);
         }
     }
-    openblas_set_num_threads(cpu_threads(be));
 }

@@ -39,7 +39,7 @@ static void cpu_set_threads(ft_backend *be, int n) {
     if (n <= 0) n = omp_get_num_procs();
     ((cpu_impl *)be->impl)->n_threads = n;
     omp_set_num_threads(n);
-    openblas_set_num_threads(n);
+    openblas_set_num_threads(1); /* parallel over fixed GEMM tiles instead: thread-count-invariant (gemm.c) */
 }
 
 static ft_status cpu_alloc(ft_backend *be, size_t bytes, void **ptr) {

@@ -1,10 +1,60 @@
-/* kernels/cpu/gemm.c — linear layers (OpenBLAS sgemm + fused epilogue) and casts. */
+/* kernels/cpu/gemm.c — linear layers (OpenBLAS sgemm + fused epilogue), casts,
+ * and the thread-count-invariant GEMM every CPU op uses. */
 #include <math.h>
 #include <string.h>
 #include <cblas.h>
 
 #include "cpu_ops.h"
 #include "vec_math.h"
+
+/* ---- thread-count-invariant GEMM ----
+ * A multi-threaded OpenBLAS sgemm partitions the output differently for each
+ * thread count, and its edge kernels round differently from its main kernel,
+ * so the same product differs in the last bits between 1, 2 and 3 threads
+ * (OpenBLAS 0.3.21 on a Zen core: ~10% of the outputs of a 2048x384x128
+ * product). So OpenBLAS always runs single-threaded (cpu_backend.c) and the
+ * output is cut into a grid of tiles that depends only on the shape: each tile
+ * is one sgemm call with the same arguments whatever the thread count, and
+ * OpenMP only decides which thread runs which tile. K is never split. */
+#define TILE_M_MAX 256
+#define TILE_N_MAX 512
+#define TILE_M_MIN 64
+#define TILE_N_MIN 128
+#define TILE_TASKS 16 /* grids aim at this many tiles (enough for 16 threads) */
+
+static void tile_grid(int M, int N, int *tm, int *tn) {
+    int a = TILE_M_MAX, b = TILE_N_MAX;
+    while ((long)((M + a - 1) / a) * ((N + b - 1) / b) < TILE_TASKS) {
+        if (b > TILE_N_MIN && (b >= 2 * a || a <= TILE_M_MIN)) b /= 2;
+        else if (a > TILE_M_MIN) a /= 2;
+        else break;
+    }
+    *tm = a;
+    *tn = b;
+}
+
+void cpu_sgemm_sum(ft_backend *be, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                   size_t a_step, const float *B, int ldb, const size_t *b_off, int terms, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    int TM, TN;
+    tile_grid(M, N, &TM, &TN);
+    int cols = (N + TN - 1) / TN;
+    long tiles = (long)((M + TM - 1) / TM) * cols;
+    int threads = cpu_threads(be);
+    if (threads > tiles) threads = (int)tiles;
+    if ((double)M * N * K * terms < 64.0 * CPU_PAR_MIN) threads = 1; /* waking the team costs more */
+#pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1)
+    for (long t = 0; t < tiles; t++) {
+        int m0 = (int)(t / cols) * TM, n0 = (int)(t % cols) * TN;
+        int rows = M - m0 < TM ? M - m0 : TM, ncol = N - n0 < TN ? N - n0 : TN;
+        for (int s = 0; s < terms; s++) {
+            const float *b = B + (b_off ? b_off[s] : 0) + (trans_b ? (size_t)n0 * ldb : (size_t)n0);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, rows, ncol, K, alpha,
+                        A + (size_t)s * a_step + (size_t)m0 * lda, lda, b, ldb, s ? 1.0f : 0.0f,
+                        C + (size_t)m0 * ldc + n0, ldc);
+        }
+    }
+}
 
 /* bias + activation over one output row (vectorised; see vec_math.h). */
 CPU_VEC_CLONES static void epilogue_row(float *row, const float *bias, int N, ft_epilogue epi) {
@@ -21,11 +71,10 @@ CPU_VEC_CLONES static void epilogue_row(float *row, const float *bias, int N, ft
 
 void cpu_linear(ft_backend *be, void *y_, ft_buf_type y_type, const void *x_, const void *w_,
                 const float *bias, int M, int N, int K, ft_epilogue epi) {
-    (void)be;
     (void)y_type; /* f32 and act are both float32 here */
     float *y = y_;
     const float *x = x_, *w = w_;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, w, K, 0.0f, y, N);
+    cpu_sgemm_sum(be, 1, M, N, K, 1.0f, x, K, 0, w, K, NULL, 1, y, N);
     if (!bias && epi == FT_EPI_NONE) return;
 #pragma omp parallel for schedule(static) if ((size_t)M * N > CPU_PAR_MIN)
     for (int m = 0; m < M; m++) epilogue_row(y + (size_t)m * N, bias, N, epi);
