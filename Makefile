@@ -13,6 +13,10 @@
 #   make test-cuda  only the CUDA tests (build/test_cuda; they SKIP without a GPU)
 #   make gpu-bench  build/flowturbo-bench (GPU benchmark, bench/GPU_NOTES.md)
 #   make gpu-check  bash bench/gpu_check.sh: build, CUDA tests, benchmarks, PyTorch baseline
+#
+# Reliability (tests/README.md):
+#   make fuzz       build the libFuzzer targets (clang) and run each for FUZZ_SECONDS (default 60)
+#   make test-reliability  the fault scripts tests/reliability/*.sh
 
 ifeq ($(origin CC),default)
 CC      := gcc
@@ -56,7 +60,8 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CUDA_OBJ)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps test test-asan goldens bench bench-vae gpu-bench gpu-check test-cuda clean install uninstall info
+.PHONY: all deps test test-asan goldens bench bench-vae gpu-bench gpu-check test-cuda clean install uninstall info \
+        fuzz fuzz-build fuzz-targets test-reliability
 
 all: $(BUILD)/libflowturbo.a $(BUILD)/include/flowturbo.h $(BUILD)/flowturbo
 
@@ -121,6 +126,29 @@ test-asan:
 ifeq ($(LDLIBS_EXTRA),1)
 LDLIBS += -fsanitize=address,undefined
 endif
+
+# ---- fuzzing: tests/fuzz/fuzz_<parser>.c, clang libFuzzer + ASan + UBSan, in its own tree (build/fuzz) ----
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS ?= 2
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_CFLAGS := -g -O1 -Wno-pass-failed -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+
+fuzz-build:
+	$(MAKE) BUILD=build/fuzz CC=$(FUZZ_CC) CFLAGS="$(FUZZ_CFLAGS)" CUDA=0 fuzz-targets
+
+fuzz-targets: $(FUZZ_BIN)
+
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a
+	$(CC) $(filter-out -MMD -MP,$(BASE_CFLAGS)) $(CFLAGS) $< $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) \
+	    -fsanitize=fuzzer,address,undefined -o $@
+
+fuzz: fuzz-build $(BUILD)/flowturbo
+	bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_JOBS)
+
+# ---- fault tests: kill -9 + resume, full disk, thread counts, concurrent contexts (TSan), leaks ----
+test-reliability: all
+	bash tests/reliability/run_all.sh
 
 # The one-command GPU check (build, CUDA tests, benchmarks; logs in $$OUT).
 gpu-check:

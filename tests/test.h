@@ -73,4 +73,10 @@ int test_cli_run(char *out, size_t out_size, const char *fmt, ...) __attribute__
 const char *test_tmp_path(const char *prefix, const char *name);
 int test_file_exists(const char *path);
 
+/* Peak resident memory: test_peak_reset() resets this process's high-water mark (/proc/self/clear_refs) and
+ * returns the current RSS in kB; test_peak_growth(base) is the peak since then minus base, in kB. Both -1 when
+ * /proc does not allow it (the caller SKIPs). */
+long test_peak_reset(void);
+long test_peak_growth(long base);
+
 #endif

@@ -198,34 +198,16 @@ TEST(loader_json_parser_edge_cases) {
     return PASS;
 }
 
-/* Peak resident memory growth (kB) of opening a safetensors image in memory:
- * the high-water mark is reset (/proc/self/clear_refs) just before. -1 when
- * /proc does not allow it. */
-static long kb_field(const char *key) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long v = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, key, strlen(key)) == 0) v = atol(line + strlen(key));
-    if (f) fclose(f);
-    return v;
-}
-
+/* Peak resident memory growth (kB) of opening a safetensors image in memory, or -1. */
 static long open_peak_kb(const char *image, size_t size, ft_status *st, char *msg, size_t cap) {
-    FILE *c = fopen("/proc/self/clear_refs", "w");
-    if (!c || fputs("5", c) < 0) {
-        if (c) fclose(c);
-        return -1;
-    }
-    fclose(c);
-    long before = kb_field("VmRSS:");
+    long base = test_peak_reset();
     st_file f;
     ft_err err;
     *st = st_open_memory(&f, image, size, "big.safetensors", &err);
     snprintf(msg, cap, "%s", *st == FT_OK ? "" : err.msg);
-    long peak = kb_field("VmHWM:");
+    long kb = test_peak_growth(base);
     if (*st == FT_OK) st_close(&f);
-    return before < 0 || peak < 0 ? -1 : peak - before;
+    return kb;
 }
 
 /* [u64 length][header] in one malloc'd image; the header holds n copies of

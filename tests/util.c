@@ -133,3 +133,26 @@ int test_file_exists(const char *path) {
     struct stat sb;
     return stat(path, &sb) == 0;
 }
+
+static long status_kb(const char *key) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, key, strlen(key)) == 0) v = atol(line + strlen(key));
+    if (f) fclose(f);
+    return v;
+}
+
+long test_peak_reset(void) {
+    FILE *c = fopen("/proc/self/clear_refs", "w");
+    if (!c) return -1;
+    int ok = fputs("5", c) >= 0;
+    if (fclose(c) != 0 || !ok) return -1;
+    return status_kb("VmRSS:");
+}
+
+long test_peak_growth(long base) {
+    long peak = status_kb("VmHWM:");
+    return base < 0 || peak < 0 ? -1 : peak - base;
+}
