@@ -7,6 +7,7 @@
 
 #include "../kernels/common/philox.h"
 #include "errors.h"
+#include "finite.h"
 #include "flowturbo.h"
 #include "plan.h"
 #include "safetensors.h"
@@ -321,7 +322,29 @@ static ft_status validate(ft_context *ctx, const ft_generate_params *gp, const f
                         pc->num_classes);
     if (!(gp->cfg_scale == gp->cfg_scale) || gp->cfg_scale > 1e6f || gp->cfg_scale < -1e6f)
         return fail(ctx, FT_ERR_INVALID_ARGUMENT, "cfg_scale must be a finite number");
+    if (gp->noise) {
+        size_t per_image = (size_t)pc->in_channels * pc->input_size * pc->input_size;
+        size_t n = (size_t)gp->num_images * per_image, i = finite_scan_f32(gp->noise, n);
+        if (i < n)
+            return fail(ctx, FT_ERR_INVALID_ARGUMENT, "noise: image %zu holds %s at element %zu", i / per_image,
+                        finite_kind(gp->noise, FT_DTYPE_F32, i), i % per_image);
+    }
     return FT_OK;
+}
+
+/* The message of a batch whose results hold NaN or Inf (nothing of it is returned). */
+static ft_status nonfinite_batch(ft_context *ctx, const ft_plan *plan, const ft_sampler_cfg *sc, int done, int b,
+                                 int total, int image) {
+    int step = 0;
+    if (plan) plan_nonfinite(plan, &step, &image);
+    char where[96];
+    if (step == 0) snprintf(where, sizeof where, "the final latents (this backend does not check each step)");
+    else if (step > sc->steps) snprintf(where, sizeof where, "the VAE decoder's output");
+    else snprintf(where, sizeof where, "the sampler state after step %d of %d", step, sc->steps);
+    return fail(ctx, FT_ERR_NUMERIC,
+                "batch of images %d..%d (of %d): NaN or Inf in %s, first in image %d; the computation overflowed "
+                "(weights or inputs too large?) and nothing of this batch was returned",
+                done, done + b - 1, total, where, done + image);
 }
 
 static ft_status get_plan(ft_context *ctx, const ft_plan_env *env, const ft_plan_key *key, ft_plan **out) {
@@ -381,7 +404,12 @@ ft_status ft_generate(ft_context *ctx, const ft_generate_params *gp, float *late
     size_t state = (size_t)pc->in_channels * pc->input_size * pc->input_size;
     ctx->cancel = 0;
     uint64_t *seeds = malloc((size_t)batch * sizeof *seeds);
-    if (!seeds) return failed(ctx, fail(ctx, FT_ERR_OUT_OF_MEMORY, "out of host memory"));
+    /* backends that do not check each step: the final latents are checked on the host */
+    float *check = ctx->be->host_memory || latents_out ? NULL : malloc((size_t)batch * state * sizeof(float));
+    if (!seeds || (!ctx->be->host_memory && !latents_out && !check)) {
+        free(seeds);
+        return failed(ctx, fail(ctx, FT_ERR_OUT_OF_MEMORY, "out of host memory"));
+    }
     for (int done = 0; done < gp->num_images && st == FT_OK;) {
         int b = gp->num_images - done < batch ? gp->num_images - done : batch;
         ft_plan_key key = {b, gp->cfg_scale > 1.0f, images_out != NULL, sc};
@@ -392,9 +420,18 @@ ft_status ft_generate(ft_context *ctx, const ft_generate_params *gp, float *late
         st = plan_set_inputs(plan, &env, gp->labels + done, gp->cfg_scale, seeds,
                              gp->noise ? gp->noise + (size_t)done * state : NULL, &ctx->err);
         if (st == FT_OK) st = plan_run(plan, &env, ctx->params.use_graphs, &ctx->err);
+        if (st == FT_ERR_NUMERIC) st = nonfinite_batch(ctx, plan, &sc, done, b, gp->num_images, 0);
         if (st == FT_OK && latents_out)
             st = ctx->be->download(ctx->be, latents_out + (size_t)done * state, plan_latents(plan),
                                    (size_t)b * state * sizeof(float));
+        if (st == FT_OK && !ctx->be->host_memory) {
+            const float *lat = latents_out ? latents_out + (size_t)done * state : check;
+            if (!latents_out)
+                st = ctx->be->download(ctx->be, check, plan_latents(plan), (size_t)b * state * sizeof(float));
+            size_t i = st == FT_OK ? finite_scan_f32(lat, (size_t)b * state) : 0;
+            if (st == FT_OK && i < (size_t)b * state)
+                st = nonfinite_batch(ctx, NULL, &sc, done, b, gp->num_images, (int)(i / state));
+        }
         if (st == FT_OK && images_out) {
             size_t img = (size_t)plan_image_size(plan) * plan_image_size(plan) * 3;
             st = ctx->be->download(ctx->be, images_out + (size_t)done * img, plan_rgb(plan), (size_t)b * img);
@@ -405,6 +442,7 @@ ft_status ft_generate(ft_context *ctx, const ft_generate_params *gp, float *late
             st = fail(ctx, FT_ERR_CANCELLED, "cancelled by the progress callback after %d images", done);
     }
     free(seeds);
+    free(check);
     return st == FT_OK ? FT_OK : failed(ctx, st);
 }
 
@@ -431,6 +469,10 @@ ft_status ft_decode(ft_context *ctx, const float *latents, int n, int latent_siz
     const vae_config *vc = pixel ? NULL : vae_get_config(ctx->vae);
     int C = pixel ? ctx->pred.cfg.in_channels : vc->latent_channels;
     int S = latent_size;
+    size_t per_latent = (size_t)C * S * S, bad = finite_scan_f32(latents, (size_t)n * per_latent);
+    if (bad < (size_t)n * per_latent)
+        return failed(ctx, fail(ctx, FT_ERR_INVALID_ARGUMENT, "latents: image %zu holds %s at element %zu",
+                                bad / per_latent, finite_kind(latents, FT_DTYPE_F32, bad), bad % per_latent));
     int chunk = n < 4 ? n : 4, IS = pixel ? S : vae_image_size(ctx->vae, S);
     int oc = pixel ? C : vc->out_channels;
     size_t state = (size_t)C * S * S, img = (size_t)IS * IS * 3;
@@ -459,6 +501,11 @@ ft_status ft_decode(ft_context *ctx, const float *latents, int n, int latent_siz
             be->to_rgb8(be, d_rgb, d_lat, b, C, S);
         } else {
             vae_decode(be, ctx->vae, d_scr, d_lat, b, S, d_img);
+            size_t per_image = (size_t)oc * IS * IS, i = be->host_memory ? finite_scan_f32(d_img, b * per_image) : 0;
+            if (be->host_memory && i < b * per_image)
+                return failed(ctx, fail(ctx, FT_ERR_NUMERIC, "decoding image %zu: NaN or Inf in the VAE decoder's "
+                                        "output (the computation overflowed); no image was returned",
+                                        done + i / per_image));
             be->to_rgb8(be, d_rgb, d_img, b, oc, IS);
         }
         st = be->sync(be);

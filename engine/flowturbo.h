@@ -45,7 +45,8 @@ typedef enum {
     FT_ERR_NOT_LOADED = 6,       /* a model the request needs was not loaded */
     FT_ERR_BACKEND = 7,          /* the compute backend reported an error */
     FT_ERR_CANCELLED = 8,        /* a progress callback asked to stop */
-    FT_ERR_INTERNAL = 9
+    FT_ERR_INTERNAL = 9,
+    FT_ERR_NUMERIC = 10          /* a computation produced NaN or Inf (nothing of that batch is returned) */
 } ft_status;
 
 const char *ft_status_string(ft_status status);

@@ -3,7 +3,8 @@
  * allocation per model. A model describes what it needs as a list of specs
  * (name, shape, kind, destination); weights_load checks the file against it
  * (presence, shape, float dtype, no unexpected tensors), allocates once and
- * converts every tensor into place. Several specs may fill one destination
+ * converts every tensor into place, refusing NaN and Inf values (named by
+ * tensor and element index). Several specs may fill one destination
  * at different offsets (e.g. all adaLN matrices into one GEMM operand).
  */
 #ifndef FT_WEIGHTS_H

@@ -44,6 +44,8 @@ struct ft_backend {
     size_t act_size;  /* bytes per act element */
     char error[512];  /* message of the first failure (sticky) */
     void *impl;       /* backend-private state */
+    int host_memory;  /* buffers are host memory and ops finish before returning (CPU): the engine reads
+                         results in place, e.g. to check each sampler step for NaN / Inf */
 
     /* ---- lifetime, memory, transfers ---- */
     void (*destroy)(ft_backend *be);

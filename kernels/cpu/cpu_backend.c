@@ -105,6 +105,7 @@ ft_backend *ft_backend_cpu_create(int n_threads, char *err, size_t err_size) {
     be->name = "cpu";
     be->act_size = sizeof(float);
     be->impl = impl;
+    be->host_memory = 1;
     be->destroy = cpu_destroy;
     be->set_threads = cpu_set_threads;
     be->alloc = cpu_alloc;
