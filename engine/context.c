@@ -90,8 +90,12 @@ ft_context *ft_context_new(const ft_context_params *params) {
     if (!ctx) return NULL;
     if (params) ctx->params = *params;
     else ft_context_params_init(&ctx->params);
-    ctx->be = ft_backend_create(ctx->params.backend, ctx->params.device, ctx->params.n_threads,
-                                ctx->params.compute_dtype, ctx->backend_error, sizeof ctx->backend_error);
+    if (ctx->params.n_threads > FT_MAX_THREADS) /* refused before any thread exists */
+        snprintf(ctx->backend_error, sizeof ctx->backend_error, "n_threads %d is above the supported maximum %d",
+                 ctx->params.n_threads, FT_MAX_THREADS);
+    else
+        ctx->be = ft_backend_create(ctx->params.backend, ctx->params.device, ctx->params.n_threads,
+                                    ctx->params.compute_dtype, ctx->backend_error, sizeof ctx->backend_error);
     if (!ctx->be) {
         fail(ctx, FT_ERR_UNSUPPORTED, "cannot start the compute backend: %s", ctx->backend_error);
         ft_log(ctx, FT_LOG_ERROR, "%s", ctx->err.msg);
@@ -136,7 +140,7 @@ static ft_status need_backend(ft_context *ctx) {
     return fail(ctx, FT_ERR_UNSUPPORTED, "no compute backend: %s", ctx->backend_error);
 }
 
-static void load_progress(int done, int total, void *user) { progress(user, FT_PHASE_LOADING, done, total); }
+static int load_progress(int done, int total, void *user) { return progress(user, FT_PHASE_LOADING, done, total); }
 
 /* Binds an opened file to a role, replacing the previous model on success. */
 static ft_status load_file(ft_context *ctx, ft_role role, st_file *f) {
@@ -290,6 +294,22 @@ void ft_noise(float *out, int n, int channels, int size, uint64_t seed) {
         }
 }
 
+/* Attention over `tokens` positions within what the backend supports (checked before any work). */
+static ft_status check_sequence(ft_context *ctx, const char *what, long tokens) {
+    long max = ctx->be->max_attention_tokens;
+    if (max > 0 && tokens > max)
+        return fail(ctx, FT_ERR_UNSUPPORTED, "%s needs attention over %ld tokens; the %s backend supports at most %ld",
+                    what, tokens, ctx->be->name, max);
+    return FT_OK;
+}
+
+/* The VAE's mid-block attends over all latent_size^2 positions. */
+static ft_status check_vae_size(ft_context *ctx, int latent_size) {
+    char what[96];
+    snprintf(what, sizeof what, "decoding %dx%d latents (the VAE's mid-block)", latent_size, latent_size);
+    return check_sequence(ctx, what, (long)latent_size * latent_size);
+}
+
 /* Checks everything a generate call needs before any work starts. */
 static ft_status validate(ft_context *ctx, const ft_generate_params *gp, const ft_sampler_cfg *sc, int want_images) {
     if (!ctx->has_pred)
@@ -314,14 +334,20 @@ static ft_status validate(ft_context *ctx, const ft_generate_params *gp, const f
     if (want_images && ctx->vae && vae_get_config(ctx->vae)->latent_channels != pc->in_channels)
         return fail(ctx, FT_ERR_INVALID_ARGUMENT, "the VAE takes %d latent channels but the predictor makes %d",
                     vae_get_config(ctx->vae)->latent_channels, pc->in_channels);
+    ft_status st = check_sequence(ctx, "the predictor", pc->tokens);
+    if (st == FT_OK && sc->n_r > 0) st = check_sequence(ctx, "the refiner", ctx->ref.cfg.tokens);
+    if (st == FT_OK && want_images && ctx->vae) st = check_vae_size(ctx, pc->input_size);
+    if (st != FT_OK) return st;
     if (gp->num_images < 1) return fail(ctx, FT_ERR_INVALID_ARGUMENT, "num_images must be >= 1");
     if (!gp->labels) return fail(ctx, FT_ERR_INVALID_ARGUMENT, "labels is NULL");
     for (int i = 0; i < gp->num_images; i++)
         if (gp->labels[i] < 0 || gp->labels[i] >= pc->num_classes)
             return fail(ctx, FT_ERR_INVALID_ARGUMENT, "label %d of image %d is outside [0, %d)", gp->labels[i], i,
                         pc->num_classes);
-    if (!(gp->cfg_scale == gp->cfg_scale) || gp->cfg_scale > 1e6f || gp->cfg_scale < -1e6f)
-        return fail(ctx, FT_ERR_INVALID_ARGUMENT, "cfg_scale must be a finite number");
+    if (!(gp->cfg_scale == gp->cfg_scale)) return fail(ctx, FT_ERR_INVALID_ARGUMENT, "cfg_scale is NaN");
+    if (gp->cfg_scale > FT_MAX_CFG_SCALE || gp->cfg_scale < -FT_MAX_CFG_SCALE)
+        return fail(ctx, FT_ERR_INVALID_ARGUMENT, "cfg_scale %g is outside [-%g, %g]", (double)gp->cfg_scale,
+                    (double)FT_MAX_CFG_SCALE, (double)FT_MAX_CFG_SCALE);
     if (gp->noise) {
         size_t per_image = (size_t)pc->in_channels * pc->input_size * pc->input_size;
         size_t n = (size_t)gp->num_images * per_image, i = finite_scan_f32(gp->noise, n);
@@ -461,6 +487,7 @@ ft_status ft_decode(ft_context *ctx, const float *latents, int n, int latent_siz
                                 "ft_decode: latents, images_out, n >= 1 and latent_size in 1..1024 are required"));
     if (!ctx->has_pred && !ctx->vae)
         return failed(ctx, fail(ctx, FT_ERR_NOT_LOADED, "decoding needs a VAE (--vae) or a pixel-space predictor"));
+    if (ctx->vae && check_vae_size(ctx, latent_size) != FT_OK) return failed(ctx, FT_ERR_UNSUPPORTED);
     ft_backend *be = ctx->be;
     int pixel = !ctx->vae;
     if (pixel && !is_pixel_space(&ctx->pred))
@@ -510,7 +537,9 @@ ft_status ft_decode(ft_context *ctx, const float *latents, int n, int latent_siz
         }
         st = be->sync(be);
         if (st == FT_OK) st = be->download(be, images_out + (size_t)done * img, d_rgb, (size_t)b * img);
-        if (st == FT_OK) progress(ctx, FT_PHASE_DECODING, done + b, n);
+        if (st == FT_OK && progress(ctx, FT_PHASE_DECODING, done + b, n) && done + b < n)
+            return failed(ctx, fail(ctx, FT_ERR_CANCELLED, "cancelled by the progress callback after %d images",
+                                    done + b));
     }
     if (st != FT_OK) return failed(ctx, fail(ctx, st, "decoding failed on the %s backend: %s", be->name, be->error));
     return FT_OK;

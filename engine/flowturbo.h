@@ -67,13 +67,18 @@ typedef void (*ft_log_cb)(ft_log_level level, const char *message, void *user);
  * call ft_* functions, and with graphs a cancel takes effect when the current batch's trajectory has finished. */
 typedef int (*ft_progress_cb)(ft_phase phase, int step, int total, void *user);
 
+/* Bounds on untrusted numbers, checked before any work: more threads than FT_MAX_THREADS or a guidance scale
+ * outside [-FT_MAX_CFG_SCALE, FT_MAX_CFG_SCALE] is refused. */
+#define FT_MAX_THREADS 1024
+#define FT_MAX_CFG_SCALE 1.0e6f
+
 typedef enum { FT_BACKEND_AUTO = 0, FT_BACKEND_CPU = 1, FT_BACKEND_CUDA = 2 } ft_backend_kind;
 typedef enum { FT_DTYPE_F32 = 0, FT_DTYPE_F16 = 1, FT_DTYPE_BF16 = 2 } ft_dtype;
 
 typedef struct {
     ft_backend_kind backend; /* AUTO: CUDA when a usable GPU is present, else CPU */
     int device;              /* CUDA device ordinal */
-    int n_threads;           /* CPU threads; <= 0 means all online cores */
+    int n_threads;           /* CPU threads; <= 0 means all online cores; above FT_MAX_THREADS is refused */
     ft_dtype compute_dtype;  /* GEMM operand type on GPU backends (CPU is always F32) */
     int use_graphs;          /* CUDA: capture whole trajectories into graphs (default 1) */
     ft_log_cb log_cb;        /* NULL: quiet */
@@ -133,7 +138,7 @@ typedef struct {
     uint64_t seed;         /* image k of the call uses noise seed + k */
     const float *noise;    /* optional [num_images, C, S, S] initial noise; overrides seed */
     const char *sampler;   /* "H1P5R3", "heun:8", "euler:50", ... */
-    float cfg_scale;       /* <= 1: no guidance (no batch doubling) */
+    float cfg_scale;       /* <= 1: no guidance (no batch doubling); |cfg_scale| <= FT_MAX_CFG_SCALE */
     int batch_size;        /* images per model batch; <= 0: all at once */
 } ft_generate_params;
 

@@ -135,7 +135,10 @@ ft_status weights_load(ft_backend *be, const st_file *f, const ft_wspec_list *sp
             return ft_fail(err, st, "%s: cannot upload tensor '%s': %s", f->path, s->name, be->error);
         }
         params += t->numel;
-        if (progress) progress((int)i + 1, (int)specs->n, user);
+        if (progress && progress((int)i + 1, (int)specs->n, user)) {
+            be->free(be, base);
+            return ft_fail(err, FT_ERR_CANCELLED, "%s: loading cancelled by the progress callback", f->path);
+        }
     }
     *arena = base;
     *n_params = params;

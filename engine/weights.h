@@ -39,7 +39,8 @@ ft_status wspec_add_part(ft_wspec_list *l, void **slot, ft_weight_kind kind, siz
     __attribute__((format(printf, 8, 9)));
 void wspec_free(ft_wspec_list *l);
 
-typedef void (*ft_load_progress)(int done, int total, void *user);
+/* Called after each tensor; non-zero stops the loading (FT_ERR_CANCELLED, nothing stays allocated). */
+typedef int (*ft_load_progress)(int done, int total, void *user);
 
 /* On success *arena is the single backend allocation holding every weight and
  * *n_params the element count. On failure nothing stays allocated. */

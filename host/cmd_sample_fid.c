@@ -13,6 +13,7 @@
  * reported; rerunning the same command continues after the last committed
  * batch. When every image is there, the .npz is assembled from the spool.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,8 +65,64 @@ static int add_fingerprint(char *cfg, size_t cap, const char *key, const char *p
     return 0;
 }
 
-static int spool_source(void *user, uint64_t first, size_t n, uint8_t *buf, hx_err *err) {
-    return fid_spool_read(user, first, n, buf, err);
+/* What the archive writer reads: images from the spool, labels computed (never all in memory). */
+typedef struct {
+    fid_spool *sp;
+    uint64_t seed, first; /* image k of the archive is global image first + k */
+    int classes;
+} fid_source;
+
+static int spool_images(void *user, uint64_t first, size_t n, uint8_t *buf, hx_err *err) {
+    if (interrupt_requested()) return hx_fail(err, "interrupted");
+    return fid_spool_read(((fid_source *)user)->sp, first, n, buf, err);
+}
+
+static int computed_labels(void *user, uint64_t first, size_t n, int64_t *out, hx_err *err) {
+    (void)err;
+    const fid_source *src = user;
+    for (size_t i = 0; i < n; i++) out[i] = draw_label(src->seed, src->first + first + i, src->classes);
+    return 0;
+}
+
+/* --labels-out: int64 [total], streamed in chunks. */
+static int write_labels_npy(const char *path, fid_source *src, uint64_t total, hx_err *err) {
+    char header[256];
+    int64_t shape[1] = {(int64_t)total};
+    size_t hl = npy_format_header(header, sizeof header, NPY_I64, 1, shape);
+    FILE *f = fopen(path, "wb");
+    if (!f) return hx_fail(err, "%s: cannot create: %s", path, strerror(errno));
+    int64_t chunk[8192];
+    int ok = hl && fwrite(header, 1, hl, f) == hl;
+    for (uint64_t done = 0; ok && done < total;) {
+        size_t n = total - done < 8192 ? (size_t)(total - done) : 8192;
+        computed_labels(src, done, n, chunk, err);
+        ok = fwrite(chunk, sizeof chunk[0], n, f) == n;
+        done += n;
+    }
+    if (fclose(f) != 0) ok = 0;
+    if (!ok) {
+        remove(path);
+        return hx_fail(err, "%s: write error: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
+/* The spool (what is left of it) and the archive must fit the free disk space, checked before sampling. */
+static int check_disk_space(const char *out, const fid_spool *sp, uint64_t total, size_t image_bytes, hx_err *err) {
+    uint64_t dev_out = 0, dev_spool = 1;
+    uint64_t free_out = free_disk_bytes(out, &dev_out), free_spool = free_disk_bytes(sp->dir, &dev_spool);
+    uint64_t spool_need = (total - sp->count) * (uint64_t)image_bytes;
+    uint64_t out_need = total * (uint64_t)image_bytes + total * 8 + 4096; /* arr_0, labels, zip records */
+    if (dev_out == dev_spool) out_need += spool_need;
+    char a[32], b[32];
+    if (free_out != UINT64_MAX && out_need > free_out)
+        return hx_fail(err, "%s needs %s of free disk space (the archive%s), the filesystem has %s", out,
+                       format_bytes(out_need, a, sizeof a), dev_out == dev_spool ? " and the spool" : "",
+                       format_bytes(free_out, b, sizeof b));
+    if (dev_out != dev_spool && free_spool != UINT64_MAX && spool_need > free_spool)
+        return hx_fail(err, "the spool %s needs %s of free disk space, the filesystem has %s", sp->dir,
+                       format_bytes(spool_need, a, sizeof a), format_bytes(free_spool, b, sizeof b));
+    return 0;
 }
 
 /* The crash simulation of --stop-after: leave a torn, uncommitted write behind and die by SIGKILL. */
@@ -140,6 +197,7 @@ int cmd_sample_fid(int argc, char **argv) {
                                sc.name, sc.refiner_blocks);
     if (a.num < 1 || a.num > INT32_MAX) return cli_usage_error(&spec, "option '--num' must be in 1..2147483647, got %lld", (long long)a.num);
     if (a.batch < 1) return cli_usage_error(&spec, "option '--batch' must be >= 1, got %d", a.batch);
+    if (cfg_scale_check(&spec, a.cfg_scale)) return EXIT_USAGE;
     if (a.seed < 0)
         return cli_usage_error(&spec, "option '--seed' must be >= 0 (resuming and sharding need a fixed seed), got %lld",
                                (long long)a.seed);
@@ -155,22 +213,26 @@ int cmd_sample_fid(int argc, char **argv) {
     char spool_dir[2048];
     if (a.spool) snprintf(spool_dir, sizeof spool_dir, "%s", a.spool);
     else snprintf(spool_dir, sizeof spool_dir, "%s.spool", a.out);
+    hx_err err;
+    /* where the results go, before any work */
+    if (check_output_path("--out", a.out, 0, &err) != 0 || check_output_path("--spool", spool_dir, 1, &err) != 0 ||
+        (a.labels_out && check_output_path("--labels-out", a.labels_out, 0, &err) != 0))
+        return cli_error("sample-fid", "%s", err.msg);
 
     int rc = 1;
-    hx_err err;
     fid_spool sp;
     memset(&sp, 0, sizeof sp);
     sp.fd = sp.lock_fd = -1;
     uint8_t *images = NULL;
     int *labels = NULL;
-    int64_t *all_labels = NULL;
     char config[4096] = "";
     engine_session s;
     interrupt_install();
     if (engine_start(&s, "sample-fid", &a.eo) != 0) return 1;
-    if (engine_load(&s, FT_ROLE_PREDICTOR, a.model, "--model") != 0) goto out;
-    if (a.refiner && engine_load(&s, FT_ROLE_REFINER, a.refiner, "--refiner") != 0) goto out;
-    if (a.vae && engine_load(&s, FT_ROLE_VAE, a.vae, "--vae") != 0) goto out;
+    if ((rc = engine_load(&s, FT_ROLE_PREDICTOR, a.model, "--model")) != 0) goto out;
+    if (a.refiner && (rc = engine_load(&s, FT_ROLE_REFINER, a.refiner, "--refiner")) != 0) goto out;
+    if (a.vae && (rc = engine_load(&s, FT_ROLE_VAE, a.vae, "--vae")) != 0) goto out;
+    rc = 1;
     ft_output_shape shape;
     ft_model_info mi;
     if (ft_get_output_shape(s.ctx, &shape) != FT_OK || ft_model_get_info(s.ctx, FT_ROLE_PREDICTOR, &mi) != FT_OK) {
@@ -211,12 +273,7 @@ int cmd_sample_fid(int argc, char **argv) {
         cli_error("sample-fid", "%s", err.msg);
         goto out;
     }
-    all_labels = malloc(sizeof(int64_t) * (size_t)total + 1);
-    if (!all_labels) {
-        cli_error("sample-fid", "out of memory");
-        goto out;
-    }
-    for (uint64_t k = 0; k < total; k++) all_labels[k] = draw_label((uint64_t)a.seed, first + k, mi.num_classes);
+    fid_source src = {&sp, (uint64_t)a.seed, first, mi.num_classes};
 
     if (sp.complete) {
         if (!path_exists(a.out)) {
@@ -233,10 +290,15 @@ int cmd_sample_fid(int argc, char **argv) {
         fprintf(stderr, "[INFO ] sampling images %llu..%llu of %llu: %s, cfg %g, seed %lld, batch %d, %dx%d, backend %s\n",
                 (unsigned long long)first, (unsigned long long)end - 1, (unsigned long long)N, sc.name,
                 (double)a.cfg_scale, (long long)a.seed, a.batch, S, S, ft_backend_name(s.ctx));
-        images = malloc(image_bytes * (size_t)a.batch);
-        labels = malloc(sizeof(int) * (size_t)a.batch);
+        if (check_disk_space(a.out, &sp, total, image_bytes, &err) != 0) {
+            cli_error("sample-fid", "%s", err.msg);
+            goto out;
+        }
+        int max_batch = (uint64_t)a.batch < N ? a.batch : (int)N; /* a batch never holds more than the run */
+        images = malloc(image_bytes * (size_t)max_batch);
+        labels = malloc(sizeof(int) * (size_t)max_batch);
         if (!images || !labels) {
-            cli_error("sample-fid", "out of memory for a batch of %d images", a.batch);
+            cli_error("sample-fid", "out of memory for a batch of %d images", max_batch);
             goto out;
         }
         double t0 = now_seconds();
@@ -293,8 +355,14 @@ int cmd_sample_fid(int argc, char **argv) {
         }
         print_timing("sampling", now_seconds() - t0);
         double t1 = now_seconds();
-        if (fid_write_npz(a.out, total, S, spool_source, &sp, all_labels, 0, &err) != 0) {
-            cli_error("sample-fid", "%s", err.msg);
+        if (fid_write_npz(a.out, total, S, spool_images, computed_labels, &src, 0, &err) != 0) {
+            if (interrupt_requested()) {
+                fprintf(stderr, "flowturbo sample-fid: interrupted while writing %s; every image is in the spool: "
+                        "run the same command again to write it\n", a.out);
+                rc = EXIT_INTERRUPTED;
+            } else {
+                cli_error("sample-fid", "%s", err.msg);
+            }
             goto out;
         }
         print_timing("writing the npz", now_seconds() - t1);
@@ -306,8 +374,7 @@ int cmd_sample_fid(int argc, char **argv) {
                 (unsigned long long)total, S, S, (unsigned long long)total);
     }
     if (a.labels_out) {
-        int64_t lshape[1] = {(int64_t)total};
-        if (npy_save(a.labels_out, NPY_I64, 1, lshape, all_labels, &err) != 0) {
+        if (write_labels_npy(a.labels_out, &src, total, &err) != 0) {
             cli_error("sample-fid", "--labels-out: %s", err.msg);
             goto out;
         }
@@ -319,6 +386,5 @@ out:
     engine_stop(&s);
     free(images);
     free(labels);
-    free(all_labels);
     return rc;
 }

@@ -28,6 +28,8 @@ CPU_VEC_CLONES static void softmax_row(float *row, int T) {
     for (int j = 0; j < T; j++) row[j] *= inv;
 }
 
+long cpu_attention_max_tokens(size_t scratch_floats) { return (long)(scratch_floats / Q_BLOCK); }
+
 void cpu_attention(ft_backend *be, void *o_, const void *qkv_, int N, int T, int H, int hd) {
     float *o = o_;
     const float *qkv = qkv_;

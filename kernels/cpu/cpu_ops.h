@@ -39,6 +39,8 @@ void cpu_group_norm(ft_backend *be, float *y, const float *x, const float *gamma
                     int C, int HW, int groups, float eps, int silu);
 /* attention.c */
 void cpu_attention(ft_backend *be, void *o, const void *qkv, int N, int T, int H, int hd);
+/* The longest sequence whose score blocks fit a scratch of that many floats. */
+long cpu_attention_max_tokens(size_t scratch_floats);
 /* conv2d.c */
 void cpu_conv2d(ft_backend *be, float *y, const float *x, const void *w, const float *bias, int N, int Cin,
                 int S, int Cout, int k, int pad, int up2x);
