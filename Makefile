@@ -150,6 +150,14 @@ fuzz: fuzz-build $(BUILD)/flowturbo
 test-reliability: all
 	bash tests/reliability/run_all.sh
 
+# their C drivers, in any build tree (build/asan, build/tsan with CC=clang)
+$(BUILD)/reliability_%: tests/reliability/%.c $(BUILD)/libflowturbo.a
+	$(CC) $(filter-out -MMD -MP,$(BASE_CFLAGS)) $(CFLAGS) $< $(BUILD)/libflowturbo.a $(LDLIBS) -o $@
+
+ifeq ($(LDLIBS_TSAN),1)
+LDLIBS += -fsanitize=thread
+endif
+
 # The one-command GPU check (build, CUDA tests, benchmarks; logs in $$OUT).
 gpu-check:
 	bash bench/gpu_check.sh

@@ -284,16 +284,16 @@ int cmd_sample_fid(int argc, char **argv) {
         fprintf(stderr, "[INFO ] %s is already complete (%llu images); nothing to do\n", a.out,
                 (unsigned long long)total);
     } else {
+        if (check_disk_space(a.out, &sp, total, image_bytes, &err) != 0) {
+            cli_error("sample-fid", "%s", err.msg);
+            goto out;
+        }
         if (sp.resumed)
             fprintf(stderr, "[INFO ] resuming %s at %llu/%llu images\n", spool_dir, (unsigned long long)sp.count,
                     (unsigned long long)total);
         fprintf(stderr, "[INFO ] sampling images %llu..%llu of %llu: %s, cfg %g, seed %lld, batch %d, %dx%d, backend %s\n",
                 (unsigned long long)first, (unsigned long long)end - 1, (unsigned long long)N, sc.name,
                 (double)a.cfg_scale, (long long)a.seed, a.batch, S, S, ft_backend_name(s.ctx));
-        if (check_disk_space(a.out, &sp, total, image_bytes, &err) != 0) {
-            cli_error("sample-fid", "%s", err.msg);
-            goto out;
-        }
         int max_batch = (uint64_t)a.batch < N ? a.batch : (int)N; /* a batch never holds more than the run */
         images = malloc(image_bytes * (size_t)max_batch);
         labels = malloc(sizeof(int) * (size_t)max_batch);
