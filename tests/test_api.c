@@ -9,13 +9,7 @@
 #include "../engine/flowturbo.h"
 #include "test.h"
 
-static ft_context *cpu_context(int threads) {
-    ft_context_params cp;
-    ft_context_params_init(&cp);
-    cp.backend = FT_BACKEND_CPU;
-    cp.n_threads = threads;
-    return ft_context_new(&cp);
-}
+#define cpu_context test_cpu_context
 
 static ft_context *with_models(const char *pred, const char *ref) {
     ft_context *ctx = cpu_context(2);

@@ -60,10 +60,7 @@ TEST(bounds_cfg_scale_range_named_up_front) {
     rc = cli("sample-fid -m %s --sampler H2P1 --num 3 --cfg-scale -2e6 --out %s", test_data("sit_b.safetensors"),
              tmp("c.npz"));
     CHECK(rc == 2 && strstr(out, "'--cfg-scale' must be in"), "sample-fid: rc %d: %s", rc, out);
-    ft_context_params cp;
-    ft_context_params_init(&cp);
-    cp.backend = FT_BACKEND_CPU;
-    ft_context *ctx = ft_context_new(&cp);
+    ft_context *ctx = test_cpu_context(0);
     int labels[1] = {0};
     float lat[3 * 12 * 12];
     ft_generate_params gp;

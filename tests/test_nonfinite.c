@@ -56,13 +56,7 @@ static const char *filled(const char *fixture, const char *name, const char *ten
     return path;
 }
 
-static ft_context *cpu_context(void) {
-    ft_context_params cp;
-    ft_context_params_init(&cp);
-    cp.backend = FT_BACKEND_CPU;
-    cp.n_threads = 1;
-    return ft_context_new(&cp);
-}
+static ft_context *cpu_context(void) { return test_cpu_context(1); }
 
 TEST(nonfinite_scan_every_dtype_and_position) {
     enum { N = 10000 };

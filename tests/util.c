@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../engine/flowturbo.h"
 #include "test.h"
 
 const char *test_data(const char *name) {
@@ -89,6 +90,14 @@ float *golden_get(golden *g, const char *tensor, size_t *numel) {
     if (t->dtype == ST_F32 || t->dtype == ST_F16 || t->dtype == ST_BF16) st_to_f32(t, out);
     if (numel) *numel = t->numel;
     return out;
+}
+
+ft_context *test_cpu_context(int threads) {
+    ft_context_params cp;
+    ft_context_params_init(&cp);
+    cp.backend = FT_BACKEND_CPU;
+    cp.n_threads = threads;
+    return ft_context_new(&cp);
 }
 
 int test_run(const char *cmd) {

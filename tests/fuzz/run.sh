@@ -4,10 +4,12 @@
 # target reports a finding (crash, sanitizer report, leak, timeout, out-of-memory); the input that triggered it is
 # kept as build/fuzz/findings/<target>-*. Prints one line per target: executions, coverage (cov / ft), corpus.
 #   bash tests/fuzz/run.sh [SECONDS] [JOBS]
+#   FUZZ_RUNS=1000000 bash tests/fuzz/run.sh 0 1    # the long run: a million executions per target, no time limit
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 SECS=${1:-60}
 JOBS=${2:-2}
+RUNS=${FUZZ_RUNS:-0}
 D=build/fuzz
 CLI=build/flowturbo
 mkdir -p "$D/findings" "$D/logs"
@@ -57,7 +59,7 @@ run_one() {
     local t=$1 extra=()
     [ "$t" = safetensors ] && extra=(-max_len=65536) # bigger fixtures are cut: their headers still count
     mkdir -p "$D/corpus/$t"
-    "$D/fuzz_$t" -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 -close_fd_mask=3 \
+    "$D/fuzz_$t" -max_total_time="$SECS" -runs="$((RUNS > 0 ? RUNS : -1))" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 -close_fd_mask=3 \
         -print_final_stats=1 -artifact_prefix="$D/findings/$t-" "${extra[@]}" "$D/corpus/$t" "$S/$t" \
         > "$D/logs/$t.log" 2>&1
     echo $? > "$D/logs/$t.rc"
