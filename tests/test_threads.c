@@ -55,7 +55,7 @@ TEST(threads_cpu_gemm_and_conv_bit_identical) {
     return PASS;
 }
 
-#define GEN_N 16
+#define GEN_N 8
 #define GEN_PIXELS (GEN_N * 32 * 32 * 3)
 
 typedef struct {
@@ -66,7 +66,7 @@ typedef struct {
     char err[256];
 } gen_job;
 
-/* The embedded Fashion-MNIST SiT + refiner, 16 images (batch 8 with guidance: 1024-row GEMMs). */
+/* The embedded Fashion-MNIST SiT + refiner, 8 images (one batch of 8 with guidance: 1024-row GEMMs). */
 static void *generate_job(void *arg) {
     gen_job *j = arg;
     ft_context_params cp;
