@@ -15,29 +15,39 @@
  * product). So OpenBLAS always runs single-threaded (cpu_backend.c) and the
  * output is cut into a grid of tiles that depends only on the shape: each tile
  * is one sgemm call with the same arguments whatever the thread count, and
- * OpenMP only decides which thread runs which tile. K is never split. */
-#define TILE_M_MAX 256
-#define TILE_N_MAX 512
-#define TILE_M_MIN 64
-#define TILE_N_MIN 128
-#define TILE_TASKS 16 /* grids aim at this many tiles (enough for 16 threads) */
+ * OpenMP only decides which thread runs which tile. K is never split. The
+ * price: each tile packs its operands again (bench/RESULTS.md has the cost). */
+#define TILE_M_MIN 128       /* rows of a tile, unless the product has fewer */
+#define TILE_N_MIN 256       /* columns of a tile, unless the product has fewer */
+#define TILE_WORK (1L << 26) /* multiply-adds per tile the grid aims at (~1-2 ms on one core) */
+#define TILE_MAX 64
 
-static void tile_grid(int M, int N, int *tm, int *tn) {
-    int a = TILE_M_MAX, b = TILE_N_MAX;
-    while ((long)((M + a - 1) / a) * ((N + b - 1) / b) < TILE_TASKS) {
-        if (b > TILE_N_MIN && (b >= 2 * a || a <= TILE_M_MIN)) b /= 2;
-        else if (a > TILE_M_MIN) a /= 2;
-        else break;
-    }
-    *tm = a;
-    *tn = b;
+/* The grid: enough tiles for the work (at least 4, at most 64), of at least TILE_M_MIN x TILE_N_MIN, choosing
+ * among the grids with that many tiles the one that repacks least (each tile packs its rows of A and its
+ * columns of B again: gn * M + gm * N elements per K). Depends on the shape only. */
+static void tile_grid(int M, int N, int K, int *tm, int *tn) {
+    long work = (long)((double)M * N * K / TILE_WORK);
+    long want = work < 4 ? 4 : work > TILE_MAX ? TILE_MAX : work;
+    int max_gm = M > TILE_M_MIN ? (M + TILE_M_MIN - 1) / TILE_M_MIN : 1;
+    int max_gn = N > TILE_N_MIN ? (N + TILE_N_MIN - 1) / TILE_N_MIN : 1;
+    if (want > (long)max_gm * max_gn) want = (long)max_gm * max_gn;
+    int best_gm = 1, best_gn = 1;
+    double best = -1;
+    for (int gm = 1; gm <= max_gm; gm++)
+        for (int gn = 1; gn <= max_gn && (long)gm * gn < 2 * want + 2; gn++) {
+            if ((long)gm * gn < want) continue;
+            double cost = (double)gn * M + (double)gm * N + 1e-3 * gm * gn;
+            if (best < 0 || cost < best) best = cost, best_gm = gm, best_gn = gn;
+        }
+    *tm = (M + best_gm - 1) / best_gm;
+    *tn = (N + best_gn - 1) / best_gn;
 }
 
 void cpu_sgemm_sum(ft_backend *be, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                    size_t a_step, const float *B, int ldb, const size_t *b_off, int terms, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     int TM, TN;
-    tile_grid(M, N, &TM, &TN);
+    tile_grid(M, N, K * terms, &TM, &TN);
     int cols = (N + TN - 1) / TN;
     long tiles = (long)((M + TM - 1) / TM) * cols;
     int threads = cpu_threads(be);
