@@ -17,9 +17,9 @@
  * is one sgemm call with the same arguments whatever the thread count, and
  * OpenMP only decides which thread runs which tile. K is never split. The
  * price: each tile packs its operands again (bench/RESULTS.md has the cost). */
-#define TILE_M_MIN 128       /* rows of a tile, unless the product has fewer */
-#define TILE_N_MIN 256       /* columns of a tile, unless the product has fewer */
-#define TILE_WORK (1L << 26) /* multiply-adds per tile the grid aims at (~1-2 ms on one core) */
+#define TILE_M_MIN 256       /* rows of a tile, unless the product has fewer */
+#define TILE_N_MIN 512       /* columns of a tile, unless the product has fewer */
+#define TILE_WORK (1L << 27) /* multiply-adds per tile the grid aims at (~3 ms on one core) */
 #define TILE_MAX 64
 
 /* The grid: enough tiles for the work (at least 4, at most 64), of at least TILE_M_MIN x TILE_N_MIN, choosing
