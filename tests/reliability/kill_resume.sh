@@ -28,11 +28,16 @@ for kind in KILL TERM; do
             wait $pid 2> /dev/null
             rc=$?
             points="$points ${delay}ms/rc$rc/$(committed "$out")img"
-            if [ $kind = TERM ] && [ $rc != 130 ] && [ $rc != 0 ]; then
+            # SIGTERM: exit 130 (cancelled cleanly), 0 (it had finished), or 143 while the process was still
+            # starting (before the command installed its handler: nothing printed, nothing written)
+            if [ $kind = TERM ] && [ $rc != 130 ] && [ $rc != 0 ] && ! { [ $rc = 143 ] && [ ! -s "$WORK/run.log" ]; }; then
                 broke "SIGTERM at ${delay} ms ended with exit status $rc (want 130, or 0 when it had finished)"
                 sed 's/^/        /' "$WORK/run.log" | tail -3
             fi
-            if [ $rc != 0 ] && [ -e "$out" ]; then broke "an interrupted run left $out behind"; fi
+            # an archive may exist after a kill only if it was complete (killed after the rename)
+            if [ $rc != 0 ] && [ -e "$out" ] && ! cmp -s "$WORK/ref.npz" "$out"; then
+                broke "an interrupted run left a torn $out behind"
+            fi
             [ $rc = 0 ] && break
         done
         try "$kind trial $t: interrupted at$points, then resumed to the end"
