@@ -117,7 +117,7 @@ int cmd_info(int argc, char **argv) {
     if (pr != CLI_OK) return pr == CLI_HELP ? 0 : EXIT_USAGE;
     if (cpu) show_cpu();
     if (npos == 0 && cpu) return 0;
-    if (npos == 0) return cli_usage_error(&spec, "missing FILE (an engine safetensors file)");
+    if (npos == 0) return cli_usage_error(&spec, "missing FILE (an engine safetensors file), or --cpu");
     if (cpu && !names_only) printf("\n");
     int rc = 0;
     for (int i = 0; i < npos; i++) {
