@@ -29,7 +29,7 @@ def test_help_lists_every_flag_the_parser_accepts(build: Path) -> None:
 
 def test_cpu_rows_name_the_backend_without_graphs_or_vae_tflops(build: Path, tmp_path: Path) -> None:
     p = bench(build, "--preset", "tiny", "--backend", "cpu", "--batches", "1", "--samplers", "heun:1", "--reps", "1",
-              "--warmup", "0", "--weights-dir", str(tmp_path), "--json", str(tmp_path / "b.json"))
+              "--warmup", "0", "--fid-batches", "2", "--weights-dir", str(tmp_path), "--json", str(tmp_path / "b.json"))
     assert p.returncode == 0, p.stderr
     result = json.loads((tmp_path / "b.json").read_text())
     commit = (build / "commit.txt").read_text().strip()
@@ -39,6 +39,12 @@ def test_cpu_rows_name_the_backend_without_graphs_or_vae_tflops(build: Path, tmp
     vae = [r for r in result["network"] if r["model"] == "vae"]
     assert vae and all("tflops" not in r for r in vae)
     assert all(r["tflops"] > 0 for r in result["network"] if r["model"] != "vae")
+    # the FID pipeline on the CPU: sample-fid's in-order path, measured parts, peak RSS, no lanes or graphs
+    fid = result["fid_pipeline"]
+    assert fid and all(r["backend"] == "cpu" and r["lanes"] == 0 and r["img_per_s"] > 0 and r["img_per_s_npz"] > 0
+                       and r["sample_ms_per_batch"] > 0 and r["decode_ms_per_batch"] > 0
+                       and r["peak_rss_mib"] > 0 for r in fid), fid
+    assert not list(tmp_path.glob("**/samples.npz")), "the temporary npz was not deleted"
     md = p.stdout
     assert f"commit {commit}, cpu backend" in md and "graph" not in md.replace("graphs", "")
     rows = [ln for ln in md.splitlines() if ln.startswith("| ") and not ln.startswith("| GEMM |")
