@@ -887,7 +887,7 @@ static void usage(FILE *f) {
             "  --backend cuda|cpu  backend that measures (default cuda)\n"
             "  --dtype bf16|f16    GPU GEMM operand type (default bf16; the CPU computes in f32)\n"
             "  --weights-dir DIR   where the random model files are written/reused (default $TMPDIR/flowturbo-bench)\n"
-            "  --no-vae            skip the VAE (decode and +VAE sample rows)\n"
+            "  --no-vae            skip the VAE (decode and +VAE sample rows, and section 4)\n"
             "  --no-eager          skip the eager (no graph) sample rows on a backend with graphs\n"
             "  --no-fid            skip section 4, the FID pipeline\n"
             "  --fid-batches N     batches per timed FID-pipeline run (default 8)\n"
