@@ -3,7 +3,7 @@
  * ops run synchronously (OpenMP inside an op, OpenBLAS for GEMMs).
  *
  * Threads: one pool only, OpenMP's. OpenBLAS runs single-threaded inside
- * OpenMP tasks (gemm.c splits a GEMM into column panels), so its own pool,
+ * OpenMP tasks (gemm.c cuts a GEMM into a fixed tile grid), so its own pool,
  * whose idle threads busy-wait for ~0.1 s after every call, never starts.
  * At the end of every public call (leave) the OpenMP pool is released, so
  * no thread spins or waits between calls and a host application's threads
