@@ -174,14 +174,17 @@ $(BUILD)/obj/bench/flowturbo_bench.o: bench/flowturbo_bench.c $(BUILD)/commit.tx
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CUDA_INC) $(CFLAGS) -DFT_BUILD_COMMIT='"$(GIT_COMMIT)"' -c $< -o $@
 
-$(BUILD)/flowturbo-bench: $(BUILD)/obj/bench/flowturbo_bench.o $(BUILD)/libflowturbo.a
+# Section 4 (the FID pipeline) runs sample-fid's own lanes, spool and npz writer.
+BENCH_HOST_OBJ := $(addprefix $(BUILD)/obj/host/,fid_lanes.o fid_spool.o fid_npz.o npz.o npy.o file_util.o errmsg.o)
+$(BUILD)/flowturbo-bench: $(BUILD)/obj/bench/flowturbo_bench.o $(BENCH_HOST_OBJ) $(BUILD)/libflowturbo.a
 	$(CC) $^ $(LDLIBS) -o $@
 
 gpu-bench: $(BUILD)/flowturbo-bench
 
 # The CUDA tests alone (no host/ objects: needs neither libpng nor zlib).
 $(BUILD)/test_cuda: $(BUILD)/obj/tests/runner.o $(BUILD)/obj/tests/util.o $(BUILD)/obj/tests/test_cuda.o \
-                    $(BUILD)/obj/tests/test_cuda_output.o $(BUILD)/libflowturbo.a
+                    $(BUILD)/obj/tests/test_cuda_output.o $(BUILD)/obj/host/fid_lanes.o $(BUILD)/obj/host/errmsg.o \
+                    $(BUILD)/libflowturbo.a
 	$(CC) $^ $(LDLIBS) -o $@
 
 # The device-memory frames of ft_submit use the CUDA runtime API directly (caller streams, cudaMallocPitch).

@@ -30,8 +30,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifdef FT_WITH_CUDA
 #include <cuda_runtime.h>
@@ -45,6 +47,9 @@
 #include "../kernels/backend.h"
 #include "../kernels/cpu/cpu_simd.h"
 #include "ft_random_model.h"
+#include "../host/fid_lanes.h"
+#include "../host/fid_npz.h"
+#include "../host/fid_spool.h"
 
 #define MAX_LIST 16
 #define MAX_ROWS 512
@@ -56,7 +61,7 @@ typedef struct {
     char samplers[MAX_LIST][32];
     int n_samplers;
     int reps, warmup;
-    int tiny, vae, eager;
+    int tiny, vae, eager, fid, fid_batches;
     ft_backend_kind backend;
     ft_dtype dtype;
     char weights_dir[512], json[512], md[512], commit[64];
@@ -351,6 +356,8 @@ typedef struct {
     void *scratch;
     float *lat, *img;
     int B, S;
+    uint8_t *rgb; /* emit_vae_rgb: [B, IS, IS, 3] */
+    int channels, image_size;
 } vae_job;
 
 static void emit_vae(void *u) {
@@ -358,11 +365,18 @@ static void emit_vae(void *u) {
     vae_decode(j->be, j->m, j->scratch, j->lat, j->B, j->S, j->img);
 }
 
+/* The decode part of the pipeline graph: latents -> uint8 RGB on the device. */
+static void emit_vae_rgb(void *u) {
+    vae_job *j = u;
+    emit_vae(u);
+    j->be->to_rgb8(j->be, j->rgb, j->img, j->B, j->channels, j->image_size);
+}
+
 static void bench_vae(ft_backend *be, const char *path, int B, const options *o) {
     if (over_budget(o) || g_n_net >= 32) return;
     st_file f;
     ft_err err;
-    vae_job j = {be, NULL, NULL, NULL, NULL, B, o->tiny ? 16 : 32};
+    vae_job j = {be, NULL, NULL, NULL, NULL, B, o->tiny ? 16 : 32, NULL, 0, 0};
     if (st_open(&f, path, &err) != FT_OK) {
         fprintf(stderr, "  %s\n", err.msg);
         return;
@@ -453,9 +467,254 @@ static void bench_sample(ft_context *ctx, const char *sampler, int B, int graphs
     free(l), free(im), free(labels);
 }
 
+/* ---- 4. the FID pipeline: noise -> uint8 images in host memory (sample-fid's path) ---- */
+
+typedef struct {
+    char sampler[32];
+    int batch, lanes, batches;
+    double img_s, img_s_npz;             /* end to end; with sample-fid's spool + npz writer in the loop */
+    double sample_ms, decode_ms, copy_ms; /* per batch, each measured alone (median) */
+    double peak_mib;                      /* device memory in use (GPU) / peak RSS of the process (CPU) */
+} fid_res;
+
+static fid_res g_fid[64];
+static int g_n_fid;
+
+static double peak_rss_mib(void) {
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss / 1024.0 : -1;
+}
+
+/* One FID run: batches k = 0.. of B images (labels k*B+i mod classes, seeds from 5000), taken in order; with a
+ * spool, each batch is appended (fsync'd, as sample-fid does) and the npz is assembled at the end. */
+typedef struct {
+    const char *sampler;
+    int B, classes, labels[1024];
+    fid_spool *spool;
+    hx_err err;
+} fid_run;
+
+static int fid_make(void *user, int64_t k, ft_generate_params *gp) {
+    fid_run *r = user;
+    for (int i = 0; i < r->B; i++) r->labels[i] = (int)((k * r->B + i) * 37 % r->classes);
+    ft_generate_params_init(gp);
+    gp->num_images = gp->batch_size = r->B;
+    gp->labels = r->labels;
+    gp->seed = 5000 + (uint64_t)k * r->B;
+    gp->sampler = r->sampler;
+    gp->cfg_scale = 1.5f;
+    return 0;
+}
+
+static int fid_take(void *user, int64_t k, const uint8_t *images, int n) {
+    fid_run *r = user;
+    (void)k;
+    return r->spool ? fid_spool_append(r->spool, images, (size_t)n, &r->err) : 0;
+}
+
+static int spool_read(void *user, uint64_t first, size_t n, uint8_t *buf, hx_err *err) {
+    return fid_spool_read(((fid_run *)user)->spool, first, n, buf, err);
+}
+
+static int run_labels(void *user, uint64_t first, size_t n, int64_t *out, hx_err *err) {
+    (void)err;
+    for (size_t i = 0; i < n; i++) out[i] = (int64_t)((first + i) * 37 % (uint64_t)((fid_run *)user)->classes);
+    return 0;
+}
+
+/* Seconds for n_batches batches through lanes (device backends: double-buffered, as sample-fid) or through
+ * ft_generate on the caller's thread (lanes NULL: the CPU, as sample-fid); with npz, into a spool and an npz
+ * under dir that are deleted afterwards. -1 on failure. */
+static double fid_timed(ft_context *ctx, fid_lanes *lanes, fid_run *r, int n_batches, int S, const char *dir, int npz) {
+    size_t image_bytes = (size_t)S * S * 3;
+    char spool_dir[700], npz_path[700], path[800];
+    snprintf(spool_dir, sizeof spool_dir, "%s/spool", dir);
+    snprintf(npz_path, sizeof npz_path, "%s/samples.npz", dir);
+    fid_spool sp;
+    memset(&sp, 0, sizeof sp);
+    sp.fd = sp.lock_fd = -1;
+    uint64_t total = (uint64_t)n_batches * r->B;
+    uint8_t *images = lanes ? NULL : ft_host_alloc(ctx, image_bytes * r->B);
+    double t = -1;
+    r->spool = NULL;
+    if (!lanes && !images) goto out;
+    if (npz && fid_spool_open(&sp, spool_dir, "flowturbo-bench\n", total, image_bytes, &r->err) != 0) goto out;
+    r->spool = npz ? &sp : NULL;
+    double t0 = now_s();
+    int rc = 0;
+    if (lanes) {
+        rc = fid_lanes_run(lanes, n_batches, fid_make, fid_take, r, &r->err);
+    } else {
+        for (int k = 0; k < n_batches && rc == 0; k++) {
+            ft_generate_params gp;
+            fid_make(r, k, &gp);
+            if (ft_generate(ctx, &gp, NULL, images) != FT_OK) rc = hx_fail(&r->err, "%s", ft_last_error(ctx));
+            else rc = fid_take(r, k, images, r->B);
+        }
+    }
+    if (rc == 0 && npz) rc = fid_write_npz(npz_path, total, S, spool_read, run_labels, r, 0, &r->err);
+    if (rc == 0) t = now_s() - t0;
+    if (npz && rc == 0) fid_spool_finish(&sp, &r->err);
+out:
+    fid_spool_close(&sp);
+    if (npz) {
+        remove(npz_path);
+        const char *names[] = {"state", "images.raw", "lock"};
+        for (int i = 0; i < 3; i++) snprintf(path, sizeof path, "%s/%s", spool_dir, names[i]), remove(path);
+        rmdir(spool_dir);
+    }
+    ft_host_free(ctx, images);
+    return t;
+}
+
+/* The parts of a batch measured alone on a backend of its own: the VAE decode to uint8 (vae_decode + to_rgb8,
+ * in a graph where the backend has graphs) and the device-to-host copy of the uint8 images into host memory
+ * from host_alloc (pinned on CUDA). */
+static void fid_parts(const char *vae_path, int B, const options *o, double *decode_ms, double *copy_ms) {
+    *decode_ms = *copy_ms = -1;
+    char err[512];
+    ft_backend *be = ft_backend_create(o->backend, 0, 0, o->dtype, err, sizeof err);
+    if (!be) return;
+    st_file f;
+    ft_err e;
+    vae_job j = {be, NULL, NULL, NULL, NULL, B, o->tiny ? 16 : 32, NULL, 0, 0};
+    if (st_open(&f, vae_path, &e) == FT_OK) {
+        if (vae_load(be, &f, &j.m, NULL, NULL, &e) == FT_OK) {
+            const vae_config *c = vae_get_config(j.m);
+            int IS = vae_image_size(j.m, j.S);
+            size_t rgb = (size_t)B * IS * IS * 3;
+            j.lat = dev_random(be, (size_t)B * c->latent_channels * j.S * j.S, 1.0, 9, 1);
+            be->alloc(be, vae_scratch_bytes(be, j.m, B, j.S), &j.scratch);
+            be->alloc(be, (size_t)B * c->out_channels * IS * IS * 4, (void **)&j.img);
+            be->alloc(be, rgb, (void **)&j.rgb);
+            j.channels = c->out_channels, j.image_size = IS;
+            if (j.lat && j.scratch && j.img && j.rgb) *decode_ms = time_emit(be, emit_vae_rgb, &j, 1, o);
+            void *host = be->host_alloc ? be->host_alloc(be, rgb) : malloc(rgb);
+            double v[64];
+            int reps = o->reps > 64 ? 64 : o->reps, ok = host && j.rgb;
+            for (int r = -o->warmup; ok && r < reps; r++) {
+                be->sync(be);
+                double t0 = now_s();
+                ok = be->download(be, host, j.rgb, rgb) == FT_OK;
+                if (r >= 0) v[r] = (now_s() - t0) * 1e3;
+            }
+            if (ok) *copy_ms = bench_median(v, reps);
+            if (be->host_free) be->host_free(be, host);
+            else free(host);
+            be->free(be, j.lat), be->free(be, j.scratch), be->free(be, j.img), be->free(be, j.rgb);
+            vae_free(be, j.m);
+        }
+        st_close(&f);
+    }
+    be->destroy(be);
+}
+
+static void bench_fid(ft_context *ctx, const char *vae_path, const char *sampler, int B, const options *o) {
+    if (over_budget(o) || g_n_fid >= 64 || B > 1024) return;
+    ft_output_shape sh;
+    ft_model_info mi;
+    if (ft_get_output_shape(ctx, &sh) != FT_OK || ft_model_get_info(ctx, FT_ROLE_PREDICTOR, &mi) != FT_OK) return;
+    fid_res *res = &g_fid[g_n_fid];
+    memset(res, 0, sizeof *res);
+    snprintf(res->sampler, sizeof res->sampler, "%s", sampler);
+    res->batch = B;
+    res->lanes = g_graphs ? FID_MAX_LANES : 0; /* the CPU runs sample-fid's in-thread path */
+    res->batches = o->fid_batches;
+    /* sampling alone: the trajectory (graph), latents out, no decode */
+    size_t lat = (size_t)B * sh.latent_channels * sh.latent_size * sh.latent_size;
+    float *l = malloc(lat * 4);
+    fid_run *r = calloc(1, sizeof *r);
+    if (!l || !r) {
+        free(l), free(r);
+        return;
+    }
+    r->sampler = sampler, r->B = B, r->classes = mi.num_classes;
+    double v[64];
+    int reps = o->reps > 64 ? 64 : o->reps, ok = 1;
+    for (int k = -o->warmup - 1; ok && k < reps; k++) { /* one more warm-up: the graph is captured on run 2 */
+        ft_generate_params gp;
+        fid_make(r, k + o->warmup + 1, &gp);
+        double t0 = now_s();
+        ok = ft_generate(ctx, &gp, l, NULL) == FT_OK;
+        if (k >= 0) v[k] = (now_s() - t0) * 1e3;
+    }
+    res->sample_ms = ok ? bench_median(v, reps) : -1;
+    free(l);
+    fid_parts(vae_path, B, o, &res->decode_ms, &res->copy_ms);
+    /* end to end, then with the writer; warm-up: two batches per lane (each lane captures its graph on its
+     * second batch) */
+    fid_lanes lanes, *lp = NULL;
+    char dir[600];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/flowturbo-bench-fid-%d", tmp ? tmp : "/tmp", (int)getpid());
+    mkdir(dir, 0755);
+    if (res->lanes) {
+        ft_context_params cp;
+        ft_context_params_init(&cp);
+        if (fid_lanes_open(&lanes, ctx, &cp, res->lanes, B, (size_t)sh.image_size * sh.image_size * 3, &r->err) == 0)
+            lp = &lanes;
+        else
+            ok = 0;
+    }
+    double warm = ok ? fid_timed(ctx, lp, r, 2 * (res->lanes ? res->lanes : 1), sh.image_size, dir, 0) : -1;
+    double t = warm >= 0 ? fid_timed(ctx, lp, r, o->fid_batches, sh.image_size, dir, 0) : -1;
+    double tn = t >= 0 ? fid_timed(ctx, lp, r, o->fid_batches, sh.image_size, dir, 1) : -1;
+    note_memory();
+    if (lp) fid_lanes_close(lp);
+    rmdir(dir);
+    res->img_s = t > 0 ? (double)o->fid_batches * B / t : -1;
+    res->img_s_npz = tn > 0 ? (double)o->fid_batches * B / tn : -1;
+    res->peak_mib = g_graphs ? (g_min_free >= 0 ? (g_total_mem - g_min_free) / 1048576.0 : -1) : peak_rss_mib();
+    if (res->img_s > 0) {
+        g_n_fid++;
+        fprintf(stderr, "  %-8s batch %-3d %s: %8.1f img/s, %8.1f img/s with the npz writer (sample %.2f, decode %.2f, "
+                        "copy %.3f ms/batch)\n", sampler, B, res->lanes ? "2 lanes" : "in order", res->img_s,
+                res->img_s_npz, res->sample_ms, res->decode_ms, res->copy_ms);
+    } else {
+        fprintf(stderr, "  fid %s batch %d failed: %s\n", sampler, B, r->err.msg[0] ? r->err.msg : ft_last_error(ctx));
+    }
+    free(r);
+}
+
 /* ---- output ---- */
 
 static int is_vae(const net_res *r) { return strcmp(r->model, "vae") == 0; }
+
+/* "model name" of /proc/cpuinfo and the cores online, for the CPU rows. */
+static const char *cpu_name(void) {
+    static char name[160];
+    if (name[0]) return name;
+    char line[256], model[128] = "unknown CPU";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+            snprintf(model, sizeof model, "%s", strchr(line, ':') + 2);
+            model[strcspn(model, "\n")] = 0;
+            break;
+        }
+    if (f) fclose(f);
+    snprintf(name, sizeof name, "CPU: %s, %ld cores", model, sysconf(_SC_NPROCESSORS_ONLN));
+    return name;
+}
+
+/* The machine in one line for the markdown header: the card with its clocks and driver, or the CPU. */
+static void device_line(char *out, size_t cap, const options *o) {
+    snprintf(out, cap, "%s", o->backend == FT_BACKEND_CPU ? cpu_name() : "GPU: unknown");
+#ifdef FT_WITH_CUDA
+    int clk = 0, mclk = 0, drv = 0, rt = 0;
+    struct cudaDeviceProp p;
+    if (o->backend != FT_BACKEND_CPU && cudaGetDeviceProperties(&p, 0) == cudaSuccess) {
+        cudaDeviceGetAttribute(&clk, cudaDevAttrClockRate, 0);
+        cudaDeviceGetAttribute(&mclk, cudaDevAttrMemoryClockRate, 0);
+        cudaDriverGetVersion(&drv);
+        cudaRuntimeGetVersion(&rt);
+        snprintf(out, cap, "GPU: %s, %d SMs, max SM clock %d MHz, memory clock %d MHz, %.0f MiB, driver (CUDA) %d.%d, "
+                 "runtime %d.%d", p.name, p.multiProcessorCount, clk / 1000, mclk / 1000, p.totalGlobalMem / 1048576.0,
+                 drv / 1000, drv % 1000 / 10, rt / 1000, rt % 1000 / 10);
+    }
+    cudaGetLastError();
+#endif
+}
 
 static void device_json(FILE *f, const options *o) {
     fprintf(f, "  \"device\": {");
@@ -475,7 +734,7 @@ static void device_json(FILE *f, const options *o) {
         cudaGetLastError();
     } else
 #endif
-        fprintf(f, "\"name\": \"%s\"", o->backend == FT_BACKEND_CPU ? "cpu" : "unknown");
+        fprintf(f, "\"name\": \"%s\"", o->backend == FT_BACKEND_CPU ? cpu_name() : "unknown");
     if (o->backend == FT_BACKEND_CPU) {
         char why[256], blas[256];
         cpu_simd_reason(why, sizeof why);
@@ -516,39 +775,63 @@ static void write_json(const options *o, const char *path) {
                 "%.4f, \"ms_per_img\": %.4f, \"img_per_s\": %.2f}",
                 i ? "," : "", g_smp[i].sampler, g_smp[i].batch, g_smp[i].graphs ? "true" : "false",
                 g_smp[i].decode ? "true" : "false", g_smp[i].ms_batch, g_smp[i].ms_img, g_smp[i].img_s);
+    fprintf(f, "\n  ],\n  \"fid_pipeline\": [");
+    for (int i = 0; i < g_n_fid; i++)
+        fprintf(f,
+                "%s\n    {\"sampler\": \"%s\", \"backend\": \"%s\", \"batch\": %d, \"lanes\": %d, \"batches\": %d, "
+                "\"img_per_s\": %.3f, \"img_per_s_npz\": %.3f, \"sample_ms_per_batch\": %.4f, "
+                "\"decode_ms_per_batch\": %.4f, \"copy_ms_per_batch\": %.4f, \"%s\": %.0f}",
+                i ? "," : "", g_fid[i].sampler, g_backend, g_fid[i].batch, g_fid[i].lanes, g_fid[i].batches,
+                g_fid[i].img_s, g_fid[i].img_s_npz, g_fid[i].sample_ms, g_fid[i].decode_ms, g_fid[i].copy_ms,
+                g_graphs ? "peak_device_mib" : "peak_rss_mib", g_fid[i].peak_mib);
     fprintf(f, "\n  ]\n}\n");
     fclose(f);
 }
 
 static void write_md(FILE *f, const options *o) {
-    fprintf(f, "## flowturbo-bench (commit %s, %s backend, %s, median of %d after %d warm-up)\n\n", o->commit,
+    char dev[400];
+    device_line(dev, sizeof dev, o);
+    fprintf(f, "## flowturbo-bench (commit %s, %s backend, %s, median of %d after %d warm-up)\n\n%s\n\n", o->commit,
             g_backend, o->backend == FT_BACKEND_CPU ? "f32" : o->dtype == FT_DTYPE_F16 ? "fp16" : "bf16", o->reps,
-            o->warmup);
+            o->warmup, dev);
     if (o->backend == FT_BACKEND_CPU) {
         char blas[256];
         cpu_blas_describe(blas, sizeof blas);
         fprintf(f, "CPU SIMD path: %s; BLAS: %s\n\n", cpu_simd_path(), blas);
     }
-    fprintf(f, "| GEMM | backend | M | N | K | ms | TFLOP/s |\n|---|---|---:|---:|---:|---:|---:|\n");
+    if (g_n_gemm) fprintf(f, "| GEMM | backend | M | N | K | ms | TFLOP/s |\n|---|---|---:|---:|---:|---:|---:|\n");
     for (int i = 0; i < g_n_gemm; i++)
         fprintf(f, "| %s | %s | %d | %d | %d | %.4f | %.3g |\n", g_gemm[i].what, g_backend, g_gemm[i].M, g_gemm[i].N,
                 g_gemm[i].K, g_gemm[i].ms, g_gemm[i].tflops);
-    fprintf(f, "\n| network call (CFG: 2B rows%s) | backend | batch | ms/call | ms/img | TFLOP/s |\n"
-               "|---|---|---:|---:|---:|---:|\n", g_graphs ? ", graph replay" : "");
+    int n_vae = 0;
+    for (int i = 0; i < g_n_net; i++) n_vae += is_vae(&g_net[i]);
+    if (g_n_net > n_vae)
+        fprintf(f, "\n| network call (CFG: 2B rows%s) | backend | batch | ms/call | ms/img | TFLOP/s |\n"
+                   "|---|---|---:|---:|---:|---:|\n", g_graphs ? ", graph replay" : "");
     for (int i = 0; i < g_n_net; i++)
         if (!is_vae(&g_net[i]))
             fprintf(f, "| %s | %s | %d | %.3f | %.3f | %.3g |\n", g_net[i].model, g_backend, g_net[i].batch, g_net[i].ms,
                     g_net[i].ms_img, g_net[i].tflops);
-    fprintf(f, "\n| VAE decode | backend | batch | ms/decode | ms/img |\n|---|---|---:|---:|---:|\n");
+    if (n_vae) fprintf(f, "\n| VAE decode | backend | batch | ms/decode | ms/img |\n|---|---|---:|---:|---:|\n");
     for (int i = 0; i < g_n_net; i++)
         if (is_vae(&g_net[i]))
             fprintf(f, "| vae | %s | %d | %.3f | %.3f |\n", g_backend, g_net[i].batch, g_net[i].ms, g_net[i].ms_img);
-    fprintf(f, "\n| sampler | backend | batch | mode | output | ms/batch | ms/img | img/s |\n"
-               "|---|---|---:|---|---|---:|---:|---:|\n");
+    if (g_n_smp)
+        fprintf(f, "\n| sampler | backend | batch | mode | output | ms/batch | ms/img | img/s |\n"
+                   "|---|---|---:|---|---|---:|---:|---:|\n");
     for (int i = 0; i < g_n_smp; i++)
         fprintf(f, "| %s | %s | %d | %s | %s | %.2f | %.3f | %.1f |\n", g_smp[i].sampler, g_backend, g_smp[i].batch,
                 g_smp[i].graphs ? "graph" : "eager", g_smp[i].decode ? "+VAE" : "latents", g_smp[i].ms_batch,
                 g_smp[i].ms_img, g_smp[i].img_s);
+    if (g_n_fid) {
+        fprintf(f, "\n| FID pipeline: sampler | backend | batch | path | img/s (noise -> uint8 in host memory) | "
+                   "img/s with the npz writer | sampling ms/batch | decode ms/batch | copy ms/batch | %s |\n"
+                   "|---|---|---:|---|---:|---:|---:|---:|---:|---:|\n", g_graphs ? "device MiB in use" : "peak RSS MiB");
+        for (int i = 0; i < g_n_fid; i++)
+            fprintf(f, "| %s | %s | %d | %s | %.1f | %.1f | %.2f | %.2f | %.3f | %.0f |\n", g_fid[i].sampler,
+                    g_backend, g_fid[i].batch, g_fid[i].lanes ? "graph, 2 lanes" : "in order", g_fid[i].img_s,
+                    g_fid[i].img_s_npz, g_fid[i].sample_ms, g_fid[i].decode_ms, g_fid[i].copy_ms, g_fid[i].peak_mib);
+    }
     if (g_min_free >= 0) fprintf(f, "\npeak device memory in use: %.0f MiB\n", (g_total_mem - g_min_free) / 1048576.0);
 }
 
@@ -599,6 +882,13 @@ static void usage(FILE *f) {
             "\n"
             "GEMM rates, network calls and whole samples of SiT-XL/2 + refiner + SD-VAE with random weights\n"
             "(median of --reps after --warmup); markdown on stdout, optional --md / --json files.\n"
+            "Section 4, the FID pipeline, per sampler and batch (cfg 1.5): images/s from noise to uint8 images in\n"
+            "host memory through sample-fid's path (CUDA: 2 double-buffered lanes, one graph launch and one copy\n"
+            "into pinned memory a batch; CPU: one batch after the other), over --fid-batches batches after two\n"
+            "warm-up batches a lane; the same with sample-fid's spool and npz writer in the loop (a temporary npz\n"
+            "under $TMPDIR, deleted); and the parts of a batch measured alone (medians): sampling (the trajectory,\n"
+            "no decode), the VAE decode to uint8, the device-to-host copy; device memory in use (GPU) or the\n"
+            "process's peak RSS (CPU). The header names the card, its clocks and driver, or the CPU.\n"
             "\n"
             "Options:\n"
             "  --batches LIST      batch sizes (default 1,8,64)\n"
@@ -609,8 +899,11 @@ static void usage(FILE *f) {
             "  --backend cuda|cpu  backend that measures (default cuda)\n"
             "  --dtype bf16|f16    GPU GEMM operand type (default bf16; the CPU computes in f32)\n"
             "  --weights-dir DIR   where the random model files are written/reused (default $TMPDIR/flowturbo-bench)\n"
-            "  --no-vae            skip the VAE (decode and +VAE sample rows)\n"
+            "  --no-vae            skip the VAE (decode and +VAE sample rows, and section 4)\n"
             "  --no-eager          skip the eager (no graph) sample rows on a backend with graphs\n"
+            "  --no-fid            skip section 4, the FID pipeline\n"
+            "  --fid-batches N     batches per timed FID-pipeline run (default 8)\n"
+            "  --only-fid          run section 4 only (skip the GEMM, network-call and sample sections)\n"
             "  --budget SECONDS    start no new measurement after this long (what is done is reported)\n"
             "  --json FILE         also write the results as JSON\n"
             "  --md FILE           also write the markdown tables to FILE\n"
@@ -626,6 +919,45 @@ static int count_arg(const char *v) {
     return *v && !*end && n >= 0 && n <= 1000000 ? (int)n : -1;
 }
 
+/* Sections 1-3 on the backend be (GEMMs, network calls) and through the public API (whole samples). */
+static void sections_1_to_3(ft_backend *be, const options *op, const char *pred, const char *ref, const char *vae) {
+    fprintf(stderr, "1. GEMM rate at the model's shapes (%s backend)\n", be->name);
+    int D = op->tiny ? 144 : 1152, F = 4 * D, T = op->tiny ? 64 : 256;
+    for (int b = 0; b < op->n_batches; b++) {
+        int M = 2 * op->batches[b] * T;
+        bench_gemm(be, "qkv", M, 3 * D, D, FT_EPI_NONE, op);
+        bench_gemm(be, "proj", M, D, D, FT_EPI_NONE, op);
+        bench_gemm(be, "fc1+gelu", M, F, D, FT_EPI_GELU_TANH, op);
+        bench_gemm(be, "fc2", M, D, F, FT_EPI_NONE, op);
+    }
+    /* the hoisted adaLN GEMM of an H1P5R3 trajectory at batch 8: 7 points x 16 rows */
+    bench_gemm(be, "adaLN", 7 * 16, (op->tiny ? 2 : 28) * 6 * D + 2 * D, D, FT_EPI_NONE, op);
+    flush_outputs(op);
+
+    fprintf(stderr, "2. network calls%s\n", g_graphs ? " (graph replay)" : "");
+    for (int b = 0; b < op->n_batches; b++) {
+        bench_net(be, pred, FT_ROLE_PREDICTOR, op->batches[b], op);
+        bench_net(be, ref, FT_ROLE_REFINER, op->batches[b], op);
+        if (op->vae) bench_vae(be, vae, op->batches[b], op);
+    }
+    flush_outputs(op);
+
+    fprintf(stderr, "3. whole samples (public API)\n");
+    /* graph and eager contexts side by side, so a budget cut keeps both modes of the first batches; a backend
+     * without graphs (the CPU) runs eager only, once */
+    ft_context *cg = open_context(op, g_graphs, pred, ref, op->vae ? vae : NULL);
+    ft_context *ce = op->eager && g_graphs ? open_context(op, 0, pred, ref, NULL) : NULL;
+    for (int b = 0; cg && b < op->n_batches; b++)
+        for (int s = 0; s < op->n_samplers; s++) {
+            bench_sample(cg, op->samplers[s], op->batches[b], g_graphs, 0, op);
+            if (op->vae) bench_sample(cg, op->samplers[s], op->batches[b], g_graphs, 1, op);
+            if (ce) bench_sample(ce, op->samplers[s], op->batches[b], 0, 0, op);
+            flush_outputs(op);
+        }
+    ft_context_free(cg);
+    ft_context_free(ce);
+}
+
 int main(int argc, char **argv) {
     options o;
     memset(&o, 0, sizeof o);
@@ -635,6 +967,9 @@ int main(int argc, char **argv) {
     o.warmup = 1;
     o.vae = 1;
     o.eager = 1;
+    o.fid = 1;
+    o.fid_batches = 8;
+    int only_fid = 0;
     o.backend = FT_BACKEND_CUDA;
     o.dtype = FT_DTYPE_BF16;
     const char *tmp = getenv("TMPDIR");
@@ -666,6 +1001,9 @@ int main(int argc, char **argv) {
         else if (ARG("--budget")) bad = (o.budget = atof(v)) <= 0;
         else if (!strcmp(a, "--no-vae")) o.vae = 0;
         else if (!strcmp(a, "--no-eager")) o.eager = 0;
+        else if (!strcmp(a, "--no-fid")) o.fid = 0;
+        else if (!strcmp(a, "--only-fid")) only_fid = 1;
+        else if (ARG("--fid-batches")) bad = (o.fid_batches = count_arg(v)) < 1;
         else if (!bad) {
             fprintf(stderr, "flowturbo-bench: unknown option '%s'\n\n", a);
             usage(stderr);
@@ -694,42 +1032,19 @@ int main(int argc, char **argv) {
     if (!ensure_models(&o, pred, ref, vae, sizeof pred)) return 4;
     note_memory();
 
-    fprintf(stderr, "1. GEMM rate at the model's shapes (%s backend)\n", be->name);
-    int D = o.tiny ? 144 : 1152, F = 4 * D, T = o.tiny ? 64 : 256;
-    for (int b = 0; b < o.n_batches; b++) {
-        int M = 2 * o.batches[b] * T;
-        bench_gemm(be, "qkv", M, 3 * D, D, FT_EPI_NONE, &o);
-        bench_gemm(be, "proj", M, D, D, FT_EPI_NONE, &o);
-        bench_gemm(be, "fc1+gelu", M, F, D, FT_EPI_GELU_TANH, &o);
-        bench_gemm(be, "fc2", M, D, F, FT_EPI_NONE, &o);
-    }
-    /* the hoisted adaLN GEMM of an H1P5R3 trajectory at batch 8: 7 points x 16 rows */
-    bench_gemm(be, "adaLN", 7 * 16, (o.tiny ? 2 : 28) * 6 * D + 2 * D, D, FT_EPI_NONE, &o);
-    flush_outputs(&o);
-
-    fprintf(stderr, "2. network calls%s\n", g_graphs ? " (graph replay)" : "");
-    for (int b = 0; b < o.n_batches; b++) {
-        bench_net(be, pred, FT_ROLE_PREDICTOR, o.batches[b], &o);
-        bench_net(be, ref, FT_ROLE_REFINER, o.batches[b], &o);
-        if (o.vae) bench_vae(be, vae, o.batches[b], &o);
-    }
+    if (!only_fid) sections_1_to_3(be, &o, pred, ref, vae);
     be->destroy(be);
-    flush_outputs(&o);
 
-    fprintf(stderr, "3. whole samples (public API)\n");
-    /* graph and eager contexts side by side, so a budget cut keeps both modes of the first batches; a backend
-     * without graphs (the CPU) runs eager only, once */
-    ft_context *cg = open_context(&o, g_graphs, pred, ref, o.vae ? vae : NULL);
-    ft_context *ce = o.eager && g_graphs ? open_context(&o, 0, pred, ref, NULL) : NULL;
-    for (int b = 0; cg && b < o.n_batches; b++)
-        for (int s = 0; s < o.n_samplers; s++) {
-            bench_sample(cg, o.samplers[s], o.batches[b], g_graphs, 0, &o);
-            if (o.vae) bench_sample(cg, o.samplers[s], o.batches[b], g_graphs, 1, &o);
-            if (ce) bench_sample(ce, o.samplers[s], o.batches[b], 0, 0, &o);
-            flush_outputs(&o);
-        }
-    ft_context_free(cg);
-    ft_context_free(ce);
+    if (o.fid && o.vae) {
+        fprintf(stderr, "4. FID pipeline (noise -> uint8 images in host memory)\n");
+        ft_context *cm = open_context(&o, g_graphs, pred, ref, vae);
+        for (int b = 0; cm && b < o.n_batches; b++)
+            for (int s = 0; s < o.n_samplers; s++) {
+                bench_fid(cm, vae, o.samplers[s], o.batches[b], &o);
+                flush_outputs(&o);
+            }
+        ft_context_free(cm);
+    }
     if (over_budget(&o)) fprintf(stderr, "time budget of %.0f s reached: later measurements skipped\n", o.budget);
     write_md(stdout, &o);
     flush_outputs(&o);

@@ -18,16 +18,19 @@
 #   2b. compute-sanitizer memcheck, racecheck and initcheck over a few short
 #      tests, when the tool exists and works on this machine
 #   3. build/flowturbo-bench (GEMM rates, network calls, whole samples)
-#   4. bench/torch_baseline.py (the same models and sampler in PyTorch)
+#   3b. flowturbo-bench --only-fid: the FID pipeline (noise -> uint8 in host
+#      memory, double-buffered lanes; with the npz writer; the parts alone)
+#   4. bench/torch_baseline.py (the same models and sampler in PyTorch, and
+#      the same FID pipeline, eager and torch.compile)
 #   5. a short summary table, printed last
-# Everything is written to $OUT (default $TMPDIR/gpu_check_out), eight files:
+# Everything is written to $OUT (default $TMPDIR/gpu_check_out), ten files:
 # nvidia-smi.txt build.log test_cuda.log (+ the sanitizer runs) bench.json
-# bench.log torch.json torch.log summary.txt.
+# bench.log bench_fid.json bench_fid.log torch.json torch.log summary.txt.
 #
 # Knobs (environment): GPU_CHECK_DEADLINE (seconds, default 345),
 # BENCH_BATCHES (1,8,64), BENCH_SAMPLERS (heun:8,H1P5R3,H2P4R2,H8P9R5),
 # BENCH_REPS (3), TORCH_BATCHES (1,8), TORCH_SAMPLERS (H1P5R3,heun:8),
-# TORCH_COMPILE_BATCHES (8), JOBS (16), GPU_CHECK_BUILD (build),
+# TORCH_COMPILE_BATCHES (8), FID_BATCHES (8,64), FID_SAMPLERS (H1P5R3), JOBS (16), GPU_CHECK_BUILD (build),
 # SANITIZE_TESTS ("cuda_op_attention_hd72 cuda_op_layernorm_modulate"),
 # GPU_CHECK_FORCE_SHIM=1 (use the sgemm shim even when OpenBLAS exists: tests the fallback).
 set -uo pipefail
@@ -42,6 +45,8 @@ REPS=${BENCH_REPS:-3}
 TC_BATCHES=${TORCH_COMPILE_BATCHES:-8}
 T_BATCHES=${TORCH_BATCHES:-1,8}
 T_SAMPLERS=${TORCH_SAMPLERS:-H1P5R3,heun:8}
+FID_BATCHES=${FID_BATCHES:-8,64}
+FID_SAMPLERS=${FID_SAMPLERS:-H1P5R3}
 WEIGHTS=${TMPDIR:-/tmp}/flowturbo-bench
 B=${GPU_CHECK_BUILD:-build}       # build folder (make BUILD=...)
 mkdir -p "$OUT" "$WEIGHTS"
@@ -236,9 +241,9 @@ fi
 # ---- 3. flowturbo-bench -------------------------------------------------------
 stage "3. flowturbo-bench (batches $BATCHES, samplers $SAMPLERS, $REPS reps)"
 if [ "$HAVE_GPU" = 1 ] && [ -x $B/flowturbo-bench ]; then
-  BENCH_T=$(budget 120 75)
+  BENCH_T=$(budget 120 110)
   timeout "$BENCH_T" $B/flowturbo-bench --batches "$BATCHES" --samplers "$SAMPLERS" --reps "$REPS" --warmup 1 \
-    --weights-dir "$WEIGHTS" --budget $((BENCH_T - 20)) --commit "$COMMIT" \
+    --weights-dir "$WEIGHTS" --budget $((BENCH_T - 20)) --commit "$COMMIT" --no-fid \
     --json "$OUT/bench.json" >"$OUT/bench.log" 2>&1
   rc=$?
   grep -v "^  " "$OUT/bench.log" | tail -3
@@ -247,12 +252,26 @@ else
   record "bench" "skipped (no GPU or not built)"
 fi
 
+stage "3b. flowturbo-bench FID pipeline (batches $FID_BATCHES, samplers $FID_SAMPLERS)"
+if [ "$HAVE_GPU" = 1 ] && [ -x $B/flowturbo-bench ]; then
+  FID_T=$(budget 40 75)
+  timeout "$FID_T" $B/flowturbo-bench --only-fid --batches "$FID_BATCHES" --samplers "$FID_SAMPLERS" --reps "$REPS" \
+    --warmup 1 --fid-batches 4 --weights-dir "$WEIGHTS" --budget $((FID_T - 10)) --commit "$COMMIT" \
+    --json "$OUT/bench_fid.json" >"$OUT/bench_fid.log" 2>&1
+  rc=$?
+  grep "^| " "$OUT/bench_fid.log" | tail -4
+  record "bench-fid" "rc $rc ($(elapsed)s)"
+else
+  record "bench-fid" "skipped (no GPU or not built)"
+fi
+
 # ---- 4. PyTorch baseline ------------------------------------------------------
 stage "4. PyTorch baseline (eager bf16 autocast at batches $T_BATCHES; torch.compile at batch $TC_BATCHES)"
 if [ "$HAVE_GPU" = 1 ] && python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
   TORCH_T=$(budget 150 12)
   PYTHONUNBUFFERED=1 timeout "$TORCH_T" python3 bench/torch_baseline.py --batches "$T_BATCHES" --samplers "$T_SAMPLERS" \
     --compile-batches "$TC_BATCHES" --reps "$REPS" --weights-dir "$WEIGHTS" --budget $((TORCH_T - 25)) \
+    --fid-samplers "$FID_SAMPLERS" --fid-batches 4 \
     --json "$OUT/torch.json" >"$OUT/torch.log" 2>&1
   rc=$?
   tail -3 "$OUT/torch.log"
@@ -325,6 +344,18 @@ for s, bb, dec in keys:
     best = fg or fe
     ratio = lambda r: f"{r['ms_per_img'] / best['ms_per_img']:.2f}x" if (r and best) else "-"
     print(f"| {s} | {bb} | {'+VAE' if dec else 'latents'} | {f(fg)} | {f(fe)} | {f(te)} | {f(tc)} | {ratio(te)} | {ratio(tc)} |")
+bf = load("bench_fid.json") or {}
+tf = {(r["impl"], r["sampler"], r["batch"]): r for r in (t or {}).get("fid_pipeline", [])}
+print("\n| FID pipeline (noise -> uint8 in host memory) | batch | ft img/s | ft img/s +npz | ft sample / decode / copy ms | "
+      "torch eager img/s | torch.compile img/s | torch eager +npz | speedup vs eager | vs compile |")
+print("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|")
+for r in bf.get("fid_pipeline", []):
+    te, tc = tf.get(("torch-eager", r["sampler"], r["batch"])), tf.get(("torch-compile", r["sampler"], r["batch"]))
+    v = lambda x, k="img_per_s": f"{x[k]:.1f}" if x else "-"
+    sp = lambda x: f"{r['img_per_s'] / x['img_per_s']:.2f}x" if x else "-"
+    print(f"| {r['sampler']} | {r['batch']} | {r['img_per_s']:.1f} | {r['img_per_s_npz']:.1f} | "
+          f"{r['sample_ms_per_batch']:.2f} / {r['decode_ms_per_batch']:.2f} / {r['copy_ms_per_batch']:.3f} | "
+          f"{v(te)} | {v(tc)} | {v(te, 'img_per_s_npz')} | {sp(te)} | {sp(tc)} |")
 def get(s, bb, dec):
     r = fs.get((s, bb, True, dec)); return r["ms_per_img"] if r else None
 print("\ntargets (H100): H1P5R3 batch 8 <= 6 ms/img:", get("H1P5R3", 8, True), "(+VAE)", get("H1P5R3", 8, False),

@@ -21,25 +21,49 @@ Modes: eager under torch.autocast(bfloat16) and torch.compile of each network
 --reps. Output: a markdown table and --json (schema shared with
 flowturbo-bench: "network" and "samples" records with an "impl" field).
 
+FID pipeline (as flowturbo-bench section 4; --no-fid skips it, --only-fid runs
+it alone): per sampler and batch, images/s from noise (torch.randn on the
+device) to uint8 NHWC images in host memory, the loop of the authors'
+sample_ddp.py (sample, VAE decode, clamp(127.5 x + 128), permute, .cpu()),
+over --fid-batches batches; the same with the npz written in the loop (the
+batches kept, np.savez of arr_0 + labels at the end into a temporary file,
+deleted); and the parts alone (medians): sampling, decode to uint8, the
+device-to-host copy; peak device memory (GPU) or peak RSS (CPU).
+
+--device cpu --tiny: the same pipeline on the CPU with the tiny models of
+flowturbo-bench --preset tiny (a smoke test; no GPU needed).
+
   python3 bench/torch_baseline.py --json $OUT/torch.json [--batches 1,8,64]
       [--samplers heun:8,H1P5R3,H2P4R2,H8P9R5] [--compile-batches 8] [--budget 150]
+  python3 bench/torch_baseline.py --device cpu --tiny --only-fid --batches 1,8 --reps 2
 """
 import argparse
 import json
 import math
 import os
 import re
+import resource
 import shutil
 import statistics
 import sys
 import tempfile
 import time
 
+import numpy as np
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 # ---------------------------------------------------------------------------- models
+
+
+def _sdpa(q, k, v):
+    """softmax(q k^T / sqrt(d)) v, for a PyTorch without F.scaled_dot_product_attention (Debian 12's 1.13)."""
+    return torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1) @ v
+
+
+sdpa = getattr(F, "scaled_dot_product_attention", _sdpa)
 
 
 def modulate(x, shift, scale):
@@ -56,7 +80,7 @@ class Attention(nn.Module):
     def forward(self, x):
         B, T, D = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.H, D // self.H).permute(2, 0, 3, 1, 4)
-        o = F.scaled_dot_product_attention(q, k, v)
+        o = sdpa(q, k, v)
         return self.proj(o.transpose(1, 2).reshape(B, T, D))
 
 
@@ -174,7 +198,7 @@ class VaeAttention(nn.Module):
     def forward(self, x):
         N, C, Hh, W = x.shape
         h = self.group_norm(x).flatten(2).transpose(1, 2)
-        o = F.scaled_dot_product_attention(self.to_q(h)[:, None], self.to_k(h)[:, None], self.to_v(h)[:, None])[:, 0]
+        o = sdpa(self.to_q(h)[:, None], self.to_k(h)[:, None], self.to_v(h)[:, None])[:, 0]
         return x + self.to_out[0](o).transpose(1, 2).reshape(N, C, Hh, W)
 
 
@@ -236,7 +260,11 @@ class VAE(nn.Module):
         self.decoder = Decoder(**kw)
 
     def forward(self, z):
-        img = self.decoder(self.post_quant_conv(z / self.sf))
+        if z.device.type == "cpu":  # CPU autocast's group_norm cannot mix bf16 and f32 (torch 1.13): f32 there
+            with torch.autocast("cpu", enabled=False):
+                img = self.decoder(self.post_quant_conv(z.float() / self.sf))
+        else:
+            img = self.decoder(self.post_quant_conv(z / self.sf))
         return ((img * 127.5 + 128).clamp(0, 255)).to(torch.uint8)
 
 
@@ -319,6 +347,96 @@ class FlowTurbo:
 # ---------------------------------------------------------------------------- timing
 
 
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return f"CPU: {line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
+    except OSError:
+        pass
+    return "CPU"
+
+
+def dev_time(fn, reps, warmup, dev):
+    """ms of fn, median of reps after warmup: CUDA events on a GPU, the wall clock on the CPU."""
+    if dev.type != "cuda":
+        for _ in range(warmup):
+            fn()
+        v = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            fn()
+            v.append((time.perf_counter() - t) * 1e3)
+        return statistics.median(v)
+    return cuda_time(fn, reps, warmup)
+
+
+def sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def to_uint8_nhwc(img):
+    """The authors' sample_ddp.py: clamp(127.5 x + 128, 0, 255), NHWC, uint8 (VAE.forward did the clamp)."""
+    return img.permute(0, 2, 3, 1)
+
+
+def run_fid(impl, P, R, Vd, bs, samplers, args, dev, cfg, rows, autocast, flush, over):
+    """The FID pipeline of flowturbo-bench section 4, the PyTorch way (one batch after the other)."""
+    ft = FlowTurbo(P, R, Vd)
+    C, S, ncls = cfg["C"], cfg["S"], cfg["classes"]
+    for B in bs:
+        for s in samplers:
+            if over():
+                return
+            y = torch.cat([torch.arange(B, device=dev) % ncls, torch.full((B,), ncls, device=dev)])
+            g = torch.Generator(device=dev).manual_seed(B)
+
+            def sample():
+                return ft(torch.randn(B, C, S, S, device=dev, generator=g), y, s)
+
+            def batch():
+                return to_uint8_nhwc(ft(torch.randn(B, C, S, S, device=dev, generator=g), y, s, decode=True)).cpu()
+
+            with autocast(), torch.no_grad():
+                warm = args.warmup + (2 if impl != "torch-eager" else 0)
+                sample_ms = dev_time(sample, args.reps, warm, dev)
+                lat = sample()
+                decode_ms = dev_time(lambda: to_uint8_nhwc(Vd(lat)), args.reps, warm, dev)
+                img = to_uint8_nhwc(Vd(lat)).contiguous()
+                sync(dev)
+
+                def copy():
+                    img.cpu()
+                    sync(dev)
+                copy_ms = dev_time(copy, args.reps, args.warmup, dev)
+                for _ in range(max(warm, 1)):
+                    batch()
+                sync(dev)
+                t = time.perf_counter()
+                for _ in range(args.fid_batches):
+                    batch()
+                e2e = time.perf_counter() - t
+                fd, path = tempfile.mkstemp(suffix=".npz")
+                os.close(fd)
+                t = time.perf_counter()
+                kept = [batch().numpy() for _ in range(args.fid_batches)]
+                np.savez(path, arr_0=np.concatenate(kept), labels=np.arange(B * args.fid_batches) % ncls)
+                npz = time.perf_counter() - t
+                os.remove(path)
+            n = B * args.fid_batches
+            peak = (torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda"
+                    else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+            rows.append({"impl": impl, "sampler": s, "backend": dev.type, "batch": B, "batches": args.fid_batches,
+                         "img_per_s": n / e2e, "img_per_s_npz": n / npz, "sample_ms_per_batch": sample_ms,
+                         "decode_ms_per_batch": decode_ms, "copy_ms_per_batch": copy_ms,
+                         ("peak_device_mib" if dev.type == "cuda" else "peak_rss_mib"): peak})
+            print(f"  fid {impl} {s} batch {B}: {n / e2e:.1f} img/s, {n / npz:.1f} img/s with the npz "
+                  f"(sample {sample_ms:.2f}, decode {decode_ms:.2f}, copy {copy_ms:.3f} ms/batch)", file=sys.stderr)
+            flush()
+
+
 def cuda_time(fn, reps, warmup):
     for _ in range(warmup):
         fn()
@@ -347,41 +465,63 @@ def main():
     ap.add_argument("--no-vae", action="store_true")
     ap.add_argument("--budget", type=float, default=0, help="seconds; later measurements are skipped")
     ap.add_argument("--json", default="")
+    ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
+                    help="cpu: the same pipeline on the CPU (bf16 autocast), e.g. with --tiny as a smoke test")
+    ap.add_argument("--tiny", action="store_true", help="the tiny models of flowturbo-bench --preset tiny")
+    ap.add_argument("--dtype", default="auto", choices=["auto", "bf16", "f32"],
+                    help="auto: bf16 autocast on the GPU, f32 on the CPU (as flowturbo's CPU backend; CPU bf16 is slow)")
+    ap.add_argument("--fid-batches", type=int, default=8, help="batches per timed FID-pipeline run")
+    ap.add_argument("--fid-samplers", default="", help="samplers of the FID pipeline (default: --samplers)")
+    ap.add_argument("--no-fid", action="store_true", help="skip the FID pipeline")
+    ap.add_argument("--only-fid", action="store_true", help="run the FID pipeline only")
     args = ap.parse_args()
-    if not torch.cuda.is_available():
-        print("torch_baseline: no CUDA device", file=sys.stderr)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("torch_baseline: no CUDA device (--device cpu runs on the CPU)", file=sys.stderr)
         return 3
     t0 = time.time()
     over = lambda: args.budget > 0 and time.time() - t0 > args.budget
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    dev = torch.device("cuda")
+    dev = torch.device(args.device)
+    bf16 = args.dtype == "bf16" or (args.dtype == "auto" and dev.type == "cuda")
+    autocast = lambda: torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16)
     batches = [int(b) for b in args.batches.split(",") if b]
     cbatches = [int(b) for b in args.compile_batches.split(",") if b]
     samplers = [s for s in args.samplers.split(",") if s]
+    fid_samplers = [s for s in (args.fid_samplers or args.samplers).split(",") if s]
 
     notes = []
-    pred = SiT().to(dev).eval()
-    ref = SiT(cin=8, depth=1).to(dev).eval()
-    vae = VAE().to(dev).eval()
-    notes.append(load_weights(pred, os.path.join(args.weights_dir, "xl2-pred.safetensors"), "predictor"))
-    notes.append(load_weights(ref, os.path.join(args.weights_dir, "xl2-ref.safetensors"), "refiner"))
-    notes.append(load_weights(vae, os.path.join(args.weights_dir, "sd-vae.safetensors"), "vae"))
+    if args.tiny:  # bench/flowturbo_bench.c ensure_models, --preset tiny
+        sit = dict(input_size=16, in_channels=4, cin=4, patch=2, D=144, depth=2, H=2, num_classes=10)
+        pred, ref = SiT(**sit).eval(), SiT(**{**sit, "cin": 8, "depth": 1}).eval()
+        vae = VAE(ch=(16, 32), layers=1, G=8).eval()
+        cfg, names = dict(C=4, S=16, classes=10), ("tiny-pred", "tiny-ref", "tiny-vae")
+    else:
+        pred, ref, vae = SiT().eval(), SiT(cin=8, depth=1).eval(), VAE().eval()
+        cfg, names = dict(C=4, S=32, classes=1000), ("xl2-pred", "xl2-ref", "sd-vae")
+    pred, ref, vae = pred.to(dev), ref.to(dev), vae.to(dev)
+    for m, n, what in zip((pred, ref, vae), names, ("predictor", "refiner", "vae")):
+        notes.append(load_weights(m, os.path.join(args.weights_dir, n + ".safetensors"), what))
     for n in notes:
         print(n, file=sys.stderr)
 
-    net, smp = [], []
-    p = torch.cuda.get_device_properties(0)
+    net, smp, fid = [], [], []
+    if dev.type == "cuda":
+        p = torch.cuda.get_device_properties(0)
+        device = dict(name=p.name, sms=p.multi_processor_count, memory_mib=p.total_memory / 2**20)
+    else:
+        device = dict(name=cpu_name())
 
     def flush():
         """Writes the JSON with what is measured so far (a killed run keeps it)."""
         if not args.json:
             return
         out = dict(tool="torch_baseline", torch=torch.__version__,
-                   device=dict(name=p.name, sms=p.multi_processor_count, memory_mib=p.total_memory / 2**20),
-                   config=dict(dtype="bf16 autocast", reps=args.reps, warmup=args.warmup, cfg_scale=1.5,
+                   device=device,
+                   config=dict(dtype="bf16 autocast" if bf16 else "f32", reps=args.reps, warmup=args.warmup, cfg_scale=1.5,
                                weights=notes, compile_mode=args.compile_mode),
-                   peak_device_mib=torch.cuda.max_memory_allocated() / 2**20, network=net, samples=smp,
+                   peak_device_mib=torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None,
+                   network=net, samples=smp, fid_pipeline=fid,
                    elapsed_s=time.time() - t0, budget_hit=over())
         tmp = os.path.join(tempfile.gettempdir(), f"torch_baseline.{os.getpid()}.json")
         with open(tmp, "w") as f:
@@ -395,18 +535,18 @@ def main():
             if over():
                 return
             g = torch.Generator(device=dev).manual_seed(B)
-            x = torch.randn(B, 4, 32, 32, device=dev, generator=g)
-            y = torch.cat([torch.arange(B, device=dev) % 1000, torch.full((B,), 1000, device=dev)])
+            x = torch.randn(B, cfg["C"], cfg["S"], cfg["S"], device=dev, generator=g)
+            y = torch.cat([torch.arange(B, device=dev) % cfg["classes"], torch.full((B,), cfg["classes"], device=dev)])
             xx, tt = torch.cat([x, x]), torch.full((2 * B,), 0.3, device=dev)
-            with torch.autocast("cuda", dtype=torch.bfloat16), torch.no_grad():
-                ms = cuda_time(lambda: P(xx, tt, y), args.reps, args.warmup + (2 if impl != "torch-eager" else 0))
+            with autocast(), torch.no_grad():
+                ms = dev_time(lambda: P(xx, tt, y), args.reps, args.warmup + (2 if impl != "torch-eager" else 0), dev)
                 net.append(dict(impl=impl, model="predictor", batch=B, rows=2 * B, ms=ms, ms_per_img=ms / B))
-                w = torch.randn(2 * B, 4, 32, 32, device=dev)
+                w = torch.randn(2 * B, cfg["C"], cfg["S"], cfg["S"], device=dev)
                 xr = torch.cat([xx, w], 1)
-                ms = cuda_time(lambda: R(xr, tt, y), args.reps, args.warmup + (2 if impl != "torch-eager" else 0))
+                ms = dev_time(lambda: R(xr, tt, y), args.reps, args.warmup + (2 if impl != "torch-eager" else 0), dev)
                 net.append(dict(impl=impl, model="refiner", batch=B, rows=2 * B, ms=ms, ms_per_img=ms / B))
                 if with_vae:
-                    ms = cuda_time(lambda: Vd(x), args.reps, args.warmup + (2 if impl != "torch-eager" else 0))
+                    ms = dev_time(lambda: Vd(x), args.reps, args.warmup + (2 if impl != "torch-eager" else 0), dev)
                     net.append(dict(impl=impl, model="vae", batch=B, rows=B, ms=ms, ms_per_img=ms / B))
                 flush()
                 print(f"  {impl} batch {B}: " + ", ".join(f"{r['model']} {r['ms']:.3f} ms" for r in net
@@ -415,23 +555,43 @@ def main():
                     for decode in ([False, True] if with_vae else [False]):
                         if over():
                             return
-                        ms = cuda_time(lambda: ft(x, y, s, decode), args.reps, args.warmup)
+                        ms = dev_time(lambda: ft(x, y, s, decode), args.reps, args.warmup, dev)
                         smp.append(dict(impl=impl, sampler=s, batch=B, graphs=False, decode=decode, ms_per_batch=ms,
                                         ms_per_img=ms / B, img_per_s=1e3 * B / ms))
                         print(f"  {impl} {s} batch {B}{' +decode' if decode else ''}: {ms / B:.3f} ms/img",
                               file=sys.stderr)
                         flush()
 
-    print("torch eager (bf16 autocast)", file=sys.stderr)
-    run_mode("torch-eager", pred, ref, vae, batches, not args.no_vae)
+    do_fid = not args.no_fid and not args.no_vae
+    print(f"torch eager ({'bf16 autocast' if bf16 else 'f32'}, {dev.type})", file=sys.stderr)
+    if not args.only_fid:
+        run_mode("torch-eager", pred, ref, vae, batches, not args.no_vae)
+    if do_fid and not over():
+        run_fid("torch-eager", pred, ref, vae, batches, fid_samplers, args, dev, cfg, fid, autocast, flush, over)
+        flush()
+    if cbatches and not hasattr(torch, "compile"):
+        print(f"torch {torch.__version__} has no torch.compile: compiled rows skipped", file=sys.stderr)
+        cbatches = []
     if cbatches and not over():
         print(f"torch.compile (mode {args.compile_mode})", file=sys.stderr)
         kw = {} if args.compile_mode == "default" else {"mode": args.compile_mode}
         cp, cr = (torch.compile(m, dynamic=False, **kw) for m in (pred, ref))
         cv = torch.compile(vae, dynamic=False, **kw) if args.compile_vae else vae
-        run_mode("torch-compile", cp, cr, cv, cbatches, args.compile_vae and not args.no_vae)
+        if not args.only_fid:
+            run_mode("torch-compile", cp, cr, cv, cbatches, args.compile_vae and not args.no_vae)
+        if do_fid and not over():
+            run_fid("torch-compile", cp, cr, cv, cbatches, fid_samplers, args, dev, cfg, fid, autocast, flush, over)
 
     flush()
+    if fid:
+        print("| FID pipeline: impl | sampler | backend | batch | img/s (noise -> uint8 in host memory) | "
+              "img/s with the npz writer | sampling ms/batch | decode ms/batch | copy ms/batch |\n"
+              "|---|---|---|---:|---:|---:|---:|---:|---:|")
+        for r in fid:
+            print(f"| {r['impl']} | {r['sampler']} | {r['backend']} | {r['batch']} | {r['img_per_s']:.1f} | "
+                  f"{r['img_per_s_npz']:.1f} | {r['sample_ms_per_batch']:.2f} | {r['decode_ms_per_batch']:.2f} | "
+                  f"{r['copy_ms_per_batch']:.3f} |")
+        print()
     print("| impl | sampler | batch | output | ms/img | img/s |\n|---|---|---:|---|---:|---:|")
     for r in smp:
         print(f"| {r['impl']} | {r['sampler']} | {r['batch']} | {'+VAE' if r['decode'] else 'latents'} | "

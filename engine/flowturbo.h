@@ -240,6 +240,13 @@ void ft_slerp(float *out, const float *a, const float *b, size_t n, float t);
  * only when it starts. Returns when nothing had to be done or the exec failed. */
 void ft_reexec_with_passive_threads(char **argv);
 
+/* Host memory for images that ft_generate fills fastest: pinned (page-locked) on the CUDA backend, so the
+ * device-to-host copy of a batch is one DMA that overlaps work on other contexts' streams; plain memory on the
+ * CPU. NULL when out of memory or when ctx has no backend. Free with ft_host_free on the same context (or one
+ * of its shared contexts), before the context is freed. Not for the sampling loop: allocate once. */
+void *ft_host_alloc(ft_context *ctx, size_t bytes);
+void ft_host_free(ft_context *ctx, void *ptr);
+
 /* ---- render loops: asynchronous generation into caller memory ---- */
 
 typedef enum {

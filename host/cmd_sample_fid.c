@@ -31,6 +31,7 @@
 #include "commands.h"
 #include "fid_mpi.h"
 #include "fid_npz.h"
+#include "fid_lanes.h"
 #include "fid_progress.h"
 #include "fid_ranks.h"
 #include "fid_shards.h"
@@ -176,7 +177,57 @@ static void simulate_crash(fid_spool *sp) {
     _exit(137);
 }
 
-/* Samples the images of [first, end) that the spool lacks. 0, 1 or EXIT_INTERRUPTED. */
+/* The request of the batch that starts at global image bs (labels go to labels); returns its image count. */
+static int batch_request(const fid_args *a, const fid_config *c, uint64_t bs, int *labels, ft_generate_params *gp) {
+    uint64_t N = (uint64_t)a->num;
+    uint64_t be = bs + (uint64_t)a->batch < N ? bs + (uint64_t)a->batch : N;
+    int nb = (int)(be - bs);
+    for (int i = 0; i < nb; i++) labels[i] = draw_label((uint64_t)a->seed, bs + (uint64_t)i, c->classes);
+    ft_generate_params_init(gp);
+    gp->num_images = nb;
+    gp->labels = labels;
+    gp->seed = (uint64_t)a->seed + bs;
+    gp->sampler = c->sampler;
+    gp->cfg_scale = a->cfg_scale;
+    gp->batch_size = nb;
+    return nb;
+}
+
+/* A batch's images of this shard: global [keep_from, keep_to) of the batch that starts at bs. */
+typedef struct {
+    uint64_t bs, keep_from, keep_to;
+} shard_batch;
+
+static shard_batch shard_batch_at(const fid_args *a, uint64_t g, uint64_t end) {
+    shard_batch b;
+    b.bs = g / (uint64_t)a->batch * (uint64_t)a->batch;
+    uint64_t be = b.bs + (uint64_t)a->batch;
+    b.keep_from = g;
+    b.keep_to = be < end ? be : end;
+    return b;
+}
+
+/* Spools the shard's part of a finished batch, shows progress, and crashes on purpose for --stop-after. 0 or 1. */
+static int commit_batch(const fid_args *a, fid_spool *sp, const uint8_t *images, size_t image_bytes,
+                        const shard_batch *b, uint64_t total, fid_progress *p, const char *me) {
+    hx_err err;
+    if (fid_spool_append(sp, images + (size_t)(b->keep_from - b->bs) * image_bytes, (size_t)(b->keep_to - b->keep_from),
+                         &err) != 0)
+        return cli_error(me, "%s", err.msg);
+    fid_progress_show(p, sp->count);
+    if (a->stop_after >= 0 && sp->count >= (uint64_t)a->stop_after && sp->count < total) simulate_crash(sp);
+    return 0;
+}
+
+static int report_interrupt(fid_progress *p, const fid_spool *sp, uint64_t total, const char *me) {
+    pbar_break(&p->bar);
+    fprintf(stderr, "flowturbo %s: interrupted at %llu/%llu images; run the same command again to resume\n", me,
+            (unsigned long long)sp->count, (unsigned long long)total);
+    return EXIT_INTERRUPTED;
+}
+
+/* Samples the images of [first, end) that the spool lacks, one batch at a time on the session's context.
+ * 0, 1 or EXIT_INTERRUPTED. */
 static int sample_shard(engine_session *s, const fid_args *a, const fid_config *c, fid_spool *sp, uint64_t first,
                         uint64_t end, fid_progress *p, const char *me) {
     uint64_t N = (uint64_t)a->num, total = end - first;
@@ -185,44 +236,23 @@ static int sample_shard(engine_session *s, const fid_args *a, const fid_config *
     uint8_t *images = malloc(image_bytes * (size_t)max_batch);
     int *labels = malloc(sizeof(int) * (size_t)max_batch);
     int rc = 1;
-    hx_err err;
     if (!images || !labels) {
         cli_error(me, "out of memory for a batch of %d images", max_batch);
         goto out;
     }
     while (sp->count < total) {
-        uint64_t g = first + sp->count;
-        uint64_t bs = g / (uint64_t)a->batch * (uint64_t)a->batch;
-        uint64_t be = bs + (uint64_t)a->batch < N ? bs + (uint64_t)a->batch : N;
-        int nb = (int)(be - bs);
-        for (int i = 0; i < nb; i++) labels[i] = draw_label((uint64_t)a->seed, bs + (uint64_t)i, c->classes);
+        shard_batch b = shard_batch_at(a, first + sp->count, end);
         ft_generate_params gp;
-        ft_generate_params_init(&gp);
-        gp.num_images = nb;
-        gp.labels = labels;
-        gp.seed = (uint64_t)a->seed + bs;
-        gp.sampler = c->sampler;
-        gp.cfg_scale = a->cfg_scale;
-        gp.batch_size = nb;
+        batch_request(a, c, b.bs, labels, &gp);
         ft_status st = engine_generate(s, &gp, NULL, images);
         if (st == FT_OK) {
-            uint64_t keep_from = g, keep_to = be < end ? be : end;
-            if (fid_spool_append(sp, images + (size_t)(keep_from - bs) * image_bytes, (size_t)(keep_to - keep_from),
-                                 &err) != 0) {
-                cli_error(me, "%s", err.msg);
-                goto out;
-            }
-            fid_progress_show(p, sp->count);
-            if (a->stop_after >= 0 && sp->count >= (uint64_t)a->stop_after && sp->count < total) simulate_crash(sp);
+            if (commit_batch(a, sp, images, image_bytes, &b, total, p, me) != 0) goto out;
         } else if (st != FT_ERR_CANCELLED || !interrupt_requested()) {
             cli_error(me, "%s", ft_last_error(s->ctx));
             goto out;
         }
         if (interrupt_requested()) {
-            pbar_break(&p->bar);
-            fprintf(stderr, "flowturbo %s: interrupted at %llu/%llu images; run the same command again to resume\n", me,
-                    (unsigned long long)sp->count, (unsigned long long)total);
-            rc = EXIT_INTERRUPTED;
+            rc = report_interrupt(p, sp, total, me);
             goto out;
         }
     }
@@ -230,6 +260,61 @@ static int sample_shard(engine_session *s, const fid_args *a, const fid_config *
 out:
     free(images);
     free(labels);
+    return rc;
+}
+
+/* The state of sample_shard_lanes' batches. */
+typedef struct {
+    const fid_args *a;
+    const fid_config *c;
+    fid_spool *sp;
+    fid_progress *p;
+    uint64_t end, total, next; /* next: the first image not yet submitted */
+    int *labels;
+    shard_batch queue[FID_MAX_LANES]; /* the batches in flight, by k % FID_MAX_LANES */
+    size_t image_bytes;
+    const char *me;
+} lane_run;
+
+static int lane_make(void *user, int64_t k, ft_generate_params *gp) {
+    lane_run *r = user;
+    if (interrupt_requested()) return 1;
+    shard_batch b = shard_batch_at(r->a, r->next, r->end);
+    batch_request(r->a, r->c, b.bs, r->labels, gp);
+    r->queue[k % FID_MAX_LANES] = b;
+    r->next = b.keep_to;
+    return 0;
+}
+
+static int lane_take(void *user, int64_t k, const uint8_t *images, int n) {
+    lane_run *r = user;
+    (void)n;
+    return commit_batch(r->a, r->sp, images, r->image_bytes, &r->queue[k % FID_MAX_LANES], r->total, r->p, r->me);
+}
+
+/* The same on a device backend, double-buffered (fid_lanes.h): batch k+1 samples while batch k is spooled. The
+ * batches, their order and the spool's bytes are those of sample_shard. 0, 1 or EXIT_INTERRUPTED. */
+static int sample_shard_lanes(engine_session *s, const fid_args *a, const fid_config *c, fid_spool *sp,
+                              uint64_t first, uint64_t end, fid_progress *p, const char *me) {
+    lane_run r = {a, c, sp, p, end, end - first, first + sp->count, NULL, {{0, 0, 0}}, 0, me};
+    r.image_bytes = (size_t)c->image_size * c->image_size * 3;
+    uint64_t B = (uint64_t)a->batch, n_batches = (end - 1) / B - r.next / B + 1, N = (uint64_t)a->num;
+    int max_batch = B < N ? a->batch : (int)N; /* a batch never holds more than the run */
+    hx_err err;
+    fid_lanes lanes;
+    ft_context_params cp;
+    ft_context_params_init(&cp);
+    cp.use_graphs = !a->eo.no_graphs;
+    if (!(r.labels = malloc(sizeof(int) * (size_t)max_batch))) return cli_error(me, "out of memory");
+    if (fid_lanes_open(&lanes, s->ctx, &cp, FID_MAX_LANES, max_batch, r.image_bytes, &err) != 0) {
+        free(r.labels);
+        return cli_error(me, "%s", err.msg);
+    }
+    int rc = fid_lanes_run(&lanes, (int64_t)n_batches, lane_make, lane_take, &r, &err);
+    if (rc < 0) rc = cli_error(me, "%s", err.msg);
+    else if (rc == 0 && sp->count < r.total) rc = report_interrupt(p, sp, r.total, me);
+    fid_lanes_close(&lanes); /* waits for a batch still in flight after an error */
+    free(r.labels);
     return rc;
 }
 
@@ -487,7 +572,9 @@ int cmd_sample_fid(int argc, char **argv) {
                     multi ? 0ull : (unsigned long long)first, multi ? N - 1 : (unsigned long long)end - 1,
                     (unsigned long long)N, sc.name, (double)a.cfg_scale, (long long)a.seed, a.batch, S, S, c.backend);
         double t0 = now_seconds();
-        if ((rc = sample_shard(&s, &a, &c, &sp, first, end, &prog, me)) != 0) goto out;
+        /* device backends: double-buffered lanes, so the spool's fsyncs never leave the GPU idle */
+        int lanes = strcmp(c.backend, "cpu") != 0;
+        if ((rc = (lanes ? sample_shard_lanes : sample_shard)(&s, &a, &c, &sp, first, end, &prog, me)) != 0) goto out;
         if (!multi && (rc = finish_single(&a, &c, &src, t0, me)) != 0) goto out;
     } else if (!multi && (rc = finish_single(&a, &c, &src, now_seconds(), me)) != 0) {
         goto out; /* every image was committed before a crash during the assembly */

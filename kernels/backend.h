@@ -229,6 +229,10 @@ struct ft_backend {
     void (*velocity_tail)(ft_backend *be, float *v, const float *raw, const float *base, int B, int guided,
                           int C, int HW, const float *scale, int guided_channels, float *x_out, const float *x_in,
                           const float *d, float h);
+    /* Host memory that download() fills fastest: pinned (page-locked) on CUDA, so the copy is one DMA that
+     * overlaps other streams' work; NULL on backends where malloc is as good (the CPU). */
+    void *(*host_alloc)(ft_backend *be, size_t bytes);
+    void (*host_free)(ft_backend *be, void *ptr);
 };
 
 /* Creates a backend; on failure returns NULL and writes the reason to err. */

@@ -100,10 +100,6 @@ typedef struct {
     cu_gemm_entry *gemm; /* CU_GEMM_CACHE entries */
     int gemm_next;       /* round-robin eviction */
     int capturing;
-    cu_bias_copy *bias; /* sorted by f32 pointer (gemm.cu) */
-    int n_bias, cap_bias;
-    cu_allocation *allocs; /* live allocations: their bias copies are forgotten when freed */
-    int n_allocs, cap_allocs;
     cu_dnn *dnn;         /* NULL without cuDNN: the VAE then runs on the f32 NCHW ops */
     int attn_gemm;       /* large head dims through cuBLASLt (FT_CUDA_ATTENTION_GEMM=0 turns it off) */
 } cu_impl;

@@ -186,7 +186,7 @@ void cu_fm_conv(ft_backend *be, void *y, const void *x, const void *w, const flo
                         workspace_bytes, k, k, Cin, Cout, entry_workspace(e));
         return;
     }
-    const void *bias_act = cu_bias_lookup(c, bias);
+    const void *bias_act = cu_bias_lookup(bias);
     if (!bias_act) {
         ft_backend_fail(be, "fm_conv: the bias is not an FT_WEIGHT_BIAS (cuDNN adds it in the feature maps' type)");
         return;

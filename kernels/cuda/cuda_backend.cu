@@ -50,8 +50,6 @@ static void cu_destroy(ft_backend *be) {
         cu_dnn_destroy(c);
         cu_gemm_cache_free(c);
         free(c->gemm);
-        free(c->bias);
-        free(c->allocs);
         if (c->lt) cublasLtDestroy(c->lt);
         if (c->lt_ws) cudaFree(c->lt_ws);
         if (c->col) cudaFree(c->col);
@@ -79,21 +77,13 @@ static ft_status cu_alloc(ft_backend *be, size_t bytes, void **ptr) {
         ft_backend_fail(be, "alloc of %zu bytes while a graph is being captured", bytes);
         return FT_ERR_INTERNAL;
     }
-    if (c->n_allocs == c->cap_allocs) {
-        int cap = c->cap_allocs ? 2 * c->cap_allocs : 64;
-        void *p = realloc(c->allocs, (size_t)cap * sizeof *c->allocs);
-        if (!p) {
-            ft_backend_fail(be, "out of host memory tracking device allocations");
-            return FT_ERR_OUT_OF_MEMORY;
-        }
-        c->allocs = (cu_allocation *)p;
-        c->cap_allocs = cap;
-    }
     cudaError_t e = cudaMalloc(ptr, bytes);
     if (e == cudaSuccess) {
-        c->allocs[c->n_allocs].p = *ptr;
-        c->allocs[c->n_allocs++].bytes = bytes;
-        return FT_OK;
+        if (cu_alloc_track(*ptr, bytes)) return FT_OK;
+        cudaFree(*ptr);
+        *ptr = NULL;
+        ft_backend_fail(be, "out of host memory tracking device allocations");
+        return FT_ERR_OUT_OF_MEMORY;
     }
     *ptr = NULL;
     cudaGetLastError(); /* an allocation failure is not sticky: clear it */
@@ -115,13 +105,7 @@ static void cu_free(ft_backend *be, void *ptr) {
         ft_backend_fail(be, "free while a graph is being captured");
         return;
     }
-    cu_impl *c = cu_of(be);
-    for (int i = 0; i < c->n_allocs; i++)
-        if (c->allocs[i].p == ptr) {
-            cu_bias_forget_range(c, ptr, c->allocs[i].bytes);
-            c->allocs[i] = c->allocs[--c->n_allocs];
-            break;
-        }
+    cu_alloc_untrack(ptr); /* whichever backend allocated it (shared models) */
     cu_enter(be);
     CU_CHECK(be, cudaFree(ptr));
 }
@@ -146,6 +130,22 @@ static ft_status cu_upload(ft_backend *be, void *dst, const void *src, size_t by
 
 static ft_status cu_download(ft_backend *be, void *dst, const void *src, size_t bytes) {
     return cu_copy(be, dst, src, bytes, cudaMemcpyDeviceToHost);
+}
+
+/* Portable: pinned for every context of the process (FID lanes are several backends on one device). */
+static void *cu_host_alloc(ft_backend *be, size_t bytes) {
+    void *p = NULL;
+    if (!cu_enter(be)) return NULL;
+    if (cudaHostAlloc(&p, bytes ? bytes : 1, cudaHostAllocPortable) != cudaSuccess) {
+        cudaGetLastError(); /* not sticky: the caller reports the failed allocation */
+        return NULL;
+    }
+    return p;
+}
+
+static void cu_host_free(ft_backend *be, void *ptr) {
+    if (!ptr || !cu_enter(be)) return;
+    CU_CHECK(be, cudaFreeHost(ptr));
 }
 
 /* Where the act copy of an FT_WEIGHT_BIAS starts: after its f32 values. */
@@ -197,7 +197,7 @@ static ft_status cu_upload_weight(ft_backend *be, void *dst, const void *src, ft
         void *act = (char *)dst + bias_act_offset(n);
         ft_status st = cu_upload_weight(be, dst, src, src_dtype, n, FT_WEIGHT_VECTOR);
         if (st == FT_OK) st = cu_upload_weight(be, act, src, src_dtype, n, FT_WEIGHT_MATRIX);
-        if (st == FT_OK && !cu_bias_register(c, dst, act)) {
+        if (st == FT_OK && !cu_bias_register(dst, act)) {
             ft_backend_fail(be, "out of host memory registering a bias");
             st = FT_ERR_OUT_OF_MEMORY;
         }
@@ -414,6 +414,8 @@ ft_backend *ft_backend_cuda_create(int device, ft_dtype compute_dtype, char *err
     be->free = cu_free;
     be->upload = cu_upload;
     be->download = cu_download;
+    be->host_alloc = cu_host_alloc;
+    be->host_free = cu_host_free;
     be->weight_size = cu_weight_size;
     be->upload_weight = cu_upload_weight;
     be->sync = cu_sync;

@@ -114,50 +114,6 @@ static int same_key(const cu_gemm_entry *a, const cu_gemm_entry *b) {
            a->align_b == b->align_b && a->align_c == b->align_c && a->align_bias == b->align_bias;
 }
 
-/* ---- act copies of biases ---- */
-
-static int bias_find(const cu_impl *c, const void *f32) { /* first index with key >= f32 */
-    int lo = 0, hi = c->n_bias;
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        if ((uintptr_t)c->bias[mid].f32 < (uintptr_t)f32) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo;
-}
-
-int cu_bias_register(cu_impl *c, const void *f32, const void *act) {
-    int i = bias_find(c, f32);
-    if (i < c->n_bias && c->bias[i].f32 == f32) {
-        c->bias[i].act = act;
-        return 1;
-    }
-    if (c->n_bias == c->cap_bias) {
-        int cap = c->cap_bias ? 2 * c->cap_bias : 256;
-        void *p = realloc(c->bias, (size_t)cap * sizeof *c->bias);
-        if (!p) return 0;
-        c->bias = (cu_bias_copy *)p;
-        c->cap_bias = cap;
-    }
-    memmove(c->bias + i + 1, c->bias + i, (size_t)(c->n_bias - i) * sizeof *c->bias);
-    c->bias[i].f32 = f32;
-    c->bias[i].act = act;
-    c->n_bias++;
-    return 1;
-}
-
-const void *cu_bias_lookup(const cu_impl *c, const void *f32) {
-    int i = bias_find(c, f32);
-    return i < c->n_bias && c->bias[i].f32 == f32 ? c->bias[i].act : NULL;
-}
-
-void cu_bias_forget_range(cu_impl *c, const void *lo, size_t bytes) {
-    int i = bias_find(c, lo), j = i;
-    while (j < c->n_bias && (uintptr_t)c->bias[j].f32 < (uintptr_t)lo + bytes) j++;
-    memmove(c->bias + i, c->bias + j, (size_t)(c->n_bias - j) * sizeof *c->bias);
-    c->n_bias -= j - i;
-}
-
 /* Builds descriptors and asks the heuristic for one algorithm; fused selects
  * whether the bias / GELU epilogue is requested from cuBLASLt. Returns 1 on
  * success (e filled), 0 when cuBLASLt has no algorithm for it. */
@@ -255,7 +211,7 @@ void cu_matmul(ft_backend *be, int transa, int transb, int m, int n, int k, cons
     key.epi = (int)epi;
     key.has_bias = bias != NULL;
     /* an act-output GEMM takes the bias in the output's type when the weight has an act copy */
-    const void *bias_act = bias && d_is_act ? cu_bias_lookup(c, bias) : NULL;
+    const void *bias_act = bias && d_is_act ? cu_bias_lookup(bias) : NULL;
     const void *fused_bias = bias_act ? bias_act : (const void *)bias;
     key.bias_act = bias_act != NULL;
     key.align_a = cu_align_of(A);

@@ -27,10 +27,6 @@ void cu_cast(ft_backend *be, void *dst, ft_buf_type dst_type, const void *src, f
 /* Frees the cached cuBLASLt descriptors. */
 void cu_gemm_cache_free(cu_impl *c);
 
-/* The act copy of a bias uploaded as FT_WEIGHT_BIAS: registered at upload,
- * found by its f32 pointer, forgotten with the allocation holding it. */
-int cu_bias_register(cu_impl *c, const void *f32, const void *act);
-const void *cu_bias_lookup(const cu_impl *c, const void *f32);
-void cu_bias_forget_range(cu_impl *c, const void *lo, size_t bytes);
+#include "registry.cuh" /* cu_bias_lookup */
 
 #endif

@@ -29,7 +29,7 @@ def test_help_lists_every_flag_the_parser_accepts(build: Path) -> None:
 
 def test_cpu_rows_name_the_backend_without_graphs_or_vae_tflops(build: Path, tmp_path: Path) -> None:
     p = bench(build, "--preset", "tiny", "--backend", "cpu", "--batches", "1", "--samplers", "heun:1", "--reps", "1",
-              "--warmup", "0", "--weights-dir", str(tmp_path), "--json", str(tmp_path / "b.json"))
+              "--warmup", "0", "--fid-batches", "2", "--weights-dir", str(tmp_path), "--json", str(tmp_path / "b.json"))
     assert p.returncode == 0, p.stderr
     result = json.loads((tmp_path / "b.json").read_text())
     commit = (build / "commit.txt").read_text().strip()
@@ -39,8 +39,35 @@ def test_cpu_rows_name_the_backend_without_graphs_or_vae_tflops(build: Path, tmp
     vae = [r for r in result["network"] if r["model"] == "vae"]
     assert vae and all("tflops" not in r for r in vae)
     assert all(r["tflops"] > 0 for r in result["network"] if r["model"] != "vae")
+    # the FID pipeline on the CPU: sample-fid's in-order path, measured parts, peak RSS, no lanes or graphs
+    fid = result["fid_pipeline"]
+    assert fid and all(r["backend"] == "cpu" and r["lanes"] == 0 and r["img_per_s"] > 0 and r["img_per_s_npz"] > 0
+                       and r["sample_ms_per_batch"] > 0 and r["decode_ms_per_batch"] > 0
+                       and r["peak_rss_mib"] > 0 for r in fid), fid
+    assert not list(tmp_path.glob("**/samples.npz")), "the temporary npz was not deleted"
     md = p.stdout
     assert f"commit {commit}, cpu backend" in md and "graph" not in md.replace("graphs", "")
     rows = [ln for ln in md.splitlines() if ln.startswith("| ") and not ln.startswith("| GEMM |")
             and "---" not in ln and " backend |" not in ln]
     assert rows and all(ln.split("|")[2].strip() == "cpu" for ln in rows), rows
+
+
+def test_torch_baseline_runs_the_fid_pipeline_on_the_cpu(tmp_path: Path) -> None:
+    """bench/torch_baseline.py --device cpu --tiny: the PyTorch peer of the FID-pipeline rows, without a GPU."""
+    import importlib.util
+    import sys
+
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("numpy") is None:
+        import pytest
+
+        pytest.skip("PyTorch or NumPy is not installed")
+    out = tmp_path / "torch.json"
+    p = subprocess.run([*one_cpu(), sys.executable, str(REPO / "bench" / "torch_baseline.py"), "--device", "cpu",
+                        "--tiny", "--only-fid", "--batches", "1", "--samplers", "heun:1", "--reps", "1",
+                        "--warmup", "0", "--fid-batches", "1", "--weights-dir", str(tmp_path), "--json", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    fid = json.loads(out.read_text())["fid_pipeline"]
+    assert len(fid) == 1 and fid[0]["impl"] == "torch-eager" and fid[0]["backend"] == "cpu", fid
+    assert fid[0]["img_per_s"] > 0 and fid[0]["img_per_s_npz"] > 0 and fid[0]["decode_ms_per_batch"] > 0
+    assert "| FID pipeline: impl |" in p.stdout
