@@ -292,6 +292,12 @@ static int lane_take(void *user, int64_t k, const uint8_t *images, int n) {
     return commit_batch(r->a, r->sp, images, r->image_bytes, &r->queue[k % FID_MAX_LANES], r->total, r->p, r->me);
 }
 
+/* The lanes' progress callback (it runs on a CUDA host-node thread: it only reads the interrupt flag). */
+static int lane_cancel(ft_phase phase, int step, int total, void *user) {
+    (void)phase, (void)step, (void)total, (void)user;
+    return interrupt_requested();
+}
+
 /* The same on a device backend, double-buffered (fid_lanes.h): batch k+1 samples while batch k is spooled. The
  * batches, their order and the spool's bytes are those of sample_shard. 0, 1 or EXIT_INTERRUPTED. */
 static int sample_shard_lanes(engine_session *s, const fid_args *a, const fid_config *c, fid_spool *sp,
@@ -305,14 +311,15 @@ static int sample_shard_lanes(engine_session *s, const fid_args *a, const fid_co
     ft_context_params cp;
     ft_context_params_init(&cp);
     cp.use_graphs = !a->eo.no_graphs;
+    cp.progress_cb = lane_cancel; /* Ctrl-C / SIGTERM cancels the batches in flight too */
     if (!(r.labels = malloc(sizeof(int) * (size_t)max_batch))) return cli_error(me, "out of memory");
     if (fid_lanes_open(&lanes, s->ctx, &cp, FID_MAX_LANES, max_batch, r.image_bytes, &err) != 0) {
         free(r.labels);
         return cli_error(me, "%s", err.msg);
     }
     int rc = fid_lanes_run(&lanes, (int64_t)n_batches, lane_make, lane_take, &r, &err);
-    if (rc < 0) rc = cli_error(me, "%s", err.msg);
-    else if (rc == 0 && sp->count < r.total) rc = report_interrupt(p, sp, r.total, me);
+    if (rc < 0 && !interrupt_requested()) rc = cli_error(me, "%s", err.msg);
+    else if (rc < 0 || sp->count < r.total) rc = report_interrupt(p, sp, r.total, me);
     fid_lanes_close(&lanes); /* waits for a batch still in flight after an error */
     free(r.labels);
     return rc;
