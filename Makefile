@@ -183,7 +183,8 @@ gpu-bench: $(BUILD)/flowturbo-bench
 
 # The CUDA tests alone (no host/ objects: needs neither libpng nor zlib).
 $(BUILD)/test_cuda: $(BUILD)/obj/tests/runner.o $(BUILD)/obj/tests/util.o $(BUILD)/obj/tests/test_cuda.o \
-                    $(BUILD)/obj/tests/test_cuda_output.o $(BUILD)/obj/host/fid_lanes.o $(BUILD)/obj/host/errmsg.o \
+                    $(BUILD)/obj/tests/test_cuda_output.o $(BUILD)/obj/tests/fid_lanes_check.o \
+                    $(BUILD)/obj/host/fid_lanes.o $(BUILD)/obj/host/errmsg.o \
                     $(BUILD)/libflowturbo.a
 	$(CC) $^ $(LDLIBS) -o $@
 

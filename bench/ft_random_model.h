@@ -222,7 +222,7 @@ static int rm_write(const char *path, rm_list *l, uint64_t seed, int bf16, char 
 
 /* ---- models ---- */
 
-static int rm_write_sit(const char *path, const rm_sit_cfg *c, uint64_t seed, int bf16, char *err, size_t errn) {
+static inline int rm_write_sit(const char *path, const rm_sit_cfg *c, uint64_t seed, int bf16, char *err, size_t errn) {
     rm_list l;
     memset(&l, 0, sizeof l);
     int64_t D = c->hidden, p = c->patch, g = c->input_size / c->patch, T = g * g;
@@ -306,7 +306,7 @@ static int rm_add_resnet(rm_list *l, int64_t cin, int64_t cout, const char *pref
     return ok;
 }
 
-static int rm_write_vae(const char *path, const rm_vae_cfg *c, uint64_t seed, int bf16, char *err, size_t errn) {
+static inline int rm_write_vae(const char *path, const rm_vae_cfg *c, uint64_t seed, int bf16, char *err, size_t errn) {
     rm_list l;
     memset(&l, 0, sizeof l);
     int64_t L = c->latent_channels, top = c->ch[c->n_blocks - 1];

@@ -6,11 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../bench/ft_random_model.h"
 #include "../engine/flowturbo.h"
 #include "../host/fid_spool.h"
 #include "../host/labels.h"
 #include "../host/npy.h"
 #include "../host/npz.h"
+#include "fid_lanes_check.h"
 #include "test.h"
 
 /* 12 images in batches of 5 with sit_b (pixel space, 3 classes, 12x12). */
@@ -210,5 +212,18 @@ TEST(fid_spool_config_diff_names_keys) {
               !strstr(msg, "a:") && !strstr(msg, "c:"), "diff: %s", msg);
     fid_config_diff("a: 1\n", "a: 1\n", msg, sizeof msg);
     CHECK(msg[0] == 0, "equal configs differ: %s", msg);
+    return PASS;
+}
+
+/* The FID path's double buffering (host/fid_lanes.c: two contexts on shared models, each with its own buffer) equals
+ * one lane byte for byte over 1,000 images on the CPU backend (the CUDA suite runs the same check, with the VAE,
+ * on the emulator and on a GPU). An 8x8 RGB pixel-space SiT with random weights, heun:2, cfg 1.5, batches of 24. */
+TEST(fid_lanes_double_buffer_equals_one_stream_cpu_1000) {
+    char px[512], err[1024];
+    snprintf(px, sizeof px, "%s/fid_lanes_px.safetensors", test_tmpdir());
+    rm_sit_cfg pc = {0, 8, 3, 2, 32, 1, 2, 10, 0, 3, 2.0}; /* 8x8 RGB pixels, 16 tokens, 1 block, 10 classes */
+    CHECK(rm_write_sit(px, &pc, 31, 0, err, sizeof err), "%s", err);
+    CHECK(fid_lanes_double_equals_single(FT_BACKEND_CPU, px, NULL, NULL, "heun:2", 1000, 24, 8),
+          "two lanes differ from one lane");
     return PASS;
 }
