@@ -235,7 +235,9 @@ void ft_slerp(float *out, const float *a, const float *b, size_t n, float t);
 
 /* Call first thing in main() of a program that uses the CPU backend next to
  * other busy threads: when neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT is set,
- * sets OMP_WAIT_POLICY=PASSIVE and re-executes the program (/proc/self/exe,
+ * sets OMP_WAIT_POLICY=PASSIVE (and OPENBLAS_NUM_THREADS=1 unless set: the
+ * engine runs OpenBLAS single-threaded, and OpenBLAS's own pool busy-waits
+ * after it starts) and re-executes the program (/proc/self/exe,
  * same argv and environment otherwise), because the OpenMP runtime reads it
  * only when it starts. Returns when nothing had to be done or the exec failed. */
 void ft_reexec_with_passive_threads(char **argv);
