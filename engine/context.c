@@ -329,7 +329,7 @@ static ft_status get_plan(ft_context *ctx, const ft_plan_env *env, const ft_plan
     for (int i = 0; i < PLAN_CACHE; i++) {
         const ft_plan_key *k = ctx->plans[i] ? plan_key(ctx->plans[i]) : NULL;
         if (k && k->batch == key->batch && k->guided == key->guided && k->decode == key->decode &&
-            strcmp(k->sampler.name, key->sampler.name) == 0) {
+            k->sampler.refine_once == key->sampler.refine_once && strcmp(k->sampler.name, key->sampler.name) == 0) {
             ctx->plan_used[i] = ctx->tick;
             *out = ctx->plans[i];
             return FT_OK;
@@ -374,6 +374,7 @@ ft_status ft_generate(ft_context *ctx, const ft_generate_params *gp, float *late
     if (sc.n_r > 0 && ctx->ref.cfg.guided_channels != pc->guided_channels)
         ft_log(ctx, FT_LOG_WARN, "refiner guided_channels %d differs from the predictor's %d; using %d",
                ctx->ref.cfg.guided_channels, pc->guided_channels, pc->guided_channels);
+    sc.refine_once = sc.n_r > 0 && ctx->ref.cfg.guided_refiner;
     ft_plan_env env = {ctx->be, &ctx->pred, sc.n_r > 0 ? &ctx->ref : NULL, images_out ? ctx->vae : NULL,
                        pc->guided_channels, on_step, on_decoded, ctx, &ctx->cancel};
     int batch = gp->batch_size > 0 ? gp->batch_size : gp->num_images;

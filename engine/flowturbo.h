@@ -153,11 +153,13 @@ int ft_decoded_size(const ft_context *ctx, int latent_size);
 
 /* What a sampler string means (no context needed). */
 typedef struct {
-    char name[32];   /* canonical form: "H1P5R3", "heun:8", "euler:50" */
+    char name[32];   /* canonical form: "H1P5R3", "heun:8", "euler:50", "heun:8/s2" (shifted grid) */
     int euler;       /* 1 for euler:N */
     int steps;       /* N: points of the time grid minus one */
     int heun_blocks, pseudo_blocks, refiner_blocks;
-    int predictor_calls, refiner_calls; /* network calls per trajectory (2B rows each with guidance) */
+    int predictor_calls, refiner_calls; /* network calls per trajectory (2B rows each with guidance);
+                                         * refiner_calls counts the released refiner's two calls per R
+                                         * step (a guided refiner, refiner_kind "guided", makes one, on B rows) */
 } ft_sampler_info;
 
 /* Parses a sampler string; on failure writes the reason to err (may be NULL). */
