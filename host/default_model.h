@@ -12,6 +12,11 @@
 #define DEFAULT_MODEL_NAME "embedded:fashion_sit"
 #define DEFAULT_REFINER_NAME "embedded:fashion_refiner"
 
+/* The sampler `flowturbo generate` uses for the embedded model when no
+ * --sampler is given: the configuration with the best measured quality per
+ * millisecond on it (issue 12; README "The embedded model", bench/RESULTS.md). */
+#define DEFAULT_MODEL_SAMPLER "H1P5R3"
+
 /* The safetensors image of the embedded predictor / refiner. */
 const void *default_model_data(ft_role role, size_t *size);
 
