@@ -1,9 +1,14 @@
 # flowturbo — build, test and install.
 #
-#   make            build/libflowturbo.a, build/include/flowturbo.h, build/flowturbo
+#   make            build/libflowturbo.a, build/libflowturbo.so, build/include/flowturbo.h, build/flowturbo,
+#                   build/flowturbo-bench
 #   make deps       install missing Debian packages (apt-get as root; prints the command otherwise)
+#   make deps-python  the same for the Python side (converter, Python package, its tests)
+#   make test-python  the Python package's tests and tests/python (docs, bench, weights script; pytest)
 #   make test       build and run the test runner (last line: tests: N passed, N failed, N skipped)
 #   make test-asan  the same suite under -fsanitize=address,undefined
+#   make test-serve `flowturbo serve`: API test and headless-Chromium browser test
+#   make examples   build host/examples/ through pkg-config (static and shared) and run them
 #   make goldens    regenerate tests/data fixtures with the PyTorch reference (needs python3-torch)
 #   make bench      CPU benchmark against the PyTorch reference (bench/RESULTS.md)
 #   make install PREFIX=/usr/local
@@ -15,6 +20,10 @@
 #   make test-cuda-emu-mutations  deliberate kernel bugs the emulated suite must catch
 #   make gpu-bench  build/flowturbo-bench (GPU benchmark, bench/GPU_NOTES.md)
 #   make gpu-check  bash bench/gpu_check.sh: build, CUDA tests, benchmarks, PyTorch baseline
+#
+# MPI (mpirun -np N flowturbo sample-fid): compiled in when Open MPI is found
+# (pkg-config ompi-c, else mpicc); MPI=0 leaves it out, MPI=1 requires it
+# (and `make deps MPI=1` installs libopenmpi-dev and openmpi-bin).
 
 ifeq ($(origin CC),default)
 CC      := gcc
@@ -29,12 +38,19 @@ endif
 BUILD   ?= build
 CUDA    ?= $(shell command -v $(NVCC) >/dev/null 2>&1 && echo 1 || echo 0)
 
-DEB_PKGS := gcc g++ make libopenblas-dev libopenblas0-pthread libpng-dev zlib1g-dev pkg-config
+DEB_PKGS := gcc g++ make libopenblas-dev libopenblas0-pthread libpng-dev zlib1g-dev pkg-config \
+            libmicrohttpd-dev libturbojpeg0-dev libjpeg62-turbo-dev libwebp-dev libexif-dev
+# weights_tool/convert.py (PyTorch, NumPy), the Python package (NumPy, Pillow) and its tests (pytest, mypy, a venv)
+PY_DEB_PKGS := python3 python3-numpy python3-torch python3-pil python3-pytest python3-mypy python3-venv python3-pip \
+               python3-setuptools python3-wheel
 
 WARN     := -Wall -Wextra
 CFLAGS   ?= -O2
-BASE_CFLAGS := -std=c11 $(WARN) -fopenmp -D_DEFAULT_SOURCE -MMD -MP
+BASE_CFLAGS := -std=c11 $(WARN) -fopenmp -fPIC -D_DEFAULT_SOURCE -MMD -MP
 LDLIBS   := -lopenblas -lpng -lz -lm -lpthread -fopenmp
+# the CLI's: HTTP and JPEG frames of `serve` (libmicrohttpd, TurboJPEG), the image formats besides PNG (JPEG
+# through libjpeg-turbo, WebP + mux for metadata chunks, EXIF); the library needs none of them
+CLI_LDLIBS := -lmicrohttpd -lturbojpeg -ljpeg -lwebpmux -lwebp -lexif
 
 LIB_SRC  := $(wildcard engine/*.c) $(wildcard kernels/*.c) $(wildcard kernels/cpu/*.c)
 CLI_SRC  := $(wildcard host/*.c)
@@ -53,7 +69,18 @@ ifneq ($(CU_SRC),)
   NVCCFLAGS ?= -O3 -std=c++17 $(CUDA_ARCHS) -Xcompiler -fPIC,-Wall,-Wextra -lineinfo
   BASE_CFLAGS += -DFT_WITH_CUDA
   CUDA_INC := -I$(CUDA_HOME)/include
-  LDLIBS += -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/targets/x86_64-linux/lib -lcublasLt -lcudart -lstdc++ -ldl -lrt
+  # cuDNN (the VAE's NHWC convolutions): found in CUDA_HOME, or at CUDNN_INC /
+  # CUDNN_LIB (pip's nvidia-cudnn-cu13 on the GPU machine: bench/gpu_check.sh);
+  # CUDNN=0 builds without it (the VAE then runs on the f32 im2col path).
+  CUDNN_INC ?= $(CUDA_HOME)/include
+  CUDNN ?= $(shell test -f $(CUDNN_INC)/cudnn.h && echo 1 || echo 0)
+  ifeq ($(CUDNN),1)
+    NVCCFLAGS += -DFT_WITH_CUDNN -I$(CUDNN_INC)
+    CUDNN_LIBS := $(if $(CUDNN_LIB),-L$(CUDNN_LIB)) -lcudnn
+  endif
+  CUDA_LIBS := -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/targets/x86_64-linux/lib $(CUDNN_LIBS) -lcublasLt -lcudart \
+               -lstdc++ -ldl -lrt
+  LDLIBS += $(CUDA_LIBS)
   CUDA_OBJ := $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
 endif
 endif
@@ -73,23 +100,45 @@ ifeq ($(CUDA_EMU),1)
   EMU_KERNEL_FLAGS := -x c++ -include kernels/emu/cuda_emu.h -Wno-unknown-pragmas -fsanitize=thread \
                       --param=tsan-instrument-func-entry-exit=0
   EMU_SRC := $(wildcard kernels/emu/*.cpp)
+  ifneq ($(wildcard $(CUDA_HOME)/include/cudnn.h),)
+    EMU_CXXFLAGS += -DFT_WITH_CUDNN    # cuDNN emulated too (kernels/emu/cudnn.cpp)
+  endif
   BASE_CFLAGS += -DFT_WITH_CUDA
   CUDA_INC := -I$(CUDA_HOME)/include
-  LDLIBS += -lstdc++ -ldl -rdynamic
+  CUDA_LIBS := -lstdc++ -ldl
+  LDLIBS += $(CUDA_LIBS) -rdynamic
   CUDA_OBJ := $(CU_SRC:%.cu=$(BUILD)/obj/%.o) $(EMU_SRC:%.cpp=$(BUILD)/obj/%.o)
+endif
+
+# ---- MPI section (host/fid_mpi.c only; the library never uses MPI) ----
+MPI ?= $(shell pkg-config --exists ompi-c 2>/dev/null || command -v mpicc >/dev/null 2>&1 && echo 1 || echo 0)
+ifeq ($(MPI),1)
+  MPI_CFLAGS := $(or $(shell pkg-config --cflags ompi-c 2>/dev/null),$(shell mpicc --showme:compile 2>/dev/null))
+  MPI_LIBS := $(or $(shell pkg-config --libs ompi-c 2>/dev/null),$(shell mpicc --showme:link 2>/dev/null))
+  ifeq ($(origin MPI),command line)
+    DEB_PKGS += libopenmpi-dev openmpi-bin
+  endif
+  ifeq ($(MPI_LIBS),)
+    ifneq ($(MAKECMDGOALS),deps)
+      $(error MPI=1 but Open MPI was not found (pkg-config ompi-c, mpicc): make deps MPI=1 installs it; or make MPI=0)
+    endif
+  endif
 endif
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CUDA_OBJ)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps test test-asan goldens bench bench-vae gpu-bench gpu-check test-cuda test-cuda-emu \
-        test-cuda-emu-mutations print-build-flags clean install uninstall info
+.PHONY: all deps deps-python test test-asan test-python test-serve examples goldens bench bench-vae gpu-bench gpu-check test-cuda \
+        test-cuda-emu test-cuda-emu-mutations print-build-flags clean install uninstall info
 
-all: $(BUILD)/libflowturbo.a $(BUILD)/include/flowturbo.h $(BUILD)/flowturbo
+all: $(BUILD)/libflowturbo.a $(BUILD)/libflowturbo.so $(BUILD)/include/flowturbo.h $(BUILD)/flowturbo \
+     $(BUILD)/flowturbo-bench $(BUILD)/flowturbo.pc
 
 info:
 	@echo "CUDA backend: $(if $(CUDA_OBJ),✓ ($(words $(CU_SRC)) .cu files, sm_80 + sm_90a),✗)"
+	@echo "cuDNN (VAE convolutions on NHWC bf16): $(if $(filter 1,$(CUDNN)),✓ ($(CUDNN_INC)),✗)"
+	@echo "MPI (sample-fid under mpirun): $(if $(filter 1,$(MPI)),✓ ($(MPI_LIBS)),✗)"
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -109,10 +158,16 @@ $(BUILD)/obj/%.o: %.cu
 	$(NVCC) $(NVCCFLAGS) -DFT_WITH_CUDA -MMD -MP -MF $(@:.o=.d) -c $< -o $@
 endif
 
-# GPU benchmark (runs on the CPU backend too, slowly): build/flowturbo-bench
-$(BUILD)/obj/bench/flowturbo_bench.o: bench/flowturbo_bench.c
+# GPU benchmark (runs on the CPU backend too, slowly): build/flowturbo-bench. It records the commit it was built
+# from: build/commit.txt changes (and the benchmark is recompiled) only when the commit does.
+GIT_COMMIT := $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
+$(BUILD)/commit.txt: FORCE
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CUDA_INC) $(CFLAGS) -c $< -o $@
+	@[ "$$(cat $@ 2>/dev/null)" = "$(GIT_COMMIT)" ] || echo "$(GIT_COMMIT)" > $@
+
+$(BUILD)/obj/bench/flowturbo_bench.o: bench/flowturbo_bench.c $(BUILD)/commit.txt
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CUDA_INC) $(CFLAGS) -DFT_BUILD_COMMIT='"$(GIT_COMMIT)"' -c $< -o $@
 
 $(BUILD)/flowturbo-bench: $(BUILD)/obj/bench/flowturbo_bench.o $(BUILD)/libflowturbo.a
 	$(CC) $^ $(LDLIBS) -o $@
@@ -121,8 +176,13 @@ gpu-bench: $(BUILD)/flowturbo-bench
 
 # The CUDA tests alone (no host/ objects: needs neither libpng nor zlib).
 $(BUILD)/test_cuda: $(BUILD)/obj/tests/runner.o $(BUILD)/obj/tests/util.o $(BUILD)/obj/tests/test_cuda.o \
-                    $(BUILD)/libflowturbo.a
+                    $(BUILD)/obj/tests/test_cuda_output.o $(BUILD)/libflowturbo.a
 	$(CC) $^ $(LDLIBS) -o $@
+
+# The device-memory frames of ft_submit use the CUDA runtime API directly (caller streams, cudaMallocPitch).
+$(BUILD)/obj/tests/test_cuda_output.o: tests/test_cuda_output.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CUDA_INC) $(CFLAGS) -c $< -o $@
 
 test-cuda: $(BUILD)/test_cuda
 	$(BUILD)/test_cuda --isolate cuda_
@@ -152,29 +212,55 @@ $(BUILD)/libflowturbo.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# What the library itself links against (flowturbo.pc Libs.private, the shared library's dependencies): no libpng,
+# zlib, HTTP or JPEG (those are the CLI's).
+LIB_LIBS := -lopenblas -lgomp -lpthread -lm $(CUDA_LIBS)
+
+# The shared library (the Python package and the examples load it): every object is -fPIC; it exports only the
+# public ft_* API (engine/libflowturbo.map).
+$(BUILD)/libflowturbo.so: $(LIB_OBJ) engine/libflowturbo.map
+	$(CC) -shared -Wl,-soname,libflowturbo.so.0 -Wl,--version-script=engine/libflowturbo.map -Wl,--no-undefined \
+	    $(LIB_OBJ) $(LIB_LIBS) -o $@
+
 $(BUILD)/include/flowturbo.h: engine/flowturbo.h
 	@mkdir -p $(dir $@)
 	cp $< $@
 
 $(BUILD)/flowturbo: $(CLI_OBJ) $(BUILD)/libflowturbo.a
-	$(CC) $(CLI_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) -o $@
+	$(CC) $(CLI_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) $(CLI_LDLIBS) $(MPI_LIBS) -o $@
 
-# The CLI embeds the default (Fashion-MNIST) models with .incbin.
-$(BUILD)/obj/host/default_model.o: host/models/fashion_sit.safetensors host/models/fashion_refiner.safetensors
+# fid_mpi.o is rebuilt when MPI changes (the stamp names the setting)
+$(BUILD)/obj/host/fid_mpi.o: BASE_CFLAGS += $(if $(filter 1,$(MPI)),-DFT_WITH_MPI $(MPI_CFLAGS))
+$(BUILD)/obj/host/fid_mpi.o: $(BUILD)/mpi-$(MPI).stamp
+$(BUILD)/mpi-$(MPI).stamp:
+	@mkdir -p $(BUILD) && rm -f $(BUILD)/mpi-*.stamp && touch $@
+
+# The library embeds the default (Fashion-MNIST) models with .incbin (ft_load_embedded).
+$(BUILD)/obj/engine/embedded_model.o: host/models/fashion_sit.safetensors host/models/fashion_refiner.safetensors
+
+# `serve` embeds its page with .incbin.
+$(BUILD)/obj/host/serve_http.o: host/serve_page.html
 
 # Tests link the host helpers too (everything in host/ but the CLI's main).
 HOST_LIB_OBJ := $(filter-out $(BUILD)/obj/host/main.o,$(CLI_OBJ))
 
 $(BUILD)/test_runner: $(TEST_OBJ) $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(BUILD)/flowturbo
-	$(CC) $(TEST_OBJ) $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) -o $@
+	$(CC) $(TEST_OBJ) $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) $(CLI_LDLIBS) $(MPI_LIBS) -o $@
 
 test: $(BUILD)/test_runner
 	$(BUILD)/test_runner --isolate
 
+# `flowturbo serve`: the API test (every endpoint, bad and oversize requests, concurrent clients, disconnects,
+# memory) and the browser test (headless Chromium; screenshots in build/test-artefacts).
+test-serve: $(BUILD)/flowturbo
+	FT_CLI=$(BUILD)/flowturbo $(PYTHON) tests/serve/api_test.py
+	FT_CLI=$(BUILD)/flowturbo FT_ARTEFACTS=$(BUILD)/test-artefacts $(PYTHON) tests/serve/browser_test.py; \
+	  rc=$$?; if [ $$rc = 77 ]; then echo "browser test: SKIP (chromium / selenium missing)"; else exit $$rc; fi
+
 # Sanitizer build in its own tree; OpenBLAS/OpenMP internals are not instrumented.
 test-asan:
 	$(MAKE) BUILD=build/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	        LDLIBS_EXTRA=1 CUDA=0 build/asan/test_runner
+	        LDLIBS_EXTRA=1 CUDA=0 MPI=0 build/asan/test_runner
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/asan/test_runner --isolate
 
 ifeq ($(LDLIBS_EXTRA),1)
@@ -200,6 +286,20 @@ $(BUILD)/vae_bench: $(BUILD)/obj/bench/vae_bench.o $(BUILD)/libflowturbo.a
 bench-vae: $(BUILD)/vae_bench
 	bash bench/run_vae_bench.sh
 
+deps-python:
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(PY_DEB_PKGS)"
+
+# The Python package (host/python) installed into a venv that sees Debian's NumPy/Pillow/pytest, then its tests and
+# the repository-level Python tests (tests/python: docs, bench, weights script); FT_PYENV puts the venv elsewhere.
+# -P: the source tree is not on sys.path, so the tests import the installed copy.
+FT_PYENV ?= $(BUILD)/pyenv
+test-python: all
+	@[ -x $(FT_PYENV)/bin/python ] || $(PYTHON) -m venv --system-site-packages $(FT_PYENV)
+	$(FT_PYENV)/bin/python -m pip install -q --root-user-action=ignore --no-build-isolation --no-deps \
+	    --force-reinstall ./host/python
+	FT_EXPECT_INSTALLED=1 FT_BUILD=$(BUILD) PYTHONPATH=tests/python $(FT_PYENV)/bin/python -P -m pytest -q -rs \
+	    -p no:cacheprovider -p pytest_summary host/python/tests tests/python
+
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then echo "deps: all present ($(DEB_PKGS))"; \
@@ -207,19 +307,36 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	else echo "deps: missing$$missing; run: sudo apt-get install -y$$missing"; exit 1; fi
 
+# pkg-config file for PREFIX (tests/docs checks README's link line against it)
+$(BUILD)/flowturbo.pc: Makefile FORCE
+	@mkdir -p $(dir $@)
+	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: flowturbo\nDescription: FlowTurbo inference engine\nVersion: 0.1.0\nLibs: -L$${libdir} -lflowturbo\nLibs.private: %s\nCflags: -I$${includedir}\n' \
+	  "$(PREFIX)" "$(LIB_LIBS)" > $@.tmp && { cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@; }
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
 	install -m 644 engine/flowturbo.h $(DESTDIR)$(PREFIX)/include/flowturbo.h
 	install -m 644 $(BUILD)/libflowturbo.a $(DESTDIR)$(PREFIX)/lib/libflowturbo.a
+	install -m 755 $(BUILD)/libflowturbo.so $(DESTDIR)$(PREFIX)/lib/libflowturbo.so.0
+	ln -sf libflowturbo.so.0 $(DESTDIR)$(PREFIX)/lib/libflowturbo.so
 	install -m 755 $(BUILD)/flowturbo $(DESTDIR)$(PREFIX)/bin/flowturbo
-	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: flowturbo\nDescription: FlowTurbo inference engine\nVersion: 0.1.0\nLibs: -L$${libdir} -lflowturbo\nLibs.private: %s\nCflags: -I$${includedir}\n' \
-	  "$(PREFIX)" "$(LDLIBS)" > $(DESTDIR)$(PREFIX)/lib/pkgconfig/flowturbo.pc
+	install -m 644 $(BUILD)/flowturbo.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/flowturbo.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/include/flowturbo.h $(DESTDIR)$(PREFIX)/lib/libflowturbo.a \
+	      $(DESTDIR)$(PREFIX)/lib/libflowturbo.so.0 $(DESTDIR)$(PREFIX)/lib/libflowturbo.so \
 	      $(DESTDIR)$(PREFIX)/bin/flowturbo $(DESTDIR)$(PREFIX)/lib/pkgconfig/flowturbo.pc
+
+# host/examples: installed into build/stage, built through pkg-config (static and shared), run; CUDA variant built
+# when CUDA is (run only with a GPU).
+examples: all
+	rm -rf $(BUILD)/stage
+	$(MAKE) --no-print-directory install DESTDIR=$(abspath $(BUILD))/stage PREFIX=/usr/local >/dev/null
+	bash host/examples/run_examples.sh $(BUILD)/stage "$(if $(CUDA_OBJ),1,0)" "$(CUDA_HOME)"
 
 clean:
 	rm -rf build
+
+FORCE:
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -14,14 +14,13 @@
  *      noise, latents download included) for each sampler and batch, with
  *      and without CUDA graphs, and with the VAE decode: ms per batch,
  *      ms/img, img/s;
- * with the GPU's name, clocks, memory, peak memory use and the commit.
- * Every number is the median of --reps runs after --warmup runs. Output:
- * a markdown table on stdout (and --md FILE) and JSON (--json FILE).
- *
- *   build/flowturbo-bench [--batches 1,8,64] [--samplers heun:8,H1P5R3,H2P4R2,H8P9R5]
- *       [--reps 5] [--warmup 1] [--preset xl|tiny] [--backend cuda|cpu] [--dtype bf16|f16]
- *       [--weights-dir DIR] [--no-vae] [--no-eager] [--budget SECONDS] [--json F] [--md F]
- *       [--commit SHA]
+ * with the GPU's name, clocks, memory, peak memory use and the commit (the
+ * one it was built from, FT_BUILD_COMMIT, unless --commit / FT_COMMIT say
+ * otherwise). Every row names the backend that measured it; a backend
+ * without CUDA graphs (the CPU) gets eager rows only, and the VAE (whose
+ * FLOPs are not counted) has no TFLOP/s column. Every number is the median
+ * of --reps runs after --warmup runs. Output: a markdown table on stdout
+ * (and --md FILE) and JSON (--json FILE). `--help` lists the flags.
  *
  * --budget stops starting new measurements once that many seconds have
  * passed (what is done is still reported). --preset tiny runs a small model
@@ -124,6 +123,8 @@ static int g_n_net;
 static sample_res g_smp[256];
 static int g_n_smp;
 static double g_min_free = -1, g_total_mem;
+static const char *g_backend = "?"; /* the backend that measured every row */
+static int g_graphs;                 /* it captures CUDA graphs */
 
 static void note_memory(void) {
 #ifdef FT_WITH_CUDA
@@ -374,7 +375,7 @@ static void bench_vae(ft_backend *be, const char *path, int B, const options *o)
     int IS = vae_image_size(j.m, j.S);
     size_t lat = (size_t)B * c->latent_channels * j.S * j.S;
     j.lat = dev_random(be, lat, 1.0, 9, 1);
-    be->alloc(be, vae_scratch_bytes(j.m, B, j.S), &j.scratch);
+    be->alloc(be, vae_scratch_bytes(be, j.m, B, j.S), &j.scratch);
     be->alloc(be, (size_t)B * c->out_channels * IS * IS * 4, (void **)&j.img);
     double ms = j.lat && j.scratch && j.img ? time_emit(be, emit_vae, &j, 1, o) : -1;
     if (ms > 0) {
@@ -453,6 +454,8 @@ static void bench_sample(ft_context *ctx, const char *sampler, int B, int graphs
 
 /* ---- output ---- */
 
+static int is_vae(const net_res *r) { return strcmp(r->model, "vae") == 0; }
+
 static void device_json(FILE *f, const options *o) {
     fprintf(f, "  \"device\": {");
 #ifdef FT_WITH_CUDA
@@ -481,23 +484,24 @@ static void write_json(const options *o, const char *path) {
         fprintf(stderr, "cannot write %s\n", path);
         return;
     }
-    fprintf(f, "{\n  \"tool\": \"flowturbo-bench\",\n  \"impl\": \"flowturbo\",\n  \"commit\": \"%s\",\n", o->commit);
+    fprintf(f, "{\n  \"tool\": \"flowturbo-bench\",\n  \"impl\": \"flowturbo\",\n  \"commit\": \"%s\",\n"
+               "  \"backend\": \"%s\",\n  \"graphs\": %s,\n", o->commit, g_backend, g_graphs ? "true" : "false");
     device_json(f, o);
     fprintf(f, "  \"config\": {\"preset\": \"%s\", \"dtype\": \"%s\", \"reps\": %d, \"warmup\": %d, \"cfg_scale\": 1.5},\n",
-            o->tiny ? "tiny" : "SiT-XL/2 + refiner + SD-VAE", o->dtype == FT_DTYPE_F16 ? "f16" : "bf16", o->reps,
-            o->warmup);
+            o->tiny ? "tiny" : "SiT-XL/2 + refiner + SD-VAE",
+            o->backend == FT_BACKEND_CPU ? "f32" : o->dtype == FT_DTYPE_F16 ? "f16" : "bf16", o->reps, o->warmup);
     double peak = g_min_free >= 0 ? (g_total_mem - g_min_free) / 1048576.0 : -1;
     fprintf(f, "  \"peak_device_mib\": %.0f,\n  \"gemm\": [", peak);
     for (int i = 0; i < g_n_gemm; i++)
-        fprintf(f, "%s\n    {\"what\": \"%s\", \"M\": %d, \"N\": %d, \"K\": %d, \"ms\": %.5f, \"tflops\": %.2f}",
+        fprintf(f, "%s\n    {\"what\": \"%s\", \"M\": %d, \"N\": %d, \"K\": %d, \"ms\": %.5f, \"tflops\": %.4g}",
                 i ? "," : "", g_gemm[i].what, g_gemm[i].M, g_gemm[i].N, g_gemm[i].K, g_gemm[i].ms, g_gemm[i].tflops);
     fprintf(f, "\n  ],\n  \"network\": [");
-    for (int i = 0; i < g_n_net; i++)
-        fprintf(f,
-                "%s\n    {\"model\": \"%s\", \"batch\": %d, \"rows\": %d, \"ms\": %.5f, \"ms_per_img\": %.5f, "
-                "\"tflops\": %.2f}",
-                i ? "," : "", g_net[i].model, g_net[i].batch, g_net[i].rows, g_net[i].ms, g_net[i].ms_img,
-                g_net[i].tflops);
+    for (int i = 0; i < g_n_net; i++) {
+        fprintf(f, "%s\n    {\"model\": \"%s\", \"batch\": %d, \"rows\": %d, \"ms\": %.5f, \"ms_per_img\": %.5f",
+                i ? "," : "", g_net[i].model, g_net[i].batch, g_net[i].rows, g_net[i].ms, g_net[i].ms_img);
+        if (!is_vae(&g_net[i])) fprintf(f, ", \"tflops\": %.4g", g_net[i].tflops); /* VAE FLOPs are not counted */
+        fprintf(f, "}");
+    }
     fprintf(f, "\n  ],\n  \"samples\": [");
     for (int i = 0; i < g_n_smp; i++)
         fprintf(f,
@@ -510,19 +514,27 @@ static void write_json(const options *o, const char *path) {
 }
 
 static void write_md(FILE *f, const options *o) {
-    fprintf(f, "## flowturbo-bench (commit %s, %s, median of %d after %d warm-up)\n\n", o->commit,
-            o->dtype == FT_DTYPE_F16 ? "fp16" : "bf16", o->reps, o->warmup);
-    fprintf(f, "| GEMM | M | N | K | ms | TFLOP/s |\n|---|---:|---:|---:|---:|---:|\n");
+    fprintf(f, "## flowturbo-bench (commit %s, %s backend, %s, median of %d after %d warm-up)\n\n", o->commit,
+            g_backend, o->backend == FT_BACKEND_CPU ? "f32" : o->dtype == FT_DTYPE_F16 ? "fp16" : "bf16", o->reps,
+            o->warmup);
+    fprintf(f, "| GEMM | backend | M | N | K | ms | TFLOP/s |\n|---|---|---:|---:|---:|---:|---:|\n");
     for (int i = 0; i < g_n_gemm; i++)
-        fprintf(f, "| %s | %d | %d | %d | %.4f | %.1f |\n", g_gemm[i].what, g_gemm[i].M, g_gemm[i].N, g_gemm[i].K,
-                g_gemm[i].ms, g_gemm[i].tflops);
-    fprintf(f, "\n| network call (CFG: 2B rows) | batch | ms/call | ms/img | TFLOP/s |\n|---|---:|---:|---:|---:|\n");
+        fprintf(f, "| %s | %s | %d | %d | %d | %.4f | %.3g |\n", g_gemm[i].what, g_backend, g_gemm[i].M, g_gemm[i].N,
+                g_gemm[i].K, g_gemm[i].ms, g_gemm[i].tflops);
+    fprintf(f, "\n| network call (CFG: 2B rows%s) | backend | batch | ms/call | ms/img | TFLOP/s |\n"
+               "|---|---|---:|---:|---:|---:|\n", g_graphs ? ", graph replay" : "");
     for (int i = 0; i < g_n_net; i++)
-        fprintf(f, "| %s | %d | %.3f | %.3f | %.1f |\n", g_net[i].model, g_net[i].batch, g_net[i].ms, g_net[i].ms_img,
-                g_net[i].tflops);
-    fprintf(f, "\n| sampler | batch | mode | output | ms/batch | ms/img | img/s |\n|---|---:|---|---|---:|---:|---:|\n");
+        if (!is_vae(&g_net[i]))
+            fprintf(f, "| %s | %s | %d | %.3f | %.3f | %.3g |\n", g_net[i].model, g_backend, g_net[i].batch, g_net[i].ms,
+                    g_net[i].ms_img, g_net[i].tflops);
+    fprintf(f, "\n| VAE decode | backend | batch | ms/decode | ms/img |\n|---|---|---:|---:|---:|\n");
+    for (int i = 0; i < g_n_net; i++)
+        if (is_vae(&g_net[i]))
+            fprintf(f, "| vae | %s | %d | %.3f | %.3f |\n", g_backend, g_net[i].batch, g_net[i].ms, g_net[i].ms_img);
+    fprintf(f, "\n| sampler | backend | batch | mode | output | ms/batch | ms/img | img/s |\n"
+               "|---|---|---:|---|---|---:|---:|---:|\n");
     for (int i = 0; i < g_n_smp; i++)
-        fprintf(f, "| %s | %d | %s | %s | %.2f | %.3f | %.1f |\n", g_smp[i].sampler, g_smp[i].batch,
+        fprintf(f, "| %s | %s | %d | %s | %s | %.2f | %.3f | %.1f |\n", g_smp[i].sampler, g_backend, g_smp[i].batch,
                 g_smp[i].graphs ? "graph" : "eager", g_smp[i].decode ? "+VAE" : "latents", g_smp[i].ms_batch,
                 g_smp[i].ms_img, g_smp[i].img_s);
     if (g_min_free >= 0) fprintf(f, "\npeak device memory in use: %.0f MiB\n", (g_total_mem - g_min_free) / 1048576.0);
@@ -565,6 +577,43 @@ fail:
     return 0;
 }
 
+#ifndef FT_BUILD_COMMIT
+#define FT_BUILD_COMMIT "unknown"
+#endif
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "Usage: flowturbo-bench [options]\n"
+            "\n"
+            "GEMM rates, network calls and whole samples of SiT-XL/2 + refiner + SD-VAE with random weights\n"
+            "(median of --reps after --warmup); markdown on stdout, optional --md / --json files.\n"
+            "\n"
+            "Options:\n"
+            "  --batches LIST      batch sizes (default 1,8,64)\n"
+            "  --samplers LIST     samplers (default heun:8,H1P5R3,H2P4R2,H8P9R5)\n"
+            "  --reps N            timed runs per measurement, median reported (default 5)\n"
+            "  --warmup N          untimed runs first (default 1)\n"
+            "  --preset xl|tiny    model size: SiT-XL/2 (default) or a tiny smoke-test model\n"
+            "  --backend cuda|cpu  backend that measures (default cuda)\n"
+            "  --dtype bf16|f16    GPU GEMM operand type (default bf16; the CPU computes in f32)\n"
+            "  --weights-dir DIR   where the random model files are written/reused (default $TMPDIR/flowturbo-bench)\n"
+            "  --no-vae            skip the VAE (decode and +VAE sample rows)\n"
+            "  --no-eager          skip the eager (no graph) sample rows on a backend with graphs\n"
+            "  --budget SECONDS    start no new measurement after this long (what is done is reported)\n"
+            "  --json FILE         also write the results as JSON\n"
+            "  --md FILE           also write the markdown tables to FILE\n"
+            "  --commit SHA        commit to record (default: FT_COMMIT, else the build's, %s)\n"
+            "  -h, --help          this help\n",
+            FT_BUILD_COMMIT);
+}
+
+/* Parses a non-negative integer option value; -1 when it is not one. */
+static int count_arg(const char *v) {
+    char *end;
+    long n = strtol(v, &end, 10);
+    return *v && !*end && n >= 0 && n <= 1000000 ? (int)n : -1;
+}
+
 int main(int argc, char **argv) {
     options o;
     memset(&o, 0, sizeof o);
@@ -578,26 +627,42 @@ int main(int argc, char **argv) {
     o.dtype = FT_DTYPE_BF16;
     const char *tmp = getenv("TMPDIR");
     snprintf(o.weights_dir, sizeof o.weights_dir, "%s/flowturbo-bench", tmp ? tmp : "/tmp");
-    snprintf(o.commit, sizeof o.commit, "%s", getenv("FT_COMMIT") ? getenv("FT_COMMIT") : "unknown");
+    const char *env_commit = getenv("FT_COMMIT");
+    snprintf(o.commit, sizeof o.commit, "%s", env_commit && *env_commit ? env_commit : FT_BUILD_COMMIT);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define ARG(name) (!strcmp(a, name) && v && (i++, 1))
-        if (ARG("--batches")) o.n_batches = parse_ints(v, o.batches);
-        else if (ARG("--samplers")) o.n_samplers = parse_words(v, o.samplers);
-        else if (ARG("--reps")) o.reps = atoi(v) > 0 ? atoi(v) : 1;
-        else if (ARG("--warmup")) o.warmup = atoi(v) >= 0 ? atoi(v) : 0;
-        else if (ARG("--preset")) o.tiny = !strcmp(v, "tiny");
-        else if (ARG("--backend")) o.backend = !strcmp(v, "cpu") ? FT_BACKEND_CPU : FT_BACKEND_CUDA;
-        else if (ARG("--dtype")) o.dtype = !strcmp(v, "f16") ? FT_DTYPE_F16 : FT_DTYPE_BF16;
+        int bad = 0;
+#define ARG(name) (!strcmp(a, name) && (v ? (i++, 1) : (bad = 1, 0)))
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (ARG("--batches")) {
+            o.n_batches = parse_ints(v, o.batches);
+            for (int b = 0; b < o.n_batches; b++) bad |= o.batches[b] < 1;
+        } else if (ARG("--samplers")) o.n_samplers = parse_words(v, o.samplers);
+        else if (ARG("--reps")) bad = (o.reps = count_arg(v)) < 1;
+        else if (ARG("--warmup")) bad = (o.warmup = count_arg(v)) < 0;
+        else if (ARG("--preset")) o.tiny = !strcmp(v, "tiny"), bad = !o.tiny && strcmp(v, "xl");
+        else if (ARG("--backend")) o.backend = !strcmp(v, "cpu") ? FT_BACKEND_CPU : FT_BACKEND_CUDA,
+                                   bad = strcmp(v, "cpu") && strcmp(v, "cuda");
+        else if (ARG("--dtype")) o.dtype = !strcmp(v, "f16") ? FT_DTYPE_F16 : FT_DTYPE_BF16,
+                                 bad = strcmp(v, "f16") && strcmp(v, "bf16");
         else if (ARG("--weights-dir")) snprintf(o.weights_dir, sizeof o.weights_dir, "%s", v);
         else if (ARG("--json")) snprintf(o.json, sizeof o.json, "%s", v);
         else if (ARG("--md")) snprintf(o.md, sizeof o.md, "%s", v);
         else if (ARG("--commit")) snprintf(o.commit, sizeof o.commit, "%s", v);
-        else if (ARG("--budget")) o.budget = atof(v);
+        else if (ARG("--budget")) bad = (o.budget = atof(v)) <= 0;
         else if (!strcmp(a, "--no-vae")) o.vae = 0;
         else if (!strcmp(a, "--no-eager")) o.eager = 0;
-        else {
-            fprintf(stderr, "usage: see the header of bench/flowturbo_bench.c (unknown argument '%s')\n", a);
+        else if (!bad) {
+            fprintf(stderr, "flowturbo-bench: unknown option '%s'\n\n", a);
+            usage(stderr);
+            return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "flowturbo-bench: option '%s' %s%s%s\n\n", a, v ? "got a bad value '" : "needs a value",
+                    v ? v : "", v ? "'" : "");
+            usage(stderr);
             return 2;
         }
 #undef ARG
@@ -609,6 +674,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "flowturbo-bench: no %s backend: %s\n", o.backend == FT_BACKEND_CPU ? "cpu" : "cuda", err);
         return 3;
     }
+    static char backend_name[32];
+    snprintf(backend_name, sizeof backend_name, "%s", be->name);
+    g_backend = backend_name;
+    g_graphs = be->begin_capture != NULL;
     char pred[600], ref[600], vae[600];
     if (!ensure_models(&o, pred, ref, vae, sizeof pred)) return 4;
     note_memory();
@@ -626,7 +695,7 @@ int main(int argc, char **argv) {
     bench_gemm(be, "adaLN", 7 * 16, (o.tiny ? 2 : 28) * 6 * D + 2 * D, D, FT_EPI_NONE, &o);
     flush_outputs(&o);
 
-    fprintf(stderr, "2. network calls (graph replay)\n");
+    fprintf(stderr, "2. network calls%s\n", g_graphs ? " (graph replay)" : "");
     for (int b = 0; b < o.n_batches; b++) {
         bench_net(be, pred, FT_ROLE_PREDICTOR, o.batches[b], &o);
         bench_net(be, ref, FT_ROLE_REFINER, o.batches[b], &o);
@@ -636,13 +705,14 @@ int main(int argc, char **argv) {
     flush_outputs(&o);
 
     fprintf(stderr, "3. whole samples (public API)\n");
-    /* graph and eager contexts side by side, so a budget cut keeps both modes of the first batches */
-    ft_context *cg = open_context(&o, 1, pred, ref, o.vae ? vae : NULL);
-    ft_context *ce = o.eager ? open_context(&o, 0, pred, ref, NULL) : NULL;
+    /* graph and eager contexts side by side, so a budget cut keeps both modes of the first batches; a backend
+     * without graphs (the CPU) runs eager only, once */
+    ft_context *cg = open_context(&o, g_graphs, pred, ref, o.vae ? vae : NULL);
+    ft_context *ce = o.eager && g_graphs ? open_context(&o, 0, pred, ref, NULL) : NULL;
     for (int b = 0; cg && b < o.n_batches; b++)
         for (int s = 0; s < o.n_samplers; s++) {
-            bench_sample(cg, o.samplers[s], o.batches[b], 1, 0, &o);
-            if (o.vae) bench_sample(cg, o.samplers[s], o.batches[b], 1, 1, &o);
+            bench_sample(cg, o.samplers[s], o.batches[b], g_graphs, 0, &o);
+            if (o.vae) bench_sample(cg, o.samplers[s], o.batches[b], g_graphs, 1, &o);
             if (ce) bench_sample(ce, o.samplers[s], o.batches[b], 0, 0, &o);
             flush_outputs(&o);
         }

@@ -87,6 +87,25 @@ MAKEVARS=("BUILD=$B")
 TARGETS=(all "$B/test_cuda" "$B/flowturbo-bench")
 CUDA_HOME_=$(dirname "$(dirname "$(command -v nvcc 2>/dev/null || echo /usr/local/cuda/bin/nvcc)")")
 LIBS_BASE="-lm -lpthread -fopenmp -L$CUDA_HOME_/lib64 -L$CUDA_HOME_/targets/x86_64-linux/lib -lcublasLt -lcudart -lstdc++ -ldl -lrt"
+# cuDNN (the VAE's convolutions): in CUDA_HOME, or only as pip's nvidia-cudnn-cu13 (the device image), whose lib/
+# has no unversioned libcudnn.so: link through a symlink folder, and put the library on LD_LIBRARY_PATH
+if [ ! -f "$CUDA_HOME_/include/cudnn.h" ]; then
+  CUDNN_DIR=$(python3 -c "import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))" 2>/dev/null || true)
+  if [ -n "$CUDNN_DIR" ] && [ -f "$CUDNN_DIR/include/cudnn.h" ]; then
+    mkdir -p "$B/cudnn_link"
+    ln -sf "$(ls "$CUDNN_DIR"/lib/libcudnn.so* | head -1)" "$B/cudnn_link/libcudnn.so"
+    MAKEVARS+=("CUDNN_INC=$CUDNN_DIR/include" "CUDNN_LIB=$PWD/$B/cudnn_link")
+    LIBS_BASE="-L$PWD/$B/cudnn_link -lcudnn $LIBS_BASE"
+    export LD_LIBRARY_PATH="$CUDNN_DIR/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    record "cudnn" "pip's nvidia-cudnn ($CUDNN_DIR)"
+  else
+    record "cudnn" "not found: the VAE runs on the im2col path (the fm tests SKIP)"
+    MAKEVARS+=("CUDNN=0")
+  fi
+else
+  LIBS_BASE="-lcudnn $LIBS_BASE"
+  record "cudnn" "$CUDA_HOME_/include"
+fi
 SHIM=""
 if [ "${GPU_CHECK_FORCE_SHIM:-0}" = 1 ] || ! have_header cblas.h || ! have_lib openblas; then
   SHIM="$PWD/$B/blas_shim"

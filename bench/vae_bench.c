@@ -122,7 +122,7 @@ int main(int argc, char **argv) {
     const vae_config *c = vae_get_config(m);
     int S = vae_image_size(m, s);
     size_t nlat = (size_t)n * c->latent_channels * s * s, nimg = (size_t)n * c->out_channels * S * S;
-    size_t scratch_bytes = vae_scratch_bytes(m, n, s);
+    size_t scratch_bytes = vae_scratch_bytes(be, m, n, s);
     float *lat = NULL, *img = NULL;
     void *scratch = NULL;
     if (be->alloc(be, nlat * 4, (void **)&lat) || be->alloc(be, nimg * 4, (void **)&img) ||

@@ -33,7 +33,9 @@ struct ft_plan {
     size_t bytes;
     float *x, *xt, *vel[3], *raw;
     float *t_pred, *t_ref, *mod_pred, *mod_ref;
-    int32_t *labels;
+    int32_t *labels;      /* rows' indices into the label tables: image b -> b, unconditional rows -> batch */
+    float *ytab_pred, *ytab_ref; /* [batch + 1, hidden] per-call label embeddings (plain or blended) + null */
+    float *mix_tmp;       /* one embedding row: a weighted term of a blend */
     float *cfg_scale;
     uint64_t *seeds;
     sit_scratch fwd;
@@ -105,11 +107,15 @@ static size_t layout(ft_plan *p, const ft_plan_env *env, uintptr_t base) {
         p->mod_ref = carve(base, &off, ref_rows * env->ref->cfg.mod_width * F);
     }
     p->labels = carve(base, &off, (size_t)max_points * p->nb * sizeof(int32_t));
+    p->ytab_pred = carve(base, &off, (p->key.batch + 1) * (size_t)env->pred->cfg.hidden * F);
+    if (env->ref) p->ytab_ref = carve(base, &off, (p->key.batch + 1) * (size_t)env->ref->cfg.hidden * F);
+    int hmax = env->ref && env->ref->cfg.hidden > env->pred->cfg.hidden ? env->ref->cfg.hidden : env->pred->cfg.hidden;
+    p->mix_tmp = carve(base, &off, (size_t)hmax * F);
     p->cfg_scale = carve(base, &off, F);
     p->seeds = carve(base, &off, p->key.batch * sizeof(uint64_t));
     if (p->key.decode) {
         if (env->vae) {
-            p->vae_scratch = carve(base, &off, vae_scratch_bytes(env->vae, p->key.batch, p->S));
+            p->vae_scratch = carve(base, &off, vae_scratch_bytes(env->be, env->vae, p->key.batch, p->S));
             p->img = carve(base, &off, (size_t)p->key.batch * p->image_channels * p->image_size * p->image_size * F);
         }
         p->rgb = carve(base, &off, (size_t)p->key.batch * p->image_size * p->image_size * 3);
@@ -144,6 +150,21 @@ static ft_status upload_time_rows(ft_plan *p, ft_backend *be, const float *grid,
         if (block[i] >= 0)
             for (int r = 0; r < p->nb; r++) rows[(size_t)block[i] * p->nb + r] = grid[i];
     ft_status st = be->upload(be, dst, rows, (size_t)n_points * p->nb * sizeof(float));
+    free(rows);
+    return st;
+}
+
+/* Row r of every conditioning block reads label-table row b = r % nb for b < batch, the null row otherwise. */
+static ft_status upload_label_rows(ft_plan *p, ft_backend *be) {
+    int max_points = p->n_pred_points > p->n_ref_points ? p->n_pred_points : p->n_ref_points;
+    size_t n_rows = (size_t)max_points * p->nb;
+    int32_t *rows = malloc(n_rows * sizeof *rows + 1);
+    if (!rows) return FT_ERR_OUT_OF_MEMORY;
+    for (size_t r = 0; r < n_rows; r++) {
+        int in_block = (int)(r % (size_t)p->nb);
+        rows[r] = in_block < p->key.batch ? in_block : p->key.batch;
+    }
+    ft_status st = be->upload(be, p->labels, rows, n_rows * sizeof *rows);
     free(rows);
     return st;
 }
@@ -188,7 +209,8 @@ ft_status plan_create(const ft_plan_env *env, const ft_plan_key *key, ft_plan **
     layout(p, env, (uintptr_t)p->arena);
     st = upload_time_rows(p, be, grid, p->pred_block, p->n_pred_points, p->t_pred);
     if (st == FT_OK && env->ref) st = upload_time_rows(p, be, grid, p->ref_block, p->n_ref_points, p->t_ref);
-    if (st != FT_OK) st = ft_fail(err, st, "cannot upload the time grid: %s", be->error);
+    if (st == FT_OK) st = upload_label_rows(p, be);
+    if (st != FT_OK) st = ft_fail(err, st, "cannot upload the time grid and label rows: %s", be->error);
 done:
     free(pu);
     free(ru);
@@ -202,23 +224,40 @@ const ft_plan_key *plan_key(const ft_plan *p) { return &p->key; }
 size_t plan_bytes(const ft_plan *p) { return p->bytes; }
 const float *plan_latents(const ft_plan *p) { return p->x; }
 const uint8_t *plan_rgb(const ft_plan *p) { return p->rgb; }
+const float *plan_image(const ft_plan *p) { return p->img ? p->img : p->x; }
+int plan_image_channels(const ft_plan *p) { return p->image_channels; }
 int plan_image_size(const ft_plan *p) { return p->image_size; }
 
-ft_status plan_set_inputs(ft_plan *p, const ft_plan_env *env, const int *labels, float cfg_scale,
-                          const uint64_t *seeds, const float *noise, ft_err *err) {
-    ft_backend *be = env->be;
-    int max_points = p->n_pred_points > p->n_ref_points ? p->n_pred_points : p->n_ref_points;
-    size_t n_rows = (size_t)max_points * p->nb;
-    int32_t *rows = malloc(n_rows * sizeof *rows);
-    if (!rows) return ft_fail(err, FT_ERR_OUT_OF_MEMORY, "out of host memory");
-    int null_class = env->pred->cfg.num_classes;
-    for (size_t r = 0; r < n_rows; r++) {
-        int in_block = (int)(r % (size_t)p->nb);
-        rows[r] = in_block < p->key.batch ? labels[in_block] : null_class;
+/* The label table of one model: row b = E[labels[b]] or sum_c w[b][c] E[c] (terms with w != 0, c ascending),
+ * row batch = the null class embedding. Copies are scale by 1 (exact). */
+static void fill_label_table(ft_plan *p, ft_backend *be, const sit_model *m, float *tab, const int *labels,
+                             const float *class_weights) {
+    int D = m->cfg.hidden, K = m->cfg.num_classes;
+    for (int b = 0; b < p->key.batch; b++) {
+        float *row = tab + (size_t)b * D;
+        if (!class_weights) {
+            be->scale(be, row, m->y_table + (size_t)labels[b] * D, 1.0f, (size_t)D);
+            continue;
+        }
+        const float *w = class_weights + (size_t)b * K;
+        int first = 1;
+        for (int c = 0; c < K; c++) {
+            if (w[c] == 0.0f) continue;
+            be->scale(be, first ? row : p->mix_tmp, m->y_table + (size_t)c * D, w[c], (size_t)D);
+            if (!first) be->add(be, row, row, p->mix_tmp, (size_t)D);
+            first = 0;
+        }
+        if (first) be->scale(be, row, m->y_table, 0.0f, (size_t)D); /* all weights 0: the zero embedding */
     }
-    ft_status st = be->upload(be, p->labels, rows, n_rows * sizeof *rows);
-    free(rows);
-    if (st == FT_OK) st = be->upload(be, p->cfg_scale, &cfg_scale, sizeof cfg_scale);
+    be->scale(be, tab + (size_t)p->key.batch * D, m->y_table + (size_t)K * D, 1.0f, (size_t)D);
+}
+
+ft_status plan_set_inputs(ft_plan *p, const ft_plan_env *env, const int *labels, const float *class_weights,
+                          float cfg_scale, const uint64_t *seeds, const float *noise, ft_err *err) {
+    ft_backend *be = env->be;
+    fill_label_table(p, be, env->pred, p->ytab_pred, labels, class_weights);
+    if (env->ref) fill_label_table(p, be, env->ref, p->ytab_ref, labels, class_weights);
+    ft_status st = be->upload(be, p->cfg_scale, &cfg_scale, sizeof cfg_scale);
     if (st == FT_OK && noise) st = be->upload(be, p->x, noise, p->key.batch * p->state * sizeof(float));
     if (st == FT_OK && !noise) {
         st = be->upload(be, p->seeds, seeds, p->key.batch * sizeof(uint64_t));
@@ -323,9 +362,11 @@ static void emit_trajectory(ft_plan *p, const ft_plan_env *env) {
     const ft_sampler_cfg *sc = &p->key.sampler;
     size_t n = (size_t)p->key.batch * p->state; /* x update: conditional rows only */
     range_push(be, "condition");
-    sit_condition(be, env->pred, &p->cond, p->t_pred, p->labels, p->n_pred_points * p->nb, p->mod_pred);
+    sit_condition_table(be, env->pred, &p->cond, p->t_pred, p->ytab_pred, p->labels, p->n_pred_points * p->nb,
+                        p->mod_pred);
     if (env->ref && p->n_ref_points)
-        sit_condition(be, env->ref, &p->cond, p->t_ref, p->labels, p->n_ref_points * p->nb, p->mod_ref);
+        sit_condition_table(be, env->ref, &p->cond, p->t_ref, p->ytab_ref, p->labels, p->n_ref_points * p->nb,
+                            p->mod_ref);
     range_pop(be);
     float *carry = NULL;
     int i = 0;
@@ -384,7 +425,7 @@ static void emit_trajectory(ft_plan *p, const ft_plan_env *env) {
     range_pop(be);
 }
 
-ft_status plan_run(ft_plan *p, const ft_plan_env *env_in, int use_graphs, ft_err *err) {
+ft_status plan_enqueue(ft_plan *p, const ft_plan_env *env_in, int use_graphs, ft_err *err) {
     p->env = *env_in;
     const ft_plan_env *env = &p->env;
     ft_backend *be = env->be;
@@ -395,10 +436,7 @@ ft_status plan_run(ft_plan *p, const ft_plan_env *env_in, int use_graphs, ft_err
      * graph capture. The graph is captured by the next run, which replays it. */
     if (graphs && !p->warmed_up) {
         emit_trajectory(p, env);
-        st = be->sync(be);
-        if (st != FT_OK) return ft_fail(err, st, "sampling failed on the %s backend: %s", be->name, be->error);
-        if (env->cancel && *env->cancel) return ft_fail(err, FT_ERR_CANCELLED, "cancelled by the progress callback");
-        p->warmed_up = 1;
+        if (!(env->cancel && *env->cancel)) p->warmed_up = 1; /* a truncated run launched only some kernels */
         return FT_OK;
     }
     if (graphs && !p->graph) {
@@ -419,6 +457,13 @@ ft_status plan_run(ft_plan *p, const ft_plan_env *env_in, int use_graphs, ft_err
     } else {
         emit_trajectory(p, env);
     }
+    return FT_OK;
+}
+
+ft_status plan_run(ft_plan *p, const ft_plan_env *env, int use_graphs, ft_err *err) {
+    ft_backend *be = env->be;
+    ft_status st = plan_enqueue(p, env, use_graphs, err);
+    if (st != FT_OK) return st;
     st = be->sync(be);
     if (st != FT_OK) return ft_fail(err, st, "sampling failed on the %s backend: %s", be->name, be->error);
     if (env->cancel && *env->cancel) return ft_fail(err, FT_ERR_CANCELLED, "cancelled by the progress callback");

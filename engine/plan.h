@@ -44,16 +44,20 @@ void plan_free(ft_backend *be, ft_plan *p);
 const ft_plan_key *plan_key(const ft_plan *p);
 size_t plan_bytes(const ft_plan *p);
 
-/* Fills the per-call inputs: labels[B] (class ids; the unconditional half
- * uses num_classes), guidance scale, and either seeds (noise drawn on the
- * device, image b from seeds[b]) or caller noise [B, C, S, S]. */
-ft_status plan_set_inputs(ft_plan *p, const ft_plan_env *env, const int *labels, float cfg_scale,
-                          const uint64_t *seeds, const float *noise, ft_err *err);
+/* Fills the per-call inputs: the label embeddings of the B images (class ids
+ * labels[B], or soft labels class_weights[B, num_classes] when not NULL; the
+ * unconditional half uses the null class), guidance scale, and either seeds
+ * (noise drawn on the device, image b from seeds[b]) or caller noise
+ * [B, C, S, S]. Enqueued in order before the next run. */
+ft_status plan_set_inputs(ft_plan *p, const ft_plan_env *env, const int *labels, const float *class_weights,
+                          float cfg_scale, const uint64_t *seeds, const float *noise, ft_err *err);
 
-/* Runs the trajectory (+ decode). When the backend has graphs and use_graphs
- * is set, the plan's first run is eager (every kernel runs once outside a
- * capture), the second captures the trajectory into a graph, and that run and
- * every later one replay it. */
+/* Enqueues the trajectory (+ decode) and does not wait for it. When the
+ * backend has graphs and use_graphs is set, the plan's first run is eager
+ * (every kernel runs once outside a capture), the second captures the
+ * trajectory into a graph, and that run and every later one replay it. */
+ft_status plan_enqueue(ft_plan *p, const ft_plan_env *env, int use_graphs, ft_err *err);
+/* plan_enqueue, then waits for the results (and reports a cancel). */
 ft_status plan_run(ft_plan *p, const ft_plan_env *env, int use_graphs, ft_err *err);
 
 /* Device pointers of the results: final latents [B, C, S, S] and RGB8
@@ -61,5 +65,8 @@ ft_status plan_run(ft_plan *p, const ft_plan_env *env, int use_graphs, ft_err *e
 const float *plan_latents(const ft_plan *p);
 const uint8_t *plan_rgb(const ft_plan *p);
 int plan_image_size(const ft_plan *p);
+/* The decoded image before the uint8 mapping: VAE output [B, out_channels, S', S'] or the pixel-space state. */
+const float *plan_image(const ft_plan *p);
+int plan_image_channels(const ft_plan *p);
 
 #endif

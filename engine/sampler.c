@@ -33,7 +33,7 @@ static ft_status parse_shift(const char *full, const char *suffix, float *shift,
 
 static ft_status parse_base(const char *text, ft_sampler_cfg *cfg, ft_err *err);
 
-ft_status sampler_parse(const char *text, ft_sampler_cfg *cfg, ft_err *err) {
+static ft_status parse_text(const char *text, ft_sampler_cfg *cfg, ft_err *err) {
     memset(cfg, 0, sizeof *cfg);
     if (!text || !*text) return ft_fail(err, FT_ERR_INVALID_ARGUMENT, "empty sampler string");
     const char *slash = strchr(text, '/');
@@ -68,7 +68,7 @@ static ft_status parse_base(const char *text, ft_sampler_cfg *cfg, ft_err *err) 
         int is_heun = klen == 4 && strncasecmp(text, "heun", 4) == 0;
         if (!is_euler && !is_heun)
             return ft_fail(err, FT_ERR_INVALID_ARGUMENT,
-                           "unknown sampler '%s' (expected euler:N, heun:N or H<a>P<b>R<c> such as H1P5R3)", text);
+                           "unknown sampler '%s'", text);
         if (!parse_count(&p, &n) || *p)
             return ft_fail(err, FT_ERR_INVALID_ARGUMENT, "sampler '%s': step count must be an integer in 1..%d",
                            text, FT_MAX_STEPS);
@@ -85,8 +85,7 @@ static ft_status parse_base(const char *text, ft_sampler_cfg *cfg, ft_err *err) 
             char c = (char)toupper((unsigned char)*p);
             const char *at = strchr(order, c);
             if (!at || c == 0)
-                return ft_fail(err, FT_ERR_INVALID_ARGUMENT,
-                               "unknown sampler '%s' (expected euler:N, heun:N or H<a>P<b>R<c> such as H1P5R3)", text);
+                return ft_fail(err, FT_ERR_INVALID_ARGUMENT, "unknown sampler '%s'", text);
             int idx = (int)(at - order);
             if (idx < next)
                 return ft_fail(err, FT_ERR_INVALID_ARGUMENT,
@@ -111,6 +110,12 @@ static ft_status parse_base(const char *text, ft_sampler_cfg *cfg, ft_err *err) 
     else if (!cfg->n_p && !cfg->n_r) snprintf(cfg->name, sizeof cfg->name, "heun:%d", cfg->n_h);
     else snprintf(cfg->name, sizeof cfg->name, "H%dP%dR%d", cfg->n_h, cfg->n_p, cfg->n_r);
     return FT_OK;
+}
+
+ft_status sampler_parse(const char *text, ft_sampler_cfg *cfg, ft_err *err) {
+    ft_status st = parse_text(text, cfg, err);
+    if (st != FT_OK && err) sampler_append_hint(text, err);
+    return st;
 }
 
 int sampler_predictor_calls(const ft_sampler_cfg *cfg) {

@@ -31,7 +31,11 @@ typedef struct {
     char name[32];     /* canonical form: "euler:50", "H1P5R3", "heun:8/s2" */
 } ft_sampler_cfg;
 
+/* On failure the message ends with the valid forms and, for a near miss ("heun", "Heun 8", "R3H1P5"), a
+ * "did you mean" (sampler_hint.c). */
 ft_status sampler_parse(const char *text, ft_sampler_cfg *cfg, ft_err *err);
+/* Appends the valid forms and a suggestion for text (when one parses) to the message in err. */
+void sampler_append_hint(const char *text, ft_err *err);
 /* Predictor / refiner network calls per trajectory (each on 2B rows with guidance). */
 int sampler_predictor_calls(const ft_sampler_cfg *cfg);
 int sampler_refiner_calls(const ft_sampler_cfg *cfg);

@@ -223,13 +223,18 @@ ft_status sit_scratch_alloc(ft_backend *be, const sit_config *c, int N, int R, s
 
 void sit_condition(ft_backend *be, const sit_model *m, const sit_cond_scratch *s, const float *t,
                    const int32_t *labels, int R, float *mod) {
+    sit_condition_table(be, m, s, t, m->y_table, labels, R, mod);
+}
+
+void sit_condition_table(ft_backend *be, const sit_model *m, const sit_cond_scratch *s, const float *t,
+                         const float *y_table, const int32_t *labels, int R, float *mod) {
     const sit_config *c = &m->cfg;
     int D = c->hidden;
     be->timestep_embedding(be, s->freq, t, R, SIT_FREQ_DIM);
     be->cast(be, s->freq_act, FT_BUF_ACT, s->freq, FT_BUF_F32, (size_t)R * SIT_FREQ_DIM);
     be->linear(be, s->t_hidden, FT_BUF_ACT, s->freq_act, m->t_w0, m->t_b0, R, D, SIT_FREQ_DIM, FT_EPI_SILU);
     be->linear(be, s->temb, FT_BUF_F32, s->t_hidden, m->t_w2, m->t_b2, R, D, D, FT_EPI_NONE);
-    be->embedding_lookup(be, s->temb, m->y_table, labels, R, D, 1); /* c = t_emb + y_emb */
+    be->embedding_lookup(be, s->temb, y_table, labels, R, D, 1); /* c = t_emb + y_emb */
     be->silu(be, s->temb, s->temb, (size_t)R * D);
     be->cast(be, s->c_act, FT_BUF_ACT, s->temb, FT_BUF_F32, (size_t)R * D);
     be->linear(be, mod, FT_BUF_F32, s->c_act, m->ada_w, m->ada_b, R, c->mod_width, D, FT_EPI_NONE);

@@ -92,6 +92,11 @@ ft_status sit_scratch_alloc(ft_backend *be, const sit_config *c, int N, int R, s
 void sit_condition(ft_backend *be, const sit_model *m, const sit_cond_scratch *s, const float *t,
                    const int32_t *labels, int R, float *mod);
 
+/* The same with the label embeddings read from y_table (rows of hidden floats) instead of the model's:
+ * plans pass per-image rows (plain or blended class embeddings, plan.c). */
+void sit_condition_table(ft_backend *be, const sit_model *m, const sit_cond_scratch *s, const float *t,
+                         const float *y_table, const int32_t *labels, int R, float *mod);
+
 /* out[N, in_channels, S, S] (f32) = the velocity (predictor) or velocity
  * offset (refiner). Row n reads x[n % x_batch]; a refiner also reads v[n].
  * mod points at the N conditioning rows of this call. */

@@ -6,9 +6,16 @@
  *   -> up_blocks[i]: layers_per_block + 1 resnets, then (i < n_blocks - 1) nearest 2x + 3x3 conv
  *   -> GroupNorm + SiLU -> conv_out (3x3).
  *
- * Feature maps are f32 NCHW and rotate through three buffers carved from the
- * caller's scratch; the attention's token-major operands (act) reuse them and
- * a dedicated packed-qkv region. Nothing is allocated during decode. */
+ * Feature maps rotate through three buffers carved from the caller's scratch,
+ * with a packed-qkv region for the attention. Nothing is allocated during
+ * decode. Two op paths:
+ *  - f32 NCHW (every backend): conv2d, group_norm, add; the attention's
+ *    token-major operands (act) made by transpose + cast;
+ *  - act NHWC ("fm" ops, backends that have them: CUDA with cuDNN): the maps
+ *    stay [N, S, S, C] act from the first conv to the last, convolutions
+ *    carry their bias and the resnet's residual add, the attention reads the
+ *    maps as token rows directly, and each conv's workspace (chosen when the
+ *    plan is made) is carved from the scratch too. */
 #include "vae.h"
 
 #include <errno.h>
@@ -105,8 +112,8 @@ static ft_status vae_config_read(const st_file *f, vae_config *c, ft_err *err) {
 static ft_status add_conv(ft_wspec_list *l, void **w, void **b, int64_t cout, int64_t cin, int64_t k,
                           const char *name) {
     int64_t ws[4] = {cout, cin, k, k}, bs[1] = {cout};
-    ft_status st = wspec_add(l, w, FT_WEIGHT_MATRIX, 4, ws, "%s.weight", name);
-    if (st == FT_OK) st = wspec_add(l, b, FT_WEIGHT_VECTOR, 1, bs, "%s.bias", name);
+    ft_status st = wspec_add(l, w, FT_WEIGHT_CONV, 4, ws, "%s.weight", name);
+    if (st == FT_OK) st = wspec_add(l, b, FT_WEIGHT_BIAS, 1, bs, "%s.bias", name);
     return st;
 }
 
@@ -226,8 +233,10 @@ int vae_image_size(const vae_model *m, int latent_size) { return latent_size << 
 /* ---- scratch ---- */
 
 typedef struct {
-    float *p[3];  /* feature maps, `feat` floats each */
+    float *p[3];  /* feature maps, `feat` floats each (fm path: act NHWC in the same room) */
     void *qkv;    /* packed attention qkv (act) */
+    void *ws;     /* fm path: the largest conv workspace */
+    size_t ws_bytes;
 } vae_bufs;
 
 /* Largest per-image feature map (floats) of any stage. */
@@ -246,22 +255,63 @@ static size_t max_feature(const vae_config *c, int s) {
 
 static size_t align_up(size_t b) { return (b + VAE_ALIGN - 1) / VAE_ALIGN * VAE_ALIGN; }
 
+/* Calls fn for every convolution of the decoder (shapes as decode runs them). */
+static void for_each_conv(const vae_model *m, int n, int s, void (*fn)(void *user, int n, int cin, int S, int cout,
+                                                                        int k, int pad, int up2x),
+                          void *user) {
+    const vae_config *c = &m->cfg;
+    int top = c->block_out_channels[c->n_blocks - 1], S = s;
+    fn(user, n, c->latent_channels, S, c->latent_channels, 1, 0, 0);
+    fn(user, n, c->latent_channels, S, top, 3, 1, 0);
+    for (int r = 0; r < 4; r++) fn(user, n, top, S, top, 3, 1, 0); /* the two mid resnets, no shortcut */
+    for (int i = 0; i < c->n_blocks; i++) {
+        const vae_up_block *u = &m->up[i];
+        for (int j = 0; j <= c->layers_per_block; j++) {
+            const vae_resnet *r = &u->resnets[j];
+            fn(user, n, r->cin, S, r->cout, 3, 1, 0);
+            fn(user, n, r->cout, S, r->cout, 3, 1, 0);
+            if (r->short_w) fn(user, n, r->cin, S, r->cout, 1, 0, 0);
+        }
+        if (u->up_w) {
+            fn(user, n, u->cout, S, u->cout, 3, 1, 1);
+            S *= 2;
+        }
+    }
+    fn(user, n, m->up[c->n_blocks - 1].cout, S, c->out_channels, 3, 1, 0);
+}
+
+typedef struct {
+    ft_backend *be;
+    size_t max;
+} conv_ws;
+
+static void max_conv_workspace(void *user, int n, int cin, int S, int cout, int k, int pad, int up2x) {
+    conv_ws *w = user;
+    size_t b = w->be->fm_conv_workspace(w->be, n, cin, S, cout, k, pad, up2x);
+    if (b > w->max) w->max = b;
+}
+
 /* Carves the buffers out of base (base may be NULL to only measure). */
-static size_t carve(const vae_model *m, size_t act_size, int n, int s, void *base, vae_bufs *b) {
+static size_t carve(ft_backend *be, const vae_model *m, size_t act_size, int n, int s, void *base, vae_bufs *b) {
     const vae_config *c = &m->cfg;
     size_t feat = align_up((size_t)n * max_feature(c, s) * sizeof(float));
     size_t qkv = align_up((size_t)n * 3 * c->block_out_channels[c->n_blocks - 1] * s * s * act_size);
+    conv_ws ws = {be, 0};
+    if (be->fm_conv) for_each_conv(m, n, s, max_conv_workspace, &ws);
+    ws.max = align_up(ws.max);
     char *p = base;
     if (b) {
         for (int i = 0; i < 3; i++) b->p[i] = (float *)(p + i * feat);
         b->qkv = p + 3 * feat;
+        b->ws = ws.max ? p + 3 * feat + qkv : NULL;
+        b->ws_bytes = ws.max;
     }
-    return 3 * feat + qkv;
+    return 3 * feat + qkv + ws.max;
 }
 
-size_t vae_scratch_bytes(const vae_model *m, int n, int latent_size) {
+size_t vae_scratch_bytes(ft_backend *be, const vae_model *m, int n, int latent_size) {
     /* act is at most 4 bytes (f32 on the CPU, bf16/fp16 on GPUs) */
-    return carve(m, sizeof(float), n, latent_size, NULL, NULL);
+    return carve(be, m, sizeof(float), n, latent_size, NULL, NULL);
 }
 
 /* ---- forward ---- */
@@ -300,11 +350,74 @@ static int attention_fwd(ft_backend *be, const vae_model *m, const vae_bufs *b, 
     return a;
 }
 
+/* ---- forward on act NHWC feature maps (backends with fm ops) ---- */
+
+static void fm_conv(ft_backend *be, const vae_bufs *b, void *y, const void *x, const void *w, const void *bias,
+                    const void *residual, int n, int cin, int S, int cout, int k, int pad, int up2x) {
+    be->fm_conv(be, y, x, w, bias, residual, n, cin, S, cout, k, pad, up2x, b->ws, b->ws_bytes);
+}
+
+static int resnet_fm(ft_backend *be, const vae_model *m, const vae_resnet *r, const vae_bufs *b, int x, int n, int S) {
+    int a = (x + 1) % 3, t = (x + 2) % 3, G = m->cfg.groups, HW = S * S;
+    be->fm_group_norm(be, b->p[a], b->p[x], r->norm1_w, r->norm1_b, n, r->cin, HW, G, VAE_GN_EPS, 1);
+    fm_conv(be, b, b->p[t], b->p[a], r->conv1_w, r->conv1_b, NULL, n, r->cin, S, r->cout, 3, 1, 0);
+    be->fm_group_norm(be, b->p[a], b->p[t], r->norm2_w, r->norm2_b, n, r->cout, HW, G, VAE_GN_EPS, 1);
+    if (r->short_w) { /* out = conv2(h) + shortcut(x), the add inside the conv */
+        fm_conv(be, b, b->p[t], b->p[x], r->short_w, r->short_b, NULL, n, r->cin, S, r->cout, 1, 0, 0);
+        fm_conv(be, b, b->p[x], b->p[a], r->conv2_w, r->conv2_b, b->p[t], n, r->cout, S, r->cout, 3, 1, 0);
+        return x;
+    }
+    fm_conv(be, b, b->p[t], b->p[a], r->conv2_w, r->conv2_b, b->p[x], n, r->cout, S, r->cout, 3, 1, 0);
+    return t;
+}
+
+static int attention_fm(ft_backend *be, const vae_model *m, const vae_bufs *b, int x, int n, int S) {
+    int a = (x + 1) % 3, t = (x + 2) % 3;
+    int C = m->cfg.block_out_channels[m->cfg.n_blocks - 1], T = S * S;
+    be->fm_group_norm(be, b->p[a], b->p[x], m->attn_gn_w, m->attn_gn_b, n, C, T, m->cfg.groups, VAE_GN_EPS, 0);
+    /* NHWC maps are already token rows [n * T, C] */
+    be->linear(be, b->qkv, FT_BUF_ACT, b->p[a], m->qkv_w, m->qkv_b, n * T, 3 * C, C, FT_EPI_NONE);
+    be->attention(be, b->p[t], b->qkv, n, T, 1, C);
+    be->linear(be, b->p[a], FT_BUF_ACT, b->p[t], m->attn_out_w, m->attn_out_b, n * T, C, C, FT_EPI_NONE);
+    be->fm_add(be, b->p[a], b->p[a], b->p[x], (size_t)n * C * T);
+    return a;
+}
+
+static void decode_fm(ft_backend *be, const vae_model *m, const vae_bufs *b, const float *latents, int n, int S,
+                      float *img) {
+    const vae_config *c = &m->cfg;
+    int L = c->latent_channels, top = c->block_out_channels[c->n_blocks - 1], G = c->groups;
+    be->fm_from_nchw(be, b->p[1], latents, n, L, S, 1.0f / c->scaling_factor);
+    fm_conv(be, b, b->p[2], b->p[1], m->pq_w, m->pq_b, NULL, n, L, S, L, 1, 0, 0);
+    fm_conv(be, b, b->p[0], b->p[2], m->in_w, m->in_b, NULL, n, L, S, top, 3, 1, 0);
+    int cur = resnet_fm(be, m, &m->mid[0], b, 0, n, S);
+    cur = attention_fm(be, m, b, cur, n, S);
+    cur = resnet_fm(be, m, &m->mid[1], b, cur, n, S);
+    for (int i = 0; i < c->n_blocks; i++) {
+        const vae_up_block *u = &m->up[i];
+        for (int j = 0; j <= c->layers_per_block; j++) cur = resnet_fm(be, m, &u->resnets[j], b, cur, n, S);
+        if (u->up_w) {
+            int o = (cur + 1) % 3;
+            fm_conv(be, b, b->p[o], b->p[cur], u->up_w, u->up_b, NULL, n, u->cout, S, u->cout, 3, 1, 1);
+            cur = o;
+            S *= 2;
+        }
+    }
+    int C = m->up[c->n_blocks - 1].cout, o = (cur + 1) % 3, f = (cur + 2) % 3;
+    be->fm_group_norm(be, b->p[o], b->p[cur], m->norm_out_w, m->norm_out_b, n, C, S * S, G, VAE_GN_EPS, 1);
+    fm_conv(be, b, b->p[f], b->p[o], m->out_w, m->out_b, NULL, n, C, S, c->out_channels, 3, 1, 0);
+    be->fm_to_nchw(be, img, b->p[f], n, c->out_channels, S);
+}
+
 void vae_decode(ft_backend *be, const vae_model *m, void *scratch, const float *latents, int n, int latent_size,
                 float *img) {
     const vae_config *c = &m->cfg;
     vae_bufs b;
-    carve(m, be->act_size, n, latent_size, scratch, &b);
+    carve(be, m, be->act_size, n, latent_size, scratch, &b);
+    if (be->fm_conv) {
+        decode_fm(be, m, &b, latents, n, latent_size, img);
+        return;
+    }
     int S = latent_size, L = c->latent_channels, G = c->groups;
     int top = c->block_out_channels[c->n_blocks - 1];
     /* z / scaling_factor as a reciprocal multiply (within 1 ulp of torch's division) */

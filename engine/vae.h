@@ -27,8 +27,9 @@ const vae_config *vae_get_config(const vae_model *m);
 size_t vae_n_params(const vae_model *m);
 /* Output side for a latent side (latent_size * 2^(n_blocks - 1)). */
 int vae_image_size(const vae_model *m, int latent_size);
-/* Bytes of scratch vae_decode needs for n latents of side latent_size. */
-size_t vae_scratch_bytes(const vae_model *m, int n, int latent_size);
+/* Bytes of scratch vae_decode needs for n latents of side latent_size on be
+ * (on backends with fm ops this also chooses each conv's algorithm). */
+size_t vae_scratch_bytes(ft_backend *be, const vae_model *m, int n, int latent_size);
 /* img[n, out_channels, S', S'] (f32) from latents [n, latent_channels, s, s]
  * in the sampler's space (divided by scaling_factor inside). */
 void vae_decode(ft_backend *be, const vae_model *m, void *scratch, const float *latents, int n, int latent_size,

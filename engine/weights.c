@@ -120,7 +120,9 @@ ft_status weights_load(ft_backend *be, const st_file *f, const ft_wspec_list *sp
         const st_tensor *t = st_find(f, s->name);
         ft_dtype dt = t->dtype == ST_F32 ? FT_DTYPE_F32 : t->dtype == ST_F16 ? FT_DTYPE_F16 : FT_DTYPE_BF16;
         char *dst = (char *)*s->slot + be->weight_size(be, s->kind, s->offset);
-        st = be->upload_weight(be, dst, t->data, dt, t->numel, s->kind);
+        if (s->kind == FT_WEIGHT_CONV && be->upload_conv_weight && s->ndim == 4)
+            st = be->upload_conv_weight(be, dst, t->data, dt, (int)s->shape[0], (int)s->shape[1], (int)s->shape[2]);
+        else st = be->upload_weight(be, dst, t->data, dt, t->numel, s->kind == FT_WEIGHT_CONV ? FT_WEIGHT_MATRIX : s->kind);
         if (st != FT_OK) {
             be->free(be, base);
             return ft_fail(err, st, "%s: cannot upload tensor '%s': %s", f->path, s->name, be->error);

@@ -33,7 +33,14 @@ void engine_opts_init(engine_opts *eo) {
     eo->dtype = "bf16";
 }
 
-int engine_opts_check(const cli_spec *spec, const engine_opts *eo) {
+int engine_opts_check(const cli_spec *spec, engine_opts *eo) {
+    static const char *gpu_only[] = {"dtype", "device", "no-graphs"};
+    eo->gpu_flags[0] = 0;
+    for (int i = 0; i < 3; i++)
+        if (cli_seen(spec, gpu_only[i])) {
+            size_t n = strlen(eo->gpu_flags);
+            snprintf(eo->gpu_flags + n, sizeof eo->gpu_flags - n, "%s--%s", n ? ", " : "", gpu_only[i]);
+        }
     if (strcmp(eo->backend, "auto") && strcmp(eo->backend, "cpu") && strcmp(eo->backend, "cuda"))
         return cli_usage_error(spec, "option '--backend' (or FLOWTURBO_BACKEND) must be cpu, cuda or auto, got '%s'",
                                eo->backend);
@@ -48,6 +55,7 @@ static void on_log(ft_log_level level, const char *message, void *user) {
     engine_session *s = user;
     if (level == FT_LOG_DEBUG && !s->verbose) return;
     if (level == FT_LOG_ERROR && !s->verbose) return; /* the command prints ft_last_error itself */
+    if (level == FT_LOG_INFO && s->quiet) return;
     static const char *tags[] = {"DEBUG", "INFO ", "WARN ", "ERROR"};
     pbar_break(&s->bar);
     fprintf(stderr, "[%s] %s\n", tags[level <= FT_LOG_ERROR ? level : FT_LOG_ERROR], message);
@@ -95,7 +103,8 @@ int engine_start(engine_session *s, const char *cmd, const engine_opts *eo) {
     memset(s, 0, sizeof *s);
     s->cmd = cmd;
     s->verbose = eo->verbose;
-    pbar_init(&s->bar, 1);
+    s->quiet = eo->quiet;
+    pbar_init(&s->bar, !eo->quiet);
     ft_context_params cp;
     ft_context_params_init(&cp);
     cp.backend = strcmp(eo->backend, "cpu") == 0 ? FT_BACKEND_CPU
@@ -117,6 +126,9 @@ int engine_start(engine_session *s, const char *cmd, const engine_opts *eo) {
         engine_stop(s);
         return rc;
     }
+    if (eo->gpu_flags[0] && strcmp(ft_backend_name(s->ctx), "cpu") == 0)
+        cli_warn("%s: changes nothing on the cpu backend (one CPU device, f32 arithmetic, no CUDA graphs)",
+                 eo->gpu_flags);
     return 0;
 }
 
@@ -132,18 +144,28 @@ int engine_load(engine_session *s, ft_role role, const char *path, const char *f
     if (st != FT_OK) return cli_error(s->cmd, "cannot load %s %s: %s", flag, path, ft_last_error(s->ctx));
     char what[300];
     snprintf(what, sizeof what, "loading %s %s", flag, path);
-    print_timing(what, now_seconds() - t0);
+    if (!s->quiet) print_timing(what, now_seconds() - t0);
     return 0;
 }
 
-int engine_load_memory(engine_session *s, ft_role role, const void *data, size_t size, const char *name) {
+int engine_load_default(engine_session *s, ft_role role, const char **name_out) {
     double t0 = now_seconds();
+    size_t size;
+    const char *name;
+    const void *data = ft_default_model(role, &size, &name);
     ft_status st = ft_load_memory(s->ctx, role, data, size, name);
+    *name_out = name;
     if (st != FT_OK) return cli_error(s->cmd, "cannot load %s: %s", name, ft_last_error(s->ctx));
     char what[300];
     snprintf(what, sizeof what, "loading %s", name);
     print_timing(what, now_seconds() - t0);
     return 0;
+}
+
+const char *refiner_if_used(const char *refiner, const ft_sampler_info *sc) {
+    if (!refiner || sc->refiner_blocks > 0) return refiner;
+    cli_warn("--refiner %s changes nothing: sampler %s has no refiner (R) blocks", refiner, sc->name);
+    return NULL;
 }
 
 ft_status engine_generate(engine_session *s, const ft_generate_params *gp, float *latents, uint8_t *images) {

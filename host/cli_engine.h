@@ -19,6 +19,8 @@ typedef struct {
     const char *dtype;   /* "bf16", "f16", "f32" */
     int no_graphs;
     int verbose;
+    char gpu_flags[48]; /* "--dtype, --no-graphs": GPU-only flags given (set by engine_opts_check) */
+    int quiet;           /* not an option: only warnings and errors (the other ranks of a multi-process run) */
 } engine_opts;
 
 void engine_opts_init(engine_opts *eo);
@@ -33,12 +35,12 @@ void engine_opts_init(engine_opts *eo);
     {'v', "verbose", OPT_FLAG, &(eo).verbose, NULL, "print the engine's debug messages", 0, 0}
 
 /* Checks the option values; returns 0 or prints a usage error and returns 2. */
-int engine_opts_check(const cli_spec *spec, const engine_opts *eo);
+int engine_opts_check(const cli_spec *spec, engine_opts *eo);
 
 typedef struct {
     const char *cmd;      /* for messages */
     ft_context *ctx;
-    int verbose;
+    int verbose, quiet;
     progress_bar bar;
     const char *stage;    /* label of the loading bar */
     /* ft_generate bookkeeping (engine_generate) */
@@ -51,12 +53,14 @@ typedef struct {
     void *on_batch_user;
 } engine_session;
 
-/* Creates the context; 0, or 1 with the message printed. */
+/* Creates the context (warning about GPU-only flags on the cpu backend); 0, or 1 with the message printed. */
 int engine_start(engine_session *s, const char *cmd, const engine_opts *eo);
 /* Loads a model; flag names the option ("--model") in messages. 0 or 1. */
 int engine_load(engine_session *s, ft_role role, const char *path, const char *flag);
-/* Loads a model from memory (the embedded default models). 0 or 1. */
-int engine_load_memory(engine_session *s, ft_role role, const void *data, size_t size, const char *name);
+/* Loads the library's embedded model of a role (ft_default_model); *name gets its name. 0 or 1. */
+int engine_load_default(engine_session *s, ft_role role, const char **name);
+/* The refiner file when the sampler uses it; NULL, with a warning that it changes nothing, otherwise. */
+const char *refiner_if_used(const char *refiner, const ft_sampler_info *sc);
 /* ft_generate with sampling / decode timing in s->sampling_s / s->decode_s. */
 ft_status engine_generate(engine_session *s, const ft_generate_params *gp, float *latents, uint8_t *images);
 void engine_stop(engine_session *s);

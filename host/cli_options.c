@@ -173,6 +173,15 @@ int cli_seen(const cli_spec *spec, const char *long_name) {
     return 0;
 }
 
+void cli_warn(const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "[WARN ] ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
 int cli_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
     fprintf(stderr, "flowturbo %s: error: ", cmd);

@@ -58,6 +58,9 @@ int cli_usage_error(const cli_spec *spec, const char *fmt, ...) __attribute__((f
 int parse_int_strict(const char *s, long long lo, long long hi, long long *out);
 int parse_float_strict(const char *s, float *out);
 
+/* Prints "[WARN ] <message>" on stderr: a flag that changes nothing, and the like. */
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Prints "flowturbo <cmd>: error: <message>" on stderr; returns 1 (runtime failure). */
 int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -11,6 +11,7 @@
 #include "cli_options.h"
 #include "commands.h"
 #include "file_util.h"
+#include "image_format.h"
 #include "image_output.h"
 #include "npy.h"
 #include "output_names.h"
@@ -41,16 +42,18 @@ int cmd_decode(int argc, char **argv) {
         {'m', "model", OPT_STR, &model, "FILE", "instead of --vae: the pixel-space predictor whose final states\n"
                                                 "the latents are (mapped straight to pixels)", 0, 0},
         {0, "latents", OPT_STR, &latents_path, "FILE.npy", "latents, float32 [N,C,H,W] in the sampler's space (required)", 0, 0},
-        {'o', "output", OPT_STR, &output, "PATTERN", "output PNG (default output.png); %d / %03d become the image\n"
+        {'o', "output", OPT_STR, &output, "PATTERN", "output image (default output.png); the extension picks the\n"
+                                                     "format: .png, .jpg/.jpeg or .webp; %d / %03d become the image\n"
                                                      "index, else _<index> goes before the extension when N > 1", 0, 0},
-        {0, "grid", OPT_FLAG, &grid, NULL, "write one PNG with a grid of all images", 0, 0},
+        {0, "grid", OPT_FLAG, &grid, NULL, "write one image with a grid of all images", 0, 0},
         {0, "grid-cols", OPT_INT, &grid_cols, "N", "columns of the grid (default ceil(sqrt(N)))", 0, 0},
         {'b', "batch", OPT_INT, &batch, "N", "latents decoded per call (default 8)", 0, 0},
         ENGINE_OPTIONS(eo),
     };
     cli_spec spec = {"decode", "flowturbo decode --vae FILE --latents FILE.npy [-o PATTERN | --grid] [options]\n"
                      "       flowturbo decode -m PIXEL_MODEL --latents FILE.npy [-o PATTERN | --grid] [options]",
-                     "Decodes latents (e.g. from generate --latents-out) to PNG images with the VAE decoder.",
+                     "Decodes latents (e.g. from generate --latents-out) to PNG, JPEG or WebP images with the VAE\n"
+                     "decoder.",
                      "Example:\n  flowturbo decode --vae sd-vae-ema.safetensors --latents z.npy -o img_%02d.png",
                      opts, (int)(sizeof opts / sizeof opts[0]), 0};
     char *pos[1];
@@ -66,7 +69,10 @@ int cmd_decode(int argc, char **argv) {
         return cli_usage_error(&spec, "option '--grid-cols' must be >= 1, got %d", grid_cols);
     hx_err err;
     int has_index;
-    if (output_pattern_check(output, &has_index, &err) != 0) return cli_usage_error(&spec, "option '--output': %s", err.msg);
+    image_format format;
+    if (output_pattern_check(output, &has_index, &err) != 0 || image_format_of(output, &format, &err) != 0)
+        return cli_usage_error(&spec, "option '--output': %s", err.msg);
+    if (cli_seen(&spec, "grid-cols") && !grid) cli_warn("--grid-cols changes nothing without --grid");
     npy_array lat;
     if (npy_load(latents_path, &lat, &err) != 0) return cli_error("decode", "--latents: %s", err.msg);
     char sh[128];
@@ -113,6 +119,7 @@ int cmd_decode(int argc, char **argv) {
         goto out;
     }
     double t0 = now_seconds();
+    pbar_mark(&s.bar, 0); /* the rate then covers the first batch too: no bar without a measured rate */
     const float *z = lat.data;
     for (int done = 0; done < n;) {
         int b = n - done < batch ? n - done : batch;

@@ -10,8 +10,8 @@
 #include "cli_engine.h"
 #include "cli_options.h"
 #include "commands.h"
-#include "default_model.h"
 #include "file_util.h"
+#include "image_format.h"
 #include "image_output.h"
 #include "image_params.h"
 #include "labels.h"
@@ -32,6 +32,7 @@ typedef struct {
 
 typedef struct {
     const generate_args *a;
+    const ft_context *ctx; /* for class names */
     const int *labels;
     int n;
     uint64_t seed;
@@ -42,7 +43,9 @@ static void image_text(void *user, int k, char *buf, size_t cap) {
     const params_ctx *p = user;
     char first[1024];
     if (k >= 0) {
-        snprintf(first, sizeof first, "class %d", p->labels[k]);
+        const char *name = ft_class_name(p->ctx, p->labels[k]);
+        if (name) snprintf(first, sizeof first, "class %d (%s)", p->labels[k], name);
+        else snprintf(first, sizeof first, "class %d", p->labels[k]);
         format_image_params(buf, cap, first, &p->ip, p->seed + (uint64_t)k);
         return;
     }
@@ -76,18 +79,20 @@ int cmd_generate(int argc, char **argv) {
                                                   "every class x " DEFAULT_SEEDS_STR " seeds)", 0, 0},
         {0, "refiner", OPT_STR, &a.refiner, "FILE", "velocity refiner weights (needed by samplers with R blocks)", 0, 0},
         {0, "vae", OPT_STR, &a.vae, "FILE", "SD-VAE decoder weights (needed for images from latent models)", 0, 0},
-        {0, "class", OPT_STR, &a.classes, "LIST", "class ids, comma separated (cycled over the images), or 'random'\n"
-                                                  "(drawn from the seed); default 0,1,2,... over the images", 0, 0},
+        {0, "class", OPT_STR, &a.classes, "LIST", "class ids or names (case-insensitive), comma separated, cycled\n"
+                                                  "over the images, or 'random' (drawn from the seed); default\n"
+                                                  "0,1,2,... over the images", 0, 0},
         {'n', "num", OPT_INT, &a.num, "N", "images to make (default: the number of classes listed, or 1)", 0, 0},
         {'s', "seed", OPT_I64, &a.seed, "N", "seed; image k uses noise seed N+k (default 42; < 0: random)", 0, 0},
         {0, "sampler", OPT_STR, &a.sampler, "NAME", "H<a>P<b>R<c> (FlowTurbo), heun:N or euler:N, each optionally\n"
                                                     "with a shifted time grid /s<F> (e.g. heun:8/s2); default H1P5R3,\n"
-                                                    "for the embedded model " DEFAULT_MODEL_SAMPLER, 0, 0},
+                                                    "for the embedded model " FT_DEFAULT_SAMPLER, 0, 0},
         {0, "cfg-scale", OPT_FLOAT, &a.cfg_scale, "F", "classifier-free guidance scale (default 4.0; <= 1: none)", 0, 0},
         {'b', "batch", OPT_INT, &a.batch, "N", "images per model batch (default 8)", 0, 0},
-        {'o', "output", OPT_STR, &a.output, "PATTERN", "output PNG (default output.png); %d / %03d become the image\n"
+        {'o', "output", OPT_STR, &a.output, "PATTERN", "output image (default output.png); the extension picks the\n"
+                                                       "format: .png, .jpg/.jpeg or .webp; %d / %03d become the image\n"
                                                        "index, else _<index> goes before the extension when n > 1", 0, 0},
-        {0, "grid", OPT_FLAG, &a.grid, NULL, "write one PNG with a grid of all images", 0, 0},
+        {0, "grid", OPT_FLAG, &a.grid, NULL, "write one image with a grid of all images", 0, 0},
         {0, "grid-cols", OPT_INT, &a.grid_cols, "N", "columns of the grid (default ceil(sqrt(n)))", 0, 0},
         {0, "noise", OPT_STR, &a.noise, "FILE.npy", "initial noise, float32 [N,C,S,S] (replaces the seed's noise)", 0, 0},
         {0, "latents-out", OPT_STR, &a.latents_out, "FILE.npy", "also write the final latents, float32 [N,C,S,S]\n"
@@ -95,11 +100,13 @@ int cmd_generate(int argc, char **argv) {
         ENGINE_OPTIONS(a.eo),
     };
     cli_spec spec = {"generate", "flowturbo generate [-m MODEL] [--refiner FILE] [--vae FILE] [options]",
-                     "Samples class-conditional images with the FlowTurbo sampler and writes PNGs carrying the\n"
-                     "generation settings in an A1111-style \"parameters\" text chunk.",
+                     "Samples class-conditional images with the FlowTurbo sampler and writes PNG, JPEG or WebP\n"
+                     "files carrying the generation settings as A1111-style \"parameters\" (PNG text chunk,\n"
+                     "Exif UserComment).",
                      "Examples:\n"
                      "  flowturbo generate -m sit-xl-2.safetensors --refiner refiner.safetensors --vae sd-vae-ema.safetensors \\\n"
                      "      --class 207,360,387 -s 0 -o dog_%03d.png\n"
+                     "  flowturbo generate --class Trouser,bag -n 4 -o garment_%d.jpg\n"
                      "  flowturbo generate -m sit.safetensors --refiner r.safetensors --class random -n 16 --grid -o grid.png\n"
                      "  flowturbo generate -m sit.safetensors --sampler heun:8 --class 1 -n 4 --latents-out z.npy",
                      opts, (int)(sizeof opts / sizeof opts[0]), 0};
@@ -108,7 +115,7 @@ int cmd_generate(int argc, char **argv) {
     int pr = cli_parse(&spec, argc, argv, pos, &npos);
     if (pr != CLI_OK) return pr == CLI_HELP ? 0 : EXIT_USAGE;
     int embedded = !a.model; /* the built-in Fashion-MNIST models */
-    if (embedded && !cli_seen(&spec, "sampler")) a.sampler = DEFAULT_MODEL_SAMPLER;
+    if (embedded && !cli_seen(&spec, "sampler")) a.sampler = FT_DEFAULT_SAMPLER;
     if (embedded && a.vae) return cli_usage_error(&spec, "--vae needs -m/--model (the embedded model works in pixels)");
     if (engine_opts_check(&spec, &a.eo)) return EXIT_USAGE;
     ft_sampler_info sc;
@@ -121,8 +128,11 @@ int cmd_generate(int argc, char **argv) {
         return cli_usage_error(&spec, "option '--grid-cols' must be >= 1, got %d", a.grid_cols);
     hx_err err;
     int has_index;
-    if (output_pattern_check(a.output, &has_index, &err) != 0) return cli_usage_error(&spec, "option '--output': %s", err.msg);
-    class_list cl = {0, 0, NULL};
+    image_format format;
+    if (output_pattern_check(a.output, &has_index, &err) != 0 || image_format_of(a.output, &format, &err) != 0)
+        return cli_usage_error(&spec, "option '--output': %s", err.msg);
+    class_list cl;
+    memset(&cl, 0, sizeof cl);
     if (a.classes && class_list_parse(a.classes, &cl, &err) != 0)
         return cli_usage_error(&spec, "option '--class': %s", err.msg);
     if (sc.refiner_blocks > 0 && !a.refiner && !embedded) {
@@ -132,8 +142,17 @@ int cmd_generate(int argc, char **argv) {
                                sc.name, sc.refiner_blocks, sc.heun_blocks, sc.pseudo_blocks + sc.refiner_blocks);
     }
     int want_images = !(a.latents_out && !cli_seen(&spec, "output") && !a.grid);
+    /* flags that would change nothing: say so, and do not load what is not used */
+    a.refiner = refiner_if_used(a.refiner, &sc);
+    if (a.vae && !want_images) {
+        cli_warn("--vae %s changes nothing: only latents are written (--latents-out without -o or --grid)", a.vae);
+        a.vae = NULL;
+    }
+    if (cli_seen(&spec, "grid-cols") && !a.grid) cli_warn("--grid-cols changes nothing without --grid");
     uint64_t seed = a.seed >= 0 ? (uint64_t)a.seed : random_seed();
-    if (a.seed < 0) fprintf(stderr, "[INFO ] seed: %llu\n", (unsigned long long)seed);
+    if (a.seed < 0)
+        fprintf(stderr, "[INFO ] random seed %llu (-s %llu makes these images again)\n", (unsigned long long)seed,
+                (unsigned long long)seed);
 
     int rc = 1;
     engine_session s;
@@ -146,14 +165,11 @@ int cmd_generate(int argc, char **argv) {
         class_list_free(&cl);
         return 1;
     }
+    const char *model_name = a.model, *refiner_name = a.refiner;
     if (embedded) {
-        size_t size;
-        const void *data = default_model_data(FT_ROLE_PREDICTOR, &size);
-        if (engine_load_memory(&s, FT_ROLE_PREDICTOR, data, size, DEFAULT_MODEL_NAME) != 0) goto out;
-        if (!a.refiner) {
-            data = default_model_data(FT_ROLE_REFINER, &size);
-            if (engine_load_memory(&s, FT_ROLE_REFINER, data, size, DEFAULT_REFINER_NAME) != 0) goto out;
-        }
+        if (engine_load_default(&s, FT_ROLE_PREDICTOR, &model_name) != 0) goto out;
+        if (!a.refiner && sc.refiner_blocks > 0 && engine_load_default(&s, FT_ROLE_REFINER, &refiner_name) != 0)
+            goto out;
     } else if (engine_load(&s, FT_ROLE_PREDICTOR, a.model, "--model") != 0) {
         goto out;
     }
@@ -173,12 +189,10 @@ int cmd_generate(int argc, char **argv) {
                   a.model, shape.latent_channels, shape.latent_size, shape.latent_size);
         goto out;
     }
-    for (int i = 0; i < cl.n; i++)
-        if (cl.ids[i] >= mi.num_classes) {
-            rc = cli_usage_error(&spec, "option '--class': class %d is out of range: %s has %d classes (0..%d)",
-                                 cl.ids[i], a.model, mi.num_classes, mi.num_classes - 1);
-            goto out;
-        }
+    if (class_list_resolve(&cl, s.ctx, model_name, &err) != 0) {
+        rc = cli_usage_error(&spec, "option '--class': %s", err.msg);
+        goto out;
+    }
     size_t state = (size_t)shape.latent_channels * shape.latent_size * shape.latent_size;
     if (a.noise) {
         if (npy_load(a.noise, &noise, &err) != 0) {
@@ -256,7 +270,7 @@ int cmd_generate(int argc, char **argv) {
     double t_write = now_seconds();
     if (a.latents_out) {
         int64_t dims[4] = {n, shape.latent_channels, shape.latent_size, shape.latent_size};
-        if (npy_save(a.latents_out, NPY_F32, 4, dims, latents, &err) != 0) {
+        if (make_parent_dirs(a.latents_out, &err) != 0 || npy_save(a.latents_out, NPY_F32, 4, dims, latents, &err) != 0) {
             cli_error("generate", "--latents-out: %s", err.msg);
             goto out;
         }
@@ -264,10 +278,9 @@ int cmd_generate(int argc, char **argv) {
                 shape.latent_size, shape.latent_size);
     }
     if (want_images) {
-        const char *refiner = sc.refiner_blocks == 0 ? NULL : a.refiner ? a.refiner : DEFAULT_REFINER_NAME;
-        params_ctx pc = {&a, labels, n, seed,
-                         {sc.steps, sc.name, a.cfg_scale, shape.image_size, shape.image_size,
-                          embedded ? DEFAULT_MODEL_NAME : a.model, refiner, a.vae, a.noise}};
+        params_ctx pc = {&a, s.ctx, labels, n, seed,
+                         {sc.steps, sc.name, a.cfg_scale, shape.image_size, shape.image_size, model_name, refiner_name,
+                          a.vae, a.noise}};
         const char **names = showcase ? calloc((size_t)mi.num_classes, sizeof *names) : NULL;
         for (int c = 0; names && c < mi.num_classes; c++) names[c] = ft_class_name(s.ctx, c);
         image_output io = {images, n, shape.image_size, !a.vae && shape.latent_channels == 1, a.output,

@@ -28,6 +28,11 @@ static int show(const char *path, int names_only) {
     st_file f;
     ft_err err;
     if (st_open(&f, path, &err) != FT_OK) return cli_error("info", "%s", err.msg);
+    if (names_only) {
+        for (size_t i = 0; i < f.n_tensors; i++) printf("%s\n", f.tensors[i].name);
+        st_close(&f);
+        return 0;
+    }
     printf("file: %s (%zu bytes)\n", path, f.size);
     if (f.n_meta) {
         printf("metadata:\n");
@@ -43,14 +48,13 @@ static int show(const char *path, int names_only) {
     for (size_t i = 0; i < f.n_tensors; i++)
         if (strlen(f.tensors[i].name) > wn) wn = strlen(f.tensors[i].name);
     uint64_t total = 0, bytes = 0, by_dtype[ST_U8 + 1] = {0}, count_dtype[ST_U8 + 1] = {0};
-    if (!names_only) printf("tensors:\n  %-*s  %-5s  %-20s  %12s\n", (int)wn, "name", "dtype", "shape", "params");
+    printf("tensors:\n  %-*s  %-5s  %-20s  %12s\n", (int)wn, "name", "dtype", "shape", "params");
     for (size_t i = 0; i < f.n_tensors; i++) {
         const st_tensor *t = &f.tensors[i];
         char shape[96];
         print_shape(t, shape, sizeof shape);
-        if (names_only) printf("%s\n", t->name);
-        else printf("  %-*s  %-5s  %-20s  %12llu\n", (int)wn, t->name, st_dtype_name(t->dtype), shape,
-                    (unsigned long long)t->numel);
+        printf("  %-*s  %-5s  %-20s  %12llu\n", (int)wn, t->name, st_dtype_name(t->dtype), shape,
+               (unsigned long long)t->numel);
         total += t->numel;
         bytes += t->nbytes;
         if ((int)t->dtype >= 0 && t->dtype <= ST_U8) {
@@ -73,7 +77,7 @@ static int show(const char *path, int names_only) {
 int cmd_info(int argc, char **argv) {
     int names_only = 0;
     cli_opt opts[] = {
-        {0, "names", OPT_FLAG, &names_only, NULL, "print only the tensor names, one a line", 0, 0},
+        {0, "names", OPT_FLAG, &names_only, NULL, "print only the tensor names, one a line (nothing else)", 0, 0},
     };
     cli_spec spec = {"info", "flowturbo info [--names] FILE.safetensors [FILE...]",
                      "Validates engine safetensors files with the library's loader and prints their metadata\n"
@@ -87,7 +91,7 @@ int cmd_info(int argc, char **argv) {
     if (npos == 0) return cli_usage_error(&spec, "missing FILE (an engine safetensors file)");
     int rc = 0;
     for (int i = 0; i < npos; i++) {
-        if (i) printf("\n");
+        if (i && !names_only) printf("\n");
         if (show(pos[i], names_only) != 0) rc = 1;
     }
     return rc;

@@ -24,21 +24,14 @@ typedef struct {
     size_t image_bytes;
 } merge_source;
 
+static int read_shard(void *user, int part, uint64_t first, size_t n, uint8_t *buf, hx_err *err) {
+    merge_source *m = user;
+    return npz_reader_read(&m->r[part], m->arr[part], first * m->image_bytes, buf, n * m->image_bytes, err);
+}
+
 static int merged_images(void *user, uint64_t first, size_t n, uint8_t *buf, hx_err *err) {
     merge_source *m = user;
-    while (n > 0) {
-        int i = 0;
-        while (i + 1 < m->n && m->start[i + 1] <= first) i++;
-        uint64_t have = (uint64_t)m->arr[i]->h.shape[0] - (first - m->start[i]);
-        size_t take = have < n ? (size_t)have : n;
-        if (npz_reader_read(&m->r[i], m->arr[i], (first - m->start[i]) * m->image_bytes, buf, take * m->image_bytes,
-                            err) != 0)
-            return -1;
-        buf += take * m->image_bytes;
-        first += take;
-        n -= take;
-    }
-    return 0;
+    return fid_concat_read(m->start, m->n, read_shard, m, first, n, buf, m->image_bytes, err);
 }
 
 /* Reads "range: A B" and the config of SHARD.spool/state; 0 when absent. */

@@ -12,6 +12,11 @@
  * Resuming: finished batches go to a spool (fid_spool.h) before anything is
  * reported; rerunning the same command continues after the last committed
  * batch. When every image is there, the .npz is assembled from the spool.
+ *
+ * Several processes (fid_world.h: mpirun, srun, torchrun-style variables):
+ * process i of n samples shard i/n into OUT.spool/shard-i-of-n and the
+ * shards are merged into OUT (fid_shards.h) — under MPI by rank 0 after
+ * every rank is done, otherwise by whichever process finishes last.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -23,19 +28,34 @@
 #include "cli_engine.h"
 #include "cli_options.h"
 #include "commands.h"
+#include "fid_mpi.h"
 #include "fid_npz.h"
+#include "fid_progress.h"
+#include "fid_ranks.h"
+#include "fid_shards.h"
 #include "fid_spool.h"
+#include "fid_world.h"
 #include "file_util.h"
 #include "labels.h"
 #include "npy.h"
 
 typedef struct {
-    const char *model, *refiner, *vae, *sampler, *out, *out_alias, *shard, *labels_out, *spool;
+    const char *model, *refiner, *vae, *sampler, *out, *out_alias, *shard, *labels_out, *spool, *launcher;
     int64_t num, seed, stop_after;
     float cfg_scale;
     int batch;
     engine_opts eo;
 } fid_args;
+
+/* Everything that decides the bytes of the output; the spool of each shard records it. */
+typedef struct {
+    const fid_args *a;
+    const char *sampler;
+    char head[2048]; /* format line and model fingerprints */
+    int image_size, classes;
+    const char *backend;
+    int64_t shards;
+} fid_config;
 
 /* Parses "i/n" with 0 <= i < n. */
 static int parse_shard(const char *s, int64_t *i, int64_t *n) {
@@ -64,6 +84,21 @@ static int add_fingerprint(char *cfg, size_t cap, const char *key, const char *p
     return 0;
 }
 
+/* The spool configuration of shard i of c->shards. */
+static int shard_config(void *user, int i, char *cfg, size_t cap) {
+    const fid_config *c = user;
+    const fid_args *a = c->a;
+    uint64_t N = (uint64_t)a->num, first, end;
+    fid_shard_range(N, i, c->shards, &first, &end);
+    int n = snprintf(cfg, cap,
+                     "%ssampler: %s\ncfg-scale: %.9g\nseed: %lld\nnum: %llu\nshard: %d/%lld\nrange: %llu %llu\n"
+                     "batch: %d\nimage: %dx%dx3\nclasses: %d\n# backend: %s\n",
+                     c->head, c->sampler, (double)a->cfg_scale, (long long)a->seed, (unsigned long long)N, i,
+                     (long long)c->shards, (unsigned long long)first, (unsigned long long)end, a->batch, c->image_size,
+                     c->image_size, c->classes, c->backend);
+    return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
 static int spool_source(void *user, uint64_t first, size_t n, uint8_t *buf, hx_err *err) {
     return fid_spool_read(user, first, n, buf, err);
 }
@@ -80,6 +115,102 @@ static void simulate_crash(fid_spool *sp) {
     _exit(137);
 }
 
+/* Samples the images of [first, end) that the spool lacks. 0, 1 or EXIT_INTERRUPTED. */
+static int sample_shard(engine_session *s, const fid_args *a, const fid_config *c, fid_spool *sp, uint64_t first,
+                        uint64_t end, fid_progress *p, const char *me) {
+    uint64_t N = (uint64_t)a->num, total = end - first;
+    size_t image_bytes = (size_t)c->image_size * c->image_size * 3;
+    uint8_t *images = malloc(image_bytes * (size_t)a->batch);
+    int *labels = malloc(sizeof(int) * (size_t)a->batch);
+    int rc = 1;
+    hx_err err;
+    if (!images || !labels) {
+        cli_error(me, "out of memory for a batch of %d images", a->batch);
+        goto out;
+    }
+    while (sp->count < total) {
+        uint64_t g = first + sp->count;
+        uint64_t bs = g / (uint64_t)a->batch * (uint64_t)a->batch;
+        uint64_t be = bs + (uint64_t)a->batch < N ? bs + (uint64_t)a->batch : N;
+        int nb = (int)(be - bs);
+        for (int i = 0; i < nb; i++) labels[i] = draw_label((uint64_t)a->seed, bs + (uint64_t)i, c->classes);
+        ft_generate_params gp;
+        ft_generate_params_init(&gp);
+        gp.num_images = nb;
+        gp.labels = labels;
+        gp.seed = (uint64_t)a->seed + bs;
+        gp.sampler = c->sampler;
+        gp.cfg_scale = a->cfg_scale;
+        gp.batch_size = nb;
+        ft_status st = engine_generate(s, &gp, NULL, images);
+        if (st == FT_OK) {
+            uint64_t keep_from = g, keep_to = be < end ? be : end;
+            if (fid_spool_append(sp, images + (size_t)(keep_from - bs) * image_bytes, (size_t)(keep_to - keep_from),
+                                 &err) != 0) {
+                cli_error(me, "%s", err.msg);
+                goto out;
+            }
+            fid_progress_show(p, sp->count);
+            if (a->stop_after >= 0 && sp->count >= (uint64_t)a->stop_after && sp->count < total) simulate_crash(sp);
+        } else if (st != FT_ERR_CANCELLED || !interrupt_requested()) {
+            cli_error(me, "%s", ft_last_error(s->ctx));
+            goto out;
+        }
+        if (interrupt_requested()) {
+            pbar_break(&p->bar);
+            fprintf(stderr, "flowturbo %s: interrupted at %llu/%llu images; run the same command again to resume\n", me,
+                    (unsigned long long)sp->count, (unsigned long long)total);
+            rc = EXIT_INTERRUPTED;
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    free(images);
+    free(labels);
+    return rc;
+}
+
+static int save_labels(const char *path, const int64_t *labels, uint64_t n, const char *me) {
+    hx_err err;
+    int64_t lshape[1] = {(int64_t)n};
+    if (npy_save(path, NPY_I64, 1, lshape, labels, &err) != 0) return cli_error(me, "--labels-out: %s", err.msg);
+    fprintf(stderr, "[INFO ] wrote %s (int64 [%llu])\n", path, (unsigned long long)n);
+    return 0;
+}
+
+/* One process: refuses a spool directory of a multi-process run or an archive from elsewhere, opens the spool. */
+static int open_single(const fid_args *a, const fid_config *c, const char *spool_dir, int shard, uint64_t total,
+                       fid_spool *sp, const char *me) {
+    char config[8192], state_path[2200];
+    hx_err err;
+    snprintf(state_path, sizeof state_path, "%s/state", spool_dir);
+    if (fid_shards_refuse_single(spool_dir, &err) != 0) return cli_error(me, "%s", err.msg);
+    if (path_exists(a->out) && !path_exists(state_path))
+        return cli_error(me, "%s already exists and is not from a run with a spool in %s; remove it or choose "
+                         "another --out", a->out, spool_dir);
+    if (shard_config((void *)c, shard, config, sizeof config) != 0)
+        return cli_error(me, "the spool configuration is too long (model paths?)");
+    if (fid_spool_open(sp, spool_dir, config, total, (size_t)c->image_size * c->image_size * 3, &err) != 0)
+        return cli_error(me, "%s", err.msg);
+    return 0;
+}
+
+/* One process: the archive from its spool. */
+static int finish_single(const fid_args *a, const fid_config *c, fid_spool *sp, const int64_t *labels, double t0,
+                         const char *me) {
+    hx_err err;
+    print_timing("sampling", now_seconds() - t0);
+    double t1 = now_seconds();
+    if (fid_write_npz(a->out, sp->total, c->image_size, spool_source, sp, labels, 0, &err) != 0)
+        return cli_error(me, "%s", err.msg);
+    print_timing("writing the npz", now_seconds() - t1);
+    if (fid_spool_finish(sp, &err) != 0) return cli_error(me, "%s", err.msg);
+    fprintf(stderr, "[INFO ] wrote %s: arr_0 uint8 [%llu, %d, %d, 3], labels int64 [%llu]\n", a->out,
+            (unsigned long long)sp->total, c->image_size, c->image_size, (unsigned long long)sp->total);
+    return 0;
+}
+
 int cmd_sample_fid(int argc, char **argv) {
     fid_args a;
     memset(&a, 0, sizeof a);
@@ -90,6 +221,7 @@ int cmd_sample_fid(int argc, char **argv) {
     a.cfg_scale = 1.5f;
     a.batch = 8;
     a.stop_after = -1;
+    a.launcher = "auto";
     engine_opts_init(&a.eo);
     cli_opt opts[] = {
         {'m', "model", OPT_STR, &a.model, "FILE", "velocity predictor weights (required)", 0, 0},
@@ -105,11 +237,29 @@ int cmd_sample_fid(int argc, char **argv) {
         {'o', "out", OPT_STR, &a.out, "FILE.npz", "output archive (default samples.npz)", 0, 0},
         {0, "output", OPT_STR, &a.out_alias, "FILE.npz", "same as --out", 1, 0},
         {0, "shard", OPT_STR, &a.shard, "I/N", "make only images [I*num/N, (I+1)*num/N) (default 0/1)", 0, 0},
+        {0, "launcher", OPT_STR, &a.launcher, "NAME", "several processes: auto (default), mpi, torchrun, slurm or none;\n"
+                                                     "see 'Several processes' below", 0, 0},
         {0, "labels-out", OPT_STR, &a.labels_out, "FILE.npy", "also write the labels, int64 [n]", 0, 0},
         {0, "spool", OPT_STR, &a.spool, "DIR", "spool directory for resuming (default OUT.spool)", 0, 0},
         {0, "stop-after", OPT_I64, &a.stop_after, "K", "testing: crash (SIGKILL) once K images are committed", 1, 0},
         ENGINE_OPTIONS(a.eo),
     };
+    char epilog[2048];
+    snprintf(epilog, sizeof epilog,
+             "Several processes (one per GPU; OUT on a file system they all see): each takes its shard from its\n"
+             "launcher, uses CUDA device = its local rank unless --device is given, and the shards are merged\n"
+             "into OUT, identical to a one-process run; rerun the same command to resume after a failure.\n"
+             "  mpirun -np 8 flowturbo sample-fid ...   rank 0 merges (MPI: %s)\n"
+             "  srun flowturbo sample-fid ...           SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID: the last to finish merges\n"
+             "  RANK=i WORLD_SIZE=n LOCAL_RANK=j flowturbo sample-fid ...   torchrun-style, as with srun\n"
+             "Examples:\n"
+             "  flowturbo sample-fid -m sit-xl-2.safetensors --refiner refiner.safetensors --vae vae.safetensors \\\n"
+             "      --num 50000 --batch 32 --cfg-scale 1.5 --sampler H8P9R5 --seed 0 --out samples.npz\n"
+             "  # on two machines (same options), then join:\n"
+             "  flowturbo sample-fid ... --shard 0/2 --out part0.npz\n"
+             "  flowturbo sample-fid ... --shard 1/2 --out part1.npz\n"
+             "  flowturbo merge-npz -o samples.npz part0.npz part1.npz",
+             fid_mpi_built() ? "built in" : "not built in: make MPI=1");
     cli_spec spec = {
         "sample-fid",
         "flowturbo sample-fid -m MODEL [--refiner FILE] [--vae FILE] [--num N] [--shard I/N] [--out FILE.npz] [options]",
@@ -117,14 +267,7 @@ int cmd_sample_fid(int argc, char **argv) {
         "evaluator reads it) and labels (int64 [n]). Labels are uniform over the classes, a fixed function of\n"
         "(seed, image index); image k uses noise seed S+k. Interrupted runs (Ctrl-C, kill, crash) resume when\n"
         "the same command is run again; shards joined with merge-npz equal an unsharded run byte for byte.",
-        "Examples:\n"
-        "  flowturbo sample-fid -m sit-xl-2.safetensors --refiner refiner.safetensors --vae vae.safetensors \\\n"
-        "      --num 50000 --batch 32 --cfg-scale 1.5 --sampler H8P9R5 --seed 0 --out samples.npz\n"
-        "  # on two machines (same options), then join:\n"
-        "  flowturbo sample-fid ... --shard 0/2 --out part0.npz\n"
-        "  flowturbo sample-fid ... --shard 1/2 --out part1.npz\n"
-        "  flowturbo merge-npz -o samples.npz part0.npz part1.npz",
-        opts, (int)(sizeof opts / sizeof opts[0]), 0};
+        epilog, opts, (int)(sizeof opts / sizeof opts[0]), 0};
     char *pos[1];
     int npos;
     int pr = cli_parse(&spec, argc, argv, pos, &npos);
@@ -138,6 +281,7 @@ int cmd_sample_fid(int argc, char **argv) {
     if (sc.refiner_blocks > 0 && !a.refiner)
         return cli_usage_error(&spec, "sampler %s has %d refiner step(s): pass the refiner with --refiner FILE",
                                sc.name, sc.refiner_blocks);
+    a.refiner = refiner_if_used(a.refiner, &sc);
     if (a.num < 1 || a.num > INT32_MAX) return cli_usage_error(&spec, "option '--num' must be in 1..2147483647, got %lld", (long long)a.num);
     if (a.batch < 1) return cli_usage_error(&spec, "option '--batch' must be >= 1, got %d", a.batch);
     if (a.seed < 0)
@@ -146,179 +290,154 @@ int cmd_sample_fid(int argc, char **argv) {
     int64_t shard_i = 0, shard_n = 1;
     if (a.shard && parse_shard(a.shard, &shard_i, &shard_n) != 0)
         return cli_usage_error(&spec, "option '--shard' expects I/N with 0 <= I < N, got '%s'", a.shard);
-    uint64_t N = (uint64_t)a.num;
-    uint64_t first = N * (uint64_t)shard_i / (uint64_t)shard_n, end = N * (uint64_t)(shard_i + 1) / (uint64_t)shard_n;
-    if (end == first)
+
+    hx_err err;
+    fid_world w;
+    if (fid_world_detect(&w, a.launcher, &err) != 0) {
+        fid_world_end(&w);
+        return cli_usage_error(&spec, "%s", err.msg);
+    }
+    int multi = w.size > 1;
+    if (multi && a.shard) {
+        fid_world_end(&w);
+        return cli_usage_error(&spec, "--shard %s and the launcher (%s) both choose the shard: drop --shard, or pass "
+                               "--launcher none", a.shard, w.source);
+    }
+    if (multi && w.size > a.num) {
+        fid_world_end(&w);
+        return cli_usage_error(&spec, "%d processes for %lld images: each process needs at least one image", w.size,
+                               (long long)a.num);
+    }
+    if (multi) {
+        shard_i = w.rank;
+        shard_n = w.size;
+        a.eo.quiet = w.rank != 0;
+        if (!cli_seen(&spec, "device")) a.eo.device = fid_world_device(&w);
+    }
+    char me[64] = "sample-fid";
+    if (multi) snprintf(me, sizeof me, "sample-fid [rank %d/%d]", w.rank, w.size);
+    uint64_t N = (uint64_t)a.num, first, end;
+    fid_shard_range(N, shard_i, shard_n, &first, &end);
+    if (end == first) {
+        fid_world_end(&w);
         return cli_usage_error(&spec, "shard %lld/%lld of %llu images is empty", (long long)shard_i,
                                (long long)shard_n, (unsigned long long)N);
+    }
     uint64_t total = end - first;
     char spool_dir[2048];
     if (a.spool) snprintf(spool_dir, sizeof spool_dir, "%s", a.spool);
     else snprintf(spool_dir, sizeof spool_dir, "%s.spool", a.out);
 
     int rc = 1;
-    hx_err err;
     fid_spool sp;
     memset(&sp, 0, sizeof sp);
     sp.fd = sp.lock_fd = -1;
-    uint8_t *images = NULL;
-    int *labels = NULL;
     int64_t *all_labels = NULL;
-    char config[4096] = "";
+    fid_config c;
+    memset(&c, 0, sizeof c);
+    fid_shards shards = {.root = spool_dir, .out = a.out, .n = (int)shard_n, .num = N, .config = shard_config,
+                         .config_user = &c, .lock_fd = -1};
+    fid_progress prog;
+    fid_progress_start(&prog, 0, NULL, 0, 0, total); /* drawn once the spool is open */
+    int spool_ready = 0, write_labels = 0;
     engine_session s;
     interrupt_install();
-    if (engine_start(&s, "sample-fid", &a.eo) != 0) return 1;
+    if (engine_start(&s, me, &a.eo) != 0) goto out;
     if (engine_load(&s, FT_ROLE_PREDICTOR, a.model, "--model") != 0) goto out;
     if (a.refiner && engine_load(&s, FT_ROLE_REFINER, a.refiner, "--refiner") != 0) goto out;
     if (a.vae && engine_load(&s, FT_ROLE_VAE, a.vae, "--vae") != 0) goto out;
     ft_output_shape shape;
     ft_model_info mi;
     if (ft_get_output_shape(s.ctx, &shape) != FT_OK || ft_model_get_info(s.ctx, FT_ROLE_PREDICTOR, &mi) != FT_OK) {
-        cli_error("sample-fid", "%s", ft_last_error(s.ctx));
+        cli_error(me, "%s", ft_last_error(s.ctx));
         goto out;
     }
     if (!shape.can_make_images) {
-        cli_error("sample-fid", "%s is a latent-space model (%d channels): FID samples need a VAE decoder; pass --vae FILE",
+        cli_error(me, "%s is a latent-space model (%d channels): FID samples need a VAE decoder; pass --vae FILE",
                   a.model, shape.latent_channels);
         goto out;
     }
     int S = shape.image_size;
-    size_t image_bytes = (size_t)S * S * 3;
 
     /* everything that decides the bytes of the output */
-    snprintf(config, sizeof config, "format: flowturbo-fid 1\n");
-    if (add_fingerprint(config, sizeof config, "model", a.model, &err) != 0 ||
-        add_fingerprint(config, sizeof config, "refiner", sc.refiner_blocks > 0 ? a.refiner : NULL, &err) != 0 ||
-        add_fingerprint(config, sizeof config, "vae", a.vae, &err) != 0) {
-        cli_error("sample-fid", "%s", err.msg);
+    c.a = &a;
+    c.sampler = sc.name;
+    c.image_size = S;
+    c.classes = mi.num_classes;
+    c.backend = ft_backend_name(s.ctx);
+    c.shards = shard_n;
+    snprintf(c.head, sizeof c.head, "format: flowturbo-fid 1\n");
+    if (add_fingerprint(c.head, sizeof c.head, "model", a.model, &err) != 0 ||
+        add_fingerprint(c.head, sizeof c.head, "refiner", sc.refiner_blocks > 0 ? a.refiner : NULL, &err) != 0 ||
+        add_fingerprint(c.head, sizeof c.head, "vae", a.vae, &err) != 0) {
+        cli_error(me, "%s", err.msg);
         goto out;
     }
-    size_t cl = strlen(config);
-    snprintf(config + cl, sizeof config - cl,
-             "sampler: %s\ncfg-scale: %.9g\nseed: %lld\nnum: %llu\nshard: %lld/%lld\nrange: %llu %llu\nbatch: %d\n"
-             "image: %dx%dx3\nclasses: %d\n# backend: %s\n",
-             sc.name, (double)a.cfg_scale, (long long)a.seed, (unsigned long long)N, (long long)shard_i,
-             (long long)shard_n, (unsigned long long)first, (unsigned long long)end, a.batch, S, S, mi.num_classes,
-             ft_backend_name(s.ctx));
-    char state_path[2200];
-    snprintf(state_path, sizeof state_path, "%s/state", spool_dir);
-    if (path_exists(a.out) && !path_exists(state_path)) {
-        cli_error("sample-fid", "%s already exists and is not from a run with a spool in %s; remove it or choose "
-                  "another --out", a.out, spool_dir);
+    shards.image_size = S;
+    if (multi) {
+        if (fid_shards_open(&shards, w.rank, &sp, &err) != 0) {
+            cli_error(me, "%s", err.msg);
+            goto out;
+        }
+    } else if (open_single(&a, &c, spool_dir, (int)shard_i, total, &sp, me) != 0) {
         goto out;
     }
-    if (fid_spool_open(&sp, spool_dir, config, total, image_bytes, &err) != 0) {
-        cli_error("sample-fid", "%s", err.msg);
-        goto out;
-    }
-    all_labels = malloc(sizeof(int64_t) * (size_t)total + 1);
+    spool_ready = 1;
+    /* the labels of the archive: this process's range, or all of them for the merge */
+    uint64_t label_first = multi ? 0 : first, label_n = multi ? N : total;
+    all_labels = malloc(sizeof(int64_t) * (size_t)label_n + 1);
     if (!all_labels) {
-        cli_error("sample-fid", "out of memory");
+        cli_error(me, "out of memory");
         goto out;
     }
-    for (uint64_t k = 0; k < total; k++) all_labels[k] = draw_label((uint64_t)a.seed, first + k, mi.num_classes);
+    for (uint64_t k = 0; k < label_n; k++) all_labels[k] = draw_label((uint64_t)a.seed, label_first + k, mi.num_classes);
+    shards.labels = all_labels;
 
-    if (sp.complete) {
+    fid_progress_start(&prog, !a.eo.quiet, multi ? &shards : NULL, w.rank, sp.count, multi ? N : total);
+    if (multi && w.rank == 0) {
+        char device[32] = "";
+        if (strcmp(c.backend, "cuda") == 0) snprintf(device, sizeof device, ", device %d", a.eo.device);
+        fprintf(stderr, "[INFO ] %d processes (%s); this is rank 0: images %llu..%llu, backend %s%s\n", w.size,
+                w.source, (unsigned long long)first, (unsigned long long)end - 1, c.backend, device);
+        if (prog.start > 0 && prog.start < N)
+            fprintf(stderr, "[INFO ] resuming %s at %llu/%llu images over all shards\n", spool_dir,
+                    (unsigned long long)prog.start, (unsigned long long)N);
+    }
+
+    if (sp.complete && !multi) {
         if (!path_exists(a.out)) {
-            cli_error("sample-fid", "%s says the run is complete but %s is missing; delete %s to sample again",
-                      spool_dir, a.out, spool_dir);
+            cli_error(me, "%s says the run is complete but %s is missing; delete %s to sample again", spool_dir, a.out,
+                      spool_dir);
             goto out;
         }
         fprintf(stderr, "[INFO ] %s is already complete (%llu images); nothing to do\n", a.out,
                 (unsigned long long)total);
-    } else {
-        if (sp.resumed)
+    } else if (sp.count < total) {
+        if (sp.resumed && !multi)
             fprintf(stderr, "[INFO ] resuming %s at %llu/%llu images\n", spool_dir, (unsigned long long)sp.count,
                     (unsigned long long)total);
-        fprintf(stderr, "[INFO ] sampling images %llu..%llu of %llu: %s, cfg %g, seed %lld, batch %d, %dx%d, backend %s\n",
-                (unsigned long long)first, (unsigned long long)end - 1, (unsigned long long)N, sc.name,
-                (double)a.cfg_scale, (long long)a.seed, a.batch, S, S, ft_backend_name(s.ctx));
-        images = malloc(image_bytes * (size_t)a.batch);
-        labels = malloc(sizeof(int) * (size_t)a.batch);
-        if (!images || !labels) {
-            cli_error("sample-fid", "out of memory for a batch of %d images", a.batch);
-            goto out;
-        }
+        if (!a.eo.quiet)
+            fprintf(stderr, "[INFO ] sampling images %llu..%llu of %llu: %s, cfg %g, seed %lld, batch %d, %dx%d, backend %s\n",
+                    multi ? 0ull : (unsigned long long)first, multi ? N - 1 : (unsigned long long)end - 1,
+                    (unsigned long long)N, sc.name, (double)a.cfg_scale, (long long)a.seed, a.batch, S, S, c.backend);
         double t0 = now_seconds();
-        uint64_t start_count = sp.count;
-        progress_bar bar; /* images, not sampler steps */
-        pbar_init(&bar, 1);
-        pbar_mark(&bar, (int)sp.count);
-        while (sp.count < total) {
-            uint64_t g = first + sp.count;
-            uint64_t bs = g / (uint64_t)a.batch * (uint64_t)a.batch;
-            uint64_t be = bs + (uint64_t)a.batch < N ? bs + (uint64_t)a.batch : N;
-            int nb = (int)(be - bs);
-            for (int i = 0; i < nb; i++) labels[i] = draw_label((uint64_t)a.seed, bs + (uint64_t)i, mi.num_classes);
-            ft_generate_params gp;
-            ft_generate_params_init(&gp);
-            gp.num_images = nb;
-            gp.labels = labels;
-            gp.seed = (uint64_t)a.seed + bs;
-            gp.sampler = sc.name;
-            gp.cfg_scale = a.cfg_scale;
-            gp.batch_size = nb;
-            ft_status st = engine_generate(&s, &gp, NULL, images);
-            if (st == FT_ERR_CANCELLED && interrupt_requested()) {
-                pbar_break(&bar);
-                fprintf(stderr, "flowturbo sample-fid: interrupted at %llu/%llu images; run the same command again to "
-                        "resume\n", (unsigned long long)sp.count, (unsigned long long)total);
-                rc = EXIT_INTERRUPTED;
-                goto out;
-            }
-            if (st != FT_OK) {
-                cli_error("sample-fid", "%s", ft_last_error(s.ctx));
-                goto out;
-            }
-            uint64_t keep_from = g, keep_to = be < end ? be : end;
-            if (fid_spool_append(&sp, images + (size_t)(keep_from - bs) * image_bytes, (size_t)(keep_to - keep_from),
-                                 &err) != 0) {
-                cli_error("sample-fid", "%s", err.msg);
-                goto out;
-            }
-            char eta[64] = "", dur[32];
-            if (sp.count > start_count && sp.count < total) {
-                double per = (now_seconds() - t0) / (double)(sp.count - start_count);
-                snprintf(eta, sizeof eta, "ETA %s", format_duration(per * (double)(total - sp.count), dur, sizeof dur));
-            }
-            pbar_update(&bar, "sampling", (int)sp.count, (int)total, "img", eta);
-            if (a.stop_after >= 0 && sp.count >= (uint64_t)a.stop_after && sp.count < total) simulate_crash(&sp);
-            if (interrupt_requested()) {
-                pbar_break(&bar);
-                fprintf(stderr, "flowturbo sample-fid: interrupted at %llu/%llu images; run the same command again to "
-                        "resume\n", (unsigned long long)sp.count, (unsigned long long)total);
-                rc = EXIT_INTERRUPTED;
-                goto out;
-            }
-        }
-        print_timing("sampling", now_seconds() - t0);
-        double t1 = now_seconds();
-        if (fid_write_npz(a.out, total, S, spool_source, &sp, all_labels, 0, &err) != 0) {
-            cli_error("sample-fid", "%s", err.msg);
+        if ((rc = sample_shard(&s, &a, &c, &sp, first, end, &prog, me)) != 0) goto out;
+        if (!multi && finish_single(&a, &c, &sp, all_labels, t0, me) != 0) {
+            rc = 1;
             goto out;
         }
-        print_timing("writing the npz", now_seconds() - t1);
-        if (fid_spool_finish(&sp, &err) != 0) {
-            cli_error("sample-fid", "%s", err.msg);
-            goto out;
-        }
-        fprintf(stderr, "[INFO ] wrote %s: arr_0 uint8 [%llu, %d, %d, 3], labels int64 [%llu]\n", a.out,
-                (unsigned long long)total, S, S, (unsigned long long)total);
+    } else if (!multi && finish_single(&a, &c, &sp, all_labels, now_seconds(), me) != 0) {
+        goto out; /* every image was committed before a crash during the assembly */
     }
-    if (a.labels_out) {
-        int64_t lshape[1] = {(int64_t)total};
-        if (npy_save(a.labels_out, NPY_I64, 1, lshape, all_labels, &err) != 0) {
-            cli_error("sample-fid", "--labels-out: %s", err.msg);
-            goto out;
-        }
-        fprintf(stderr, "[INFO ] wrote %s (int64 [%llu])\n", a.labels_out, (unsigned long long)total);
-    }
+    write_labels = !multi;
     rc = 0;
 out:
-    fid_spool_close(&sp);
+    fid_spool_close(&sp); /* a shard's spool is closed before the merge looks at it */
     engine_stop(&s);
-    free(images);
-    free(labels);
+    if (!multi) pbar_break(&prog.bar);
+    if (multi) rc = fid_ranks_finish(spool_ready ? &shards : NULL, &w, rc, &prog, sp.count, me, &write_labels);
+    if (rc == 0 && write_labels && a.labels_out) rc = save_labels(a.labels_out, all_labels, multi ? N : total, me);
     free(all_labels);
+    fid_world_end(&w);
     return rc;
 }

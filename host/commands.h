@@ -9,6 +9,7 @@ int cmd_decode(int argc, char **argv);
 int cmd_sample_fid(int argc, char **argv);
 int cmd_merge_npz(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #define EXIT_USAGE 2
 #define EXIT_INTERRUPTED 130

@@ -7,6 +7,23 @@
 
 #define CHUNK_BYTES (64u << 20)
 
+int fid_concat_read(const uint64_t *start, int n_parts, fid_part_reader read, void *user, uint64_t first, size_t n,
+                    uint8_t *buf, size_t image_bytes, hx_err *err) {
+    int i = 0;
+    while (n > 0) {
+        while (i + 1 < n_parts && start[i + 1] <= first) i++;
+        if (first < start[i] || first >= start[i + 1])
+            return hx_fail(err, "image %llu is outside the parts", (unsigned long long)first);
+        uint64_t have = start[i + 1] - first;
+        size_t take = have < n ? (size_t)have : n;
+        if (read(user, i, first - start[i], take, buf, err) != 0) return -1;
+        buf += take * image_bytes;
+        first += take;
+        n -= take;
+    }
+    return 0;
+}
+
 int fid_write_npz(const char *path, uint64_t n_images, int size, fid_image_source source, void *user,
                   const int64_t *labels, int npz_flags, hx_err *err) {
     size_t image_bytes = (size_t)size * size * 3;

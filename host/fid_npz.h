@@ -16,6 +16,15 @@
 /* Fills buf with images [first, first + n) of the archive. */
 typedef int (*fid_image_source)(void *user, uint64_t first, size_t n, uint8_t *buf, hx_err *err);
 
+/* Fills buf with images [first, first + n) of part `part` (counted from the part's start). */
+typedef int (*fid_part_reader)(void *user, int part, uint64_t first, size_t n, uint8_t *buf, hx_err *err);
+
+/* Images [first, first + n) of parts laid end to end: part i holds images
+ * [start[i], start[i + 1]) (start has n_parts + 1 entries). For sources
+ * that join shards: merge-npz (archives) and multi-process sample-fid (spools). */
+int fid_concat_read(const uint64_t *start, int n_parts, fid_part_reader read, void *user, uint64_t first, size_t n,
+                    uint8_t *buf, size_t image_bytes, hx_err *err);
+
 int fid_write_npz(const char *path, uint64_t n_images, int size, fid_image_source source, void *user,
                   const int64_t *labels, int npz_flags, hx_err *err);
 

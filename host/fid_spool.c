@@ -77,9 +77,11 @@ void fid_config_diff(const char *old_cfg, const char *new_cfg, char *msg, size_t
 static int lock_spool(fid_spool *s, hx_err *err) {
     s->lock_fd = open(s->lock_path, O_RDWR | O_CREAT, 0644);
     if (s->lock_fd < 0) return hx_fail(err, "%s: cannot open: %s", s->lock_path, strerror(errno));
-    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0)
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        s->busy = errno == EWOULDBLOCK;
         return hx_fail(err, "%s is in use by another flowturbo process (or its lock is held); wait for it or stop it",
                        s->dir);
+    }
     return 0;
 }
 
@@ -105,8 +107,7 @@ static char *read_state(fid_spool *s, hx_err *err) {
     return cfg;
 }
 
-int fid_spool_open(fid_spool *s, const char *dir, const char *config, uint64_t total, size_t image_bytes,
-                   hx_err *err) {
+static int set_paths(fid_spool *s, const char *dir, hx_err *err) {
     memset(s, 0, sizeof *s);
     s->fd = -1;
     s->lock_fd = -1;
@@ -115,6 +116,23 @@ int fid_spool_open(fid_spool *s, const char *dir, const char *config, uint64_t t
     snprintf(s->state_path, sizeof s->state_path, "%s/state", dir);
     snprintf(s->images_path, sizeof s->images_path, "%s/images.raw", dir);
     snprintf(s->lock_path, sizeof s->lock_path, "%s/lock", dir);
+    return 0;
+}
+
+int fid_spool_peek(const char *dir, uint64_t *count, int *complete) {
+    fid_spool s;
+    if (set_paths(&s, dir, NULL) != 0) return -1;
+    char *cfg = read_state(&s, NULL);
+    if (!cfg) return -1;
+    free(cfg);
+    *count = s.count;
+    *complete = s.complete;
+    return 0;
+}
+
+int fid_spool_open(fid_spool *s, const char *dir, const char *config, uint64_t total, size_t image_bytes,
+                   hx_err *err) {
+    if (set_paths(s, dir, err) != 0) return -1;
     s->total = total;
     s->image_bytes = image_bytes;
     s->config = strdup(config);

@@ -32,6 +32,7 @@ typedef struct {
     int resumed;         /* the spool existed */
     int fd;              /* images.raw (-1 when complete) */
     int lock_fd;
+    int busy;            /* fid_spool_open failed: another process holds the lock */
 } fid_spool;
 
 /* Creates or reopens (and locks) the spool in dir for the configuration. */
@@ -45,6 +46,9 @@ int fid_spool_read(fid_spool *s, uint64_t first, size_t n, uint8_t *buf, hx_err 
  * of the same command knows the work is done). */
 int fid_spool_finish(fid_spool *s, hx_err *err);
 void fid_spool_close(fid_spool *s);
+/* Reads the committed count and status of the spool in dir without locking
+ * it (progress of other processes); -1 when there is no readable state. */
+int fid_spool_peek(const char *dir, uint64_t *count, int *complete);
 
 /* "a: spool has 'x', this command has 'y'; ..." for differing config keys
  * (empty when equal). */

@@ -33,6 +33,24 @@ int64_t file_size(const char *path) {
     return (int64_t)sb.st_size;
 }
 
+int make_parent_dirs(const char *path, hx_err *err) {
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash == path) return 0;
+    if ((size_t)(slash - path) >= sizeof dir) return hx_fail(err, "%s: path too long", path);
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    for (char *p = dir + 1;; p++) {
+        char c = *p;
+        if (c != '/' && c != 0) continue;
+        *p = 0;
+        struct stat sb;
+        if (stat(dir, &sb) != 0 && mkdir(dir, 0777) != 0 && errno != EEXIST)
+            return hx_fail(err, "%s: cannot create the directory %s: %s", path, dir, strerror(errno));
+        if (c == 0) return 0;
+        *p = c;
+    }
+}
+
 const char *path_basename(const char *path) {
     const char *s = strrchr(path, '/');
     return s ? s + 1 : path;

@@ -13,6 +13,8 @@ void fsync_parent_dir(const char *path);
 int path_exists(const char *path);
 /* Size of a regular file, or -1. */
 int64_t file_size(const char *path);
+/* Creates the missing directories above path (mkdir -p of its dirname). */
+int make_parent_dirs(const char *path, hx_err *err);
 /* The part after the last '/'. */
 const char *path_basename(const char *path);
 /* Reads a whole (small) file, NUL-terminated; malloc'd, NULL + message on failure. */

@@ -4,19 +4,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "file_util.h"
+#include "image_format.h"
 #include "image_grid.h"
 #include "output_names.h"
-#include "png.h"
 
 #define PARAMS_MAX 8192
 
 static int write_one(const char *path, const uint8_t *rgb, int w, int h, int gray, const char *params, hx_err *err) {
-    ftpng_text text = {"parameters", params};
-    if (!gray) return ftpng_write(path, rgb, w, h, 3, &text, 1, err);
+    if (make_parent_dirs(path, err) != 0) return -1;
+    if (!gray) return image_write(path, rgb, w, h, 3, params, err);
     uint8_t *g = malloc((size_t)w * h);
     if (!g) return hx_fail(err, "out of memory");
     for (size_t i = 0; i < (size_t)w * h; i++) g[i] = rgb[3 * i];
-    int rc = ftpng_write(path, g, w, h, 1, &text, 1, err);
+    int rc = image_write(path, g, w, h, 1, params, err);
     free(g);
     return rc;
 }

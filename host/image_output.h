@@ -1,5 +1,6 @@
-/* host/image_output.h — writing a set of generated images as PNG files
- * (one per image from an output pattern, or one grid). */
+/* host/image_output.h — writing a set of generated images (one file per image
+ * from an output pattern, or one grid) in the format of the file extension
+ * (image_format.h). */
 #ifndef HOST_IMAGE_OUTPUT_H
 #define HOST_IMAGE_OUTPUT_H
 

@@ -20,14 +20,22 @@
 
 #define CLASS_LIST_MAX 100000
 
+struct ft_context;
+
 typedef struct {
-    int random; /* "random" */
+    int random;   /* "random" */
     int n;
-    int *ids;   /* malloc'd n ids */
+    int *ids;     /* malloc'd n ids; -1 for a name until class_list_resolve */
+    char **names; /* malloc'd n: the class name given at i, or NULL for an id */
+    char *text;   /* malloc'd copy of the list the names point into */
 } class_list;
 
-/* "3", "1,2,7" or "random"; ids must be non-negative integers. */
+/* "3", "1,2,7", "Trouser, bag, 3" or "random": comma-separated ids (integers >= 0) and class names (spaces around
+ * an entry are ignored). Names are only checked by class_list_resolve. */
 int class_list_parse(const char *text, class_list *out, hx_err *err);
+/* Turns names into ids with the loaded predictor's class names (ft_class_id: case-insensitive) and checks every
+ * id against its number of classes; a failure message names model and lists its classes. */
+int class_list_resolve(class_list *c, const struct ft_context *ctx, const char *model, hx_err *err);
 void class_list_free(class_list *c);
 
 uint64_t splitmix64_mix(uint64_t x);

@@ -14,11 +14,12 @@ typedef struct {
 } command;
 
 static const command COMMANDS[] = {
-    {"generate", cmd_generate, "sample class-conditional images (PNG) and/or latents (.npy)"},
-    {"decode", cmd_decode, "decode .npy latents to PNG images with the VAE"},
+    {"generate", cmd_generate, "sample class-conditional images (PNG, JPEG, WebP) and/or latents (.npy)"},
+    {"decode", cmd_decode, "decode .npy latents to images with the VAE"},
     {"sample-fid", cmd_sample_fid, "resumable, shardable sampling into an ADM-evaluator .npz (arr_0)"},
     {"merge-npz", cmd_merge_npz, "join sample-fid shards into one .npz"},
     {"info", cmd_info, "show the metadata and tensors of an engine safetensors file"},
+    {"serve", cmd_serve, "live demo page and JSON HTTP API (models loaded once)"},
 };
 #define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
 
@@ -36,12 +37,14 @@ static void usage(FILE *out) {
             "  -h, --help     show this help (flowturbo <command> --help: the command's options)\n"
             "  --version      print the version\n"
             "\n"
-            "Example:\n"
+            "Examples:\n"
             "  flowturbo generate -m sit-xl-2.safetensors --refiner refiner.safetensors --vae vae.safetensors \\\n"
-            "      --class 207 -s 0 -o dog.png\n");
+            "      --class 207 -s 0 -o dog.png\n"
+            "  flowturbo generate --class Trouser,Bag -n 4 -o garment_%%d.jpg     (the embedded Fashion-MNIST model)\n");
 }
 
 int main(int argc, char **argv) {
+    ft_reexec_with_passive_threads(argv); /* idle OpenMP threads sleep instead of spinning (busy machines) */
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;

@@ -24,26 +24,53 @@ static void on_warning(png_structp png, png_const_charp msg) {
     (void)msg;
 }
 
-int ftpng_write(const char *path, const uint8_t *pixels, int w, int h, int channels, const ftpng_text *texts,
-                int n_texts, hx_err *err) {
+/* Growing memory destination of ftpng_encode. */
+typedef struct {
+    uint8_t *data;
+    size_t size, cap;
+} mem_sink;
+
+static void mem_write(png_structp png, png_bytep data, png_size_t n) {
+    mem_sink *m = png_get_io_ptr(png);
+    if (m->size + n > m->cap) {
+        size_t cap = m->cap ? m->cap : 4096;
+        while (cap < m->size + n) cap *= 2;
+        uint8_t *grown = realloc(m->data, cap);
+        if (!grown) png_error(png, "out of memory");
+        m->data = grown;
+        m->cap = cap;
+    }
+    memcpy(m->data + m->size, data, n);
+    m->size += n;
+}
+
+static void mem_flush(png_structp png) { (void)png; }
+
+static int check_image(const char *name, int w, int h, int channels, const ftpng_text *texts, int n_texts,
+                       hx_err *err) {
     if (w < 1 || h < 1 || (channels != 1 && channels != 3))
-        return hx_fail(err, "%s: cannot write a %dx%d image with %d channels", path, w, h, channels);
+        return hx_fail(err, "%s: cannot write a %dx%d image with %d channels", name, w, h, channels);
     for (int i = 0; i < n_texts; i++) {
         size_t kl = strlen(texts[i].key);
-        if (kl < 1 || kl > 79) return hx_fail(err, "%s: PNG text keyword '%s' must be 1-79 characters", path, texts[i].key);
+        if (kl < 1 || kl > 79) return hx_fail(err, "%s: PNG text keyword '%s' must be 1-79 characters", name, texts[i].key);
     }
-    FILE *f = fopen(path, "wb");
-    if (!f) return hx_fail(err, "%s: cannot create: %s", path, strerror(errno));
-    png_ctx c = {err, path};
+    return 0;
+}
+
+/* Writes the PNG into f, or into sink when f is NULL. */
+static int encode(const char *name, FILE *f, mem_sink *sink, const uint8_t *pixels, int w, int h, int channels,
+                  const ftpng_text *texts, int n_texts, hx_err *err) {
+    png_ctx c = {err, name};
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &c, on_error, on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     png_textp tx = n_texts > 0 ? calloc((size_t)n_texts, sizeof *tx) : NULL;
     png_bytep *rows = malloc((size_t)h * sizeof *rows);
     volatile int ok = 0;
     if (!png || !info || !rows || (n_texts > 0 && !tx)) {
-        hx_fail(err, "%s: out of memory", path);
+        hx_fail(err, "%s: out of memory", name);
     } else if (setjmp(png_jmpbuf(png)) == 0) {
-        png_init_io(png, f);
+        if (f) png_init_io(png, f);
+        else png_set_write_fn(png, sink, mem_write, mem_flush);
         png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8,
                      channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
                      PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
@@ -62,12 +89,36 @@ int ftpng_write(const char *path, const uint8_t *pixels, int w, int h, int chann
     png_destroy_write_struct(png ? &png : NULL, info ? &info : NULL);
     free(tx);
     free(rows);
+    return ok ? 0 : -1;
+}
+
+int ftpng_write(const char *path, const uint8_t *pixels, int w, int h, int channels, const ftpng_text *texts,
+                int n_texts, hx_err *err) {
+    if (check_image(path, w, h, channels, texts, n_texts, err) != 0) return -1;
+    FILE *f = fopen(path, "wb");
+    if (!f) return hx_fail(err, "%s: cannot create: %s", path, strerror(errno));
+    int ok = encode(path, f, NULL, pixels, w, h, channels, texts, n_texts, err) == 0;
     if (fclose(f) != 0 && ok) {
         hx_fail(err, "%s: write error: %s", path, strerror(errno));
         ok = 0;
     }
     if (!ok) remove(path);
     return ok ? 0 : -1;
+}
+
+int ftpng_encode(const uint8_t *pixels, int w, int h, int channels, const ftpng_text *texts, int n_texts,
+                 uint8_t **out, size_t *size, hx_err *err) {
+    *out = NULL;
+    *size = 0;
+    if (check_image("PNG", w, h, channels, texts, n_texts, err) != 0) return -1;
+    mem_sink sink = {NULL, 0, 0};
+    if (encode("PNG", NULL, &sink, pixels, w, h, channels, texts, n_texts, err) != 0) {
+        free(sink.data);
+        return -1;
+    }
+    *out = sink.data;
+    *size = sink.size;
+    return 0;
 }
 
 void ftpng_free(ftpng_image *img) {

@@ -19,6 +19,10 @@ typedef struct {
 int ftpng_write(const char *path, const uint8_t *pixels, int w, int h, int channels, const ftpng_text *texts,
                 int n_texts, hx_err *err);
 
+/* The same PNG into memory: *out (malloc'd, *size bytes). */
+int ftpng_encode(const uint8_t *pixels, int w, int h, int channels, const ftpng_text *texts, int n_texts,
+                 uint8_t **out, size_t *size, hx_err *err);
+
 typedef struct {
     int w, h, channels;  /* channels: 1 (gray) or 3 (RGB), as stored */
     uint8_t *pixels;     /* malloc'd h * w * channels */

@@ -62,12 +62,11 @@ void pbar_update(progress_bar *b, const char *label, int step, int total, const 
     int current = (int)((double)step * BAR_WIDTH / total);
     for (int i = 0; i < BAR_WIDTH; i++) bar[i] = i > current ? ' ' : (i == current && i != BAR_WIDTH - 1) ? '>' : '=';
     bar[BAR_WIDTH] = 0;
-    char rate[48];
-    if (per > 1.0) snprintf(rate, sizeof rate, "%.2fs/%s", per, unit);
-    else if (per > 0) snprintf(rate, sizeof rate, "%.2f%s/s", 1.0 / per, unit);
-    else snprintf(rate, sizeof rate, "-%s/s", unit); /* too fast to time: no made-up rate */
-    fprintf(stderr, "%s%s%s|%s| %d/%d - %s%s%s%s", b->tty ? "\r" : "", label, *label ? " " : "", bar, step, total,
-            rate, extra && *extra ? " - " : "", extra ? extra : "", b->tty ? "\033[K" : "");
+    char rate[48] = ""; /* none before a step has been timed: no placeholder */
+    if (per > 1.0) snprintf(rate, sizeof rate, " - %.2fs/%s", per, unit);
+    else if (per > 0) snprintf(rate, sizeof rate, " - %.2f%s/s", 1.0 / per, unit);
+    fprintf(stderr, "%s%s%s|%s| %d/%d%s%s%s%s", b->tty ? "\r" : "", label, *label ? " " : "", bar, step, total, rate,
+            extra && *extra ? " - " : "", extra ? extra : "", b->tty ? "\033[K" : "");
     if (step >= total || !b->tty) fputc('\n', stderr);
     fflush(stderr);
 }

@@ -36,17 +36,24 @@ extern "C" { /* the CUDA backend (kernels/cuda) is C++ */
 typedef enum { FT_BUF_F32 = 0, FT_BUF_ACT = 1 } ft_buf_type;
 typedef enum { FT_EPI_NONE = 0, FT_EPI_GELU_TANH = 1, FT_EPI_SILU = 2 } ft_epilogue;
 /* MATRIX: a GEMM operand (act on CUDA); VECTOR: f32 everywhere; BIAS: the f32
- * bias of a linear layer, which a backend may also keep in its act type next
- * to it (CUDA: cuBLASLt fuses a bias only in the output's type). */
-typedef enum { FT_WEIGHT_MATRIX = 0, FT_WEIGHT_VECTOR = 1, FT_WEIGHT_BIAS = 2 } ft_weight_kind;
+ * bias of a linear or conv layer, which a backend may also keep in its act type
+ * next to it (CUDA: cuBLASLt and cuDNN take a fused bias in the output's
+ * type); CONV: a conv weight [Cout, Cin, k, k], uploaded through
+ * upload_conv_weight when the backend has it (its own layout for fm_conv),
+ * else as a MATRIX. */
+typedef enum { FT_WEIGHT_MATRIX = 0, FT_WEIGHT_VECTOR = 1, FT_WEIGHT_BIAS = 2, FT_WEIGHT_CONV = 3 } ft_weight_kind;
 
 typedef struct ft_backend ft_backend;
+
+/* The legacy default CUDA stream (cudaStream_t 0) in the event hooks, where NULL means the backend's own. */
+#define FT_DEFAULT_STREAM ((void *)(uintptr_t)1)
 
 struct ft_backend {
     const char *name;
     size_t act_size;  /* bytes per act element */
     char error[512];  /* message of the first failure (sticky) */
     void *impl;       /* backend-private state */
+    int host_memory;  /* 1: backend buffers are host memory (CPU) */
 
     /* ---- lifetime, memory, transfers ---- */
     void (*destroy)(ft_backend *be);
@@ -60,6 +67,9 @@ struct ft_backend {
     /* Converts n host elements of src_dtype into the backend's weight layout. */
     ft_status (*upload_weight)(ft_backend *be, void *dst, const void *src, ft_dtype src_dtype,
                                size_t n, ft_weight_kind kind);
+    /* Optional: an FT_WEIGHT_CONV [cout, cin, k, k] in the layout fm_conv reads. */
+    ft_status (*upload_conv_weight)(ft_backend *be, void *dst, const void *src, ft_dtype src_dtype,
+                                    int cout, int cin, int k);
     /* Waits for enqueued work; returns the sticky status. */
     ft_status (*sync)(ft_backend *be);
     /* Runs fn(user) on the host in stream order (progress reporting). */
@@ -151,7 +161,53 @@ struct ft_backend {
      * with C = 3, or C = 1 replicated to grey. */
     void (*to_rgb8)(ft_backend *be, uint8_t *rgb, const float *img, int N, int C, int S);
 
+    /* dst pixel (n, y, x) at byte n * image_pitch + y * row_pitch + x * pixel size: RGBA of img [N, C, S, S]
+     * (C = 3, or C = 1 replicated to grey) in format: FT_PIXELS_RGBA8 the to_rgb8 bytes with alpha 255,
+     * FT_PIXELS_RGBA_F32 clamp(0.5 v + 0.5, 0, 1) with alpha 1 (kernels/common/pixels.h). Bytes between
+     * rows and images are not written. */
+    void (*to_pixels)(ft_backend *be, void *dst, ft_pixel_format format, size_t row_pitch, size_t image_pitch,
+                      const float *img, int N, int C, int S);
+    /* ---- VAE feature maps in act NHWC (optional: NULL on backends without
+     * them, whose VAE runs on the f32 NCHW ops above; engine/vae.c) ----
+     * A feature map ("fm") is [N, S, S, C] act values. Conv weights are
+     * FT_WEIGHT_CONV, conv biases FT_WEIGHT_BIAS. */
+    /* y (fm) = x[n, c, :, :] (f32 NCHW) * scale */
+    void (*fm_from_nchw)(ft_backend *be, void *y, const float *x, int N, int C, int S, float scale);
+    /* y[n, c, :, :] (f32 NCHW) = x (fm) */
+    void (*fm_to_nchw)(ft_backend *be, float *y, const void *x, int N, int C, int S);
+    /* Bytes of workspace fm_conv needs for this problem (at most; it chooses
+     * its algorithm here, once per problem). */
+    size_t (*fm_conv_workspace)(ft_backend *be, int N, int Cin, int S, int Cout, int k, int pad, int up2x);
+    /* y (fm) = conv_k(x') + bias (+ residual), stride 1, zero padding pad,
+     * x' = x or its nearest 2x upsample; residual (fm, may be NULL) must not
+     * alias x; y must alias neither x nor residual. */
+    void (*fm_conv)(ft_backend *be, void *y, const void *x, const void *w, const float *bias, const void *residual,
+                    int N, int Cin, int S, int Cout, int k, int pad, int up2x, void *workspace, size_t workspace_bytes);
+    /* y (fm) = GroupNorm(x) * gamma + beta (then SiLU), fp32 statistics. */
+    void (*fm_group_norm)(ft_backend *be, void *y, const void *x, const float *gamma, const float *beta, int N,
+                          int C, int HW, int groups, float eps, int silu);
+    /* y = a + b, n act values (y may alias a or b). */
+    void (*fm_add)(ft_backend *be, void *y, const void *a, const void *b, size_t n);
+
     /* ---- optional hooks (NULL on backends without them; the engine checks) ---- */
+    /* A public call begins / ends on the calling thread: the CPU backend sets
+     * the thread count of this thread's OpenMP regions at enter and, at
+     * leave, restores it and releases its worker threads (none is left
+     * spinning or waiting between calls). */
+    void (*enter)(ft_backend *be);
+    void (*leave)(ft_backend *be);
+    /* Caller streams (CUDA events; NULL on the CPU backend). stream NULL is
+     * the backend's own stream; a caller stream is a cudaStream_t as void *
+     * (its NULL, the legacy default stream, is passed as FT_DEFAULT_STREAM). */
+    ft_status (*event_create)(ft_backend *be, void **event);
+    void (*event_destroy)(ft_backend *be, void *event);
+    /* event marks the work enqueued on stream so far */
+    ft_status (*event_record)(ft_backend *be, void *event, void *stream);
+    /* work enqueued on stream from now on waits for event (no host wait) */
+    ft_status (*stream_wait_event)(ft_backend *be, void *stream, void *event);
+    /* the host waits for event / 1 when reached, 0 when not yet (errors are sticky in be->error) */
+    ft_status (*event_sync)(ft_backend *be, void *event);
+    int (*event_query)(ft_backend *be, void *event);
     /* Profiler ranges (NVTX on CUDA) around sampler blocks, network calls and
      * stages; ranges nest. Recorded when ops are enqueued (eager runs and
      * graph capture), not on graph replay. */

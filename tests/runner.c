@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../engine/flowturbo.h"
 #include "test.h"
 
 #define MAX_TESTS 1024
@@ -104,6 +105,7 @@ static test_result run_isolated(const test_entry *t, int verbose, unsigned timeo
 }
 
 int main(int argc, char **argv) {
+    ft_reexec_with_passive_threads(argv); /* OpenMP threads sleep when idle: no spinning on a busy machine */
     const char *filter = NULL;
     int isolate = 0;
     for (int i = 1; i < argc; i++) {

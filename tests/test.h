@@ -62,6 +62,10 @@ void golden_close(golden *g);
 /* Malloc'd float32 copy of a tensor (F32/F16/BF16/I32/I64/U8 converted), or NULL + note. */
 float *golden_get(golden *g, const char *tensor, size_t *numel);
 
+/* A context on the CPU backend with n_threads threads (the public API's tests). */
+struct ft_context;
+struct ft_context *test_cpu_context(int n_threads);
+
 /* Runs a shell command, returns its exit status (-1 if it did not exit). */
 int test_run(const char *cmd);
 /* Path of the built CLI (build/flowturbo unless FT_CLI is set). */

@@ -9,16 +9,8 @@
 #include "../engine/flowturbo.h"
 #include "test.h"
 
-static ft_context *cpu_context(int threads) {
-    ft_context_params cp;
-    ft_context_params_init(&cp);
-    cp.backend = FT_BACKEND_CPU;
-    cp.n_threads = threads;
-    return ft_context_new(&cp);
-}
-
 static ft_context *with_models(const char *pred, const char *ref) {
-    ft_context *ctx = cpu_context(2);
+    ft_context *ctx = test_cpu_context(2);
     if (ft_load(ctx, FT_ROLE_PREDICTOR, test_data(pred)) != FT_OK ||
         (ref && ft_load(ctx, FT_ROLE_REFINER, test_data(ref)) != FT_OK))
         test_note("load: %s", ft_last_error(ctx));
@@ -32,7 +24,7 @@ static int expect(ft_context *ctx, ft_status got, ft_status want, const char *te
 }
 
 TEST(api_misuse_gives_status_and_message) {
-    ft_context *ctx = cpu_context(1);
+    ft_context *ctx = test_cpu_context(1);
     int labels[2] = {0, 1}, ok = 1;
     float lat[2 * 4 * 8 * 8];
     uint8_t img[2 * 8 * 8 * 3];
@@ -186,7 +178,7 @@ TEST(api_load_from_memory) {
     ft_generate_params gp;
     ft_generate_params_init(&gp);
     gp.num_images = 2, gp.labels = labels, gp.sampler = "euler:3";
-    ft_context *ctx = with_models("sit_b.safetensors", NULL), *mem = cpu_context(2);
+    ft_context *ctx = with_models("sit_b.safetensors", NULL), *mem = test_cpu_context(2);
     ok &= ft_load_memory(mem, FT_ROLE_PREDICTOR, buf, n, "embedded sit_b") == FT_OK;
     ok &= ft_generate(ctx, &gp, a, NULL) == FT_OK && ft_generate(mem, &gp, b, NULL) == FT_OK;
     ok &= memcmp(a, b, sizeof a) == 0;

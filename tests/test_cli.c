@@ -69,7 +69,7 @@ TEST(cli_bad_usage_exits_2_naming_the_flag) {
         {"generate -m %s --cfg-scale", "--cfg-scale"},
         {"generate -m %s -b 0", "--batch"},
         {"generate -m %s -n -3", "--num"},
-        {"generate -m %s --class 1,x", "--class"},
+        {"generate -m %s --class 1,2.5", "--class"},
         {"generate -m %s --sampler Q7", "--sampler"},
         {"generate -m %s --sampler H1P5R3", "--refiner"},
         {"generate -m %s --sampler " SAMPLER_B " -o out_%%s.png", "--output"},

@@ -333,7 +333,12 @@ TEST(class_lists_and_labels) {
     class_list_free(&c);
     CHECK(class_list_parse("random", &c, &err) == 0 && c.random && c.n == 0, "random");
     class_list_free(&c);
-    const char *bad[] = {"", "1,,2", "a", "-1", "1,", "1.5", "99999999999"};
+    /* names are kept for class_list_resolve (which needs the model), spaces around entries dropped */
+    CHECK(class_list_parse("Ankle boot, 2 ,bag", &c, &err) == 0 && c.n == 3 && c.ids[0] == -1 &&
+              strcmp(c.names[0], "Ankle boot") == 0 && c.ids[1] == 2 && !c.names[1] && strcmp(c.names[2], "bag") == 0,
+          "names: %s", err.msg);
+    class_list_free(&c);
+    const char *bad[] = {"", "1,,2", " ", "-1", "1,", "1.5", "99999999999"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK(class_list_parse(bad[i], &c, &err) != 0, "'%s' accepted", bad[i]);
     return PASS;

@@ -59,6 +59,34 @@ TEST(sampler_parse_rejects_with_reason) {
     return PASS;
 }
 
+TEST(sampler_near_miss_suggestions) {
+    static const struct {
+        const char *text, *suggestion; /* NULL: the valid forms but no guess */
+    } cases[] = {
+        {"heun", "heun:8"},      {"Heun 4", "heun:4"},     {"huen:6", "heun:6"},   {"euler", "euler:50"},
+        {"eulr-20", "euler:20"}, {"heun:", "heun:8"},      {"R3H1P5", "H1P5R3"},   {"h1-p5-r3", "H1P5R3"},
+        {"P2 H1", "H1P2R0"},     {"R1H2", "H2P0R1"},       {"dpm:10", NULL},       {"H1X2", NULL},
+        {"H1H2", NULL},          {"H999P999", NULL},       {"R3", NULL},           {"flowturbo", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ft_sampler_cfg c;
+        ft_err err = {{0}};
+        CHECK(sampler_parse(cases[i].text, &c, &err) == FT_ERR_INVALID_ARGUMENT, "'%s' accepted", cases[i].text);
+        CHECK(strstr(err.msg, "H<a>P<b>R<c>") && strstr(err.msg, "heun:N") && strstr(err.msg, "euler:N"),
+              "'%s': no valid forms in '%s'", cases[i].text, err.msg);
+        const char *guess = strstr(err.msg, "did you mean '");
+        char want[64] = "";
+        if (cases[i].suggestion) snprintf(want, sizeof want, "did you mean '%s'?", cases[i].suggestion);
+        CHECK(cases[i].suggestion ? guess && strcmp(guess, want) == 0 : !guess, "'%s': '%s' (want '%s')",
+              cases[i].text, err.msg, want);
+    }
+    char msg[512];
+    ft_sampler_info info;
+    CHECK(ft_sampler_describe("Heun", &info, msg, sizeof msg) == FT_ERR_INVALID_ARGUMENT &&
+              strstr(msg, "did you mean 'heun:8'?"), "public describe: %s", msg);
+    return PASS;
+}
+
 /* torch.linspace(0, 1, n) values read off torch's scalar formula. */
 TEST(sampler_time_grid_matches_torch) {
     float t3[4], t2[3], t1[2], t22[23];

@@ -368,7 +368,7 @@ static void model_close(model_fx *fx) {
 
 /* Decodes with exactly vae_scratch_bytes of scratch followed by a canary. */
 static float *decode(model_fx *fx, const float *lat, int n, int s, int *ok) {
-    size_t bytes = vae_scratch_bytes(fx->m, n, s), canary = 4096;
+    size_t bytes = vae_scratch_bytes(fx->be, fx->m, n, s), canary = 4096;
     int IS = vae_image_size(fx->m, s), oc = vae_get_config(fx->m)->out_channels;
     unsigned char *scr = aligned_alloc(256, (bytes + canary + 255) / 256 * 256);
     float *img = malloc((size_t)n * oc * IS * IS * 4);

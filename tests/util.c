@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../engine/flowturbo.h"
 #include "test.h"
 
 const char *test_data(const char *name) {
@@ -132,4 +133,12 @@ const char *test_tmp_path(const char *prefix, const char *name) {
 int test_file_exists(const char *path) {
     struct stat sb;
     return stat(path, &sb) == 0;
+}
+
+ft_context *test_cpu_context(int n_threads) {
+    ft_context_params cp;
+    ft_context_params_init(&cp);
+    cp.backend = FT_BACKEND_CPU;
+    cp.n_threads = n_threads;
+    return ft_context_new(&cp);
 }

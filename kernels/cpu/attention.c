@@ -45,7 +45,6 @@ void cpu_attention(ft_backend *be, void *o_, const void *qkv_, int N, int T, int
     long tasks = (long)N * H * n_qb;
     if (threads > tasks) threads = (int)tasks;
     if ((size_t)N * H * T * T * hd < CPU_PAR_MIN) threads = 1;
-    openblas_set_num_threads(1);
 #pragma omp parallel num_threads(threads)
     {
         float *s = scratch + (size_t)omp_get_thread_num() * block;
@@ -63,5 +62,4 @@ void cpu_attention(ft_backend *be, void *o_, const void *qkv_, int N, int T, int
                         o + ((size_t)n * T + q0) * D + (size_t)h * hd, D);
         }
     }
-    openblas_set_num_threads(cpu_threads(be));
 }

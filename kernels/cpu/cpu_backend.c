@@ -1,6 +1,13 @@
 /*
  * kernels/cpu/cpu_backend.c — the CPU backend: fp32 everywhere, host memory,
  * ops run synchronously (OpenMP inside an op, OpenBLAS for GEMMs).
+ *
+ * Threads: one pool only, OpenMP's. OpenBLAS runs single-threaded inside
+ * OpenMP tasks (gemm.c splits a GEMM into column panels), so its own pool,
+ * whose idle threads busy-wait for ~0.1 s after every call, never starts.
+ * At the end of every public call (leave) the OpenMP pool is released, so
+ * no thread spins or waits between calls and a host application's threads
+ * get the cores; the next call starts the threads again (microseconds).
  */
 #include <omp.h>
 #include <stdarg.h>
@@ -18,6 +25,7 @@
 typedef struct {
     float *scratch;
     int n_threads;
+    int caller_threads; /* the calling thread's OpenMP thread count before enter */
 } cpu_impl;
 
 int cpu_threads(ft_backend *be) { return ((cpu_impl *)be->impl)->n_threads; }
@@ -35,11 +43,24 @@ static void cpu_destroy(ft_backend *be) {
     free(be);
 }
 
+/* n <= 0 or more than the cores available to the process: all of them. */
 static void cpu_set_threads(ft_backend *be, int n) {
-    if (n <= 0) n = omp_get_num_procs();
+    int procs = omp_get_num_procs();
+    if (n <= 0 || n > procs) n = procs;
     ((cpu_impl *)be->impl)->n_threads = n;
-    omp_set_num_threads(n);
-    openblas_set_num_threads(n);
+    openblas_set_num_threads(1);
+}
+
+static void cpu_enter(ft_backend *be) {
+    cpu_impl *impl = be->impl;
+    impl->caller_threads = omp_get_max_threads();
+    omp_set_num_threads(impl->n_threads);
+}
+
+static void cpu_leave(ft_backend *be) {
+    omp_set_num_threads(((cpu_impl *)be->impl)->caller_threads);
+    /* ends this thread's pool (a no-op inside a caller's parallel region) */
+    omp_pause_resource_all(omp_pause_soft);
 }
 
 static ft_status cpu_alloc(ft_backend *be, size_t bytes, void **ptr) {
@@ -104,6 +125,7 @@ ft_backend *ft_backend_cpu_create(int n_threads, char *err, size_t err_size) {
     }
     be->name = "cpu";
     be->act_size = sizeof(float);
+    be->host_memory = 1;
     be->impl = impl;
     be->destroy = cpu_destroy;
     be->set_threads = cpu_set_threads;
@@ -135,6 +157,13 @@ ft_backend *ft_backend_cpu_create(int n_threads, char *err, size_t err_size) {
     be->heun_update = cpu_heun_update;
     be->randn = cpu_randn;
     be->to_rgb8 = cpu_to_rgb8;
+    be->to_pixels = cpu_to_pixels;
+    be->enter = cpu_enter;
+    be->leave = cpu_leave;
     cpu_set_threads(be, n_threads);
+    /* code that runs the ops directly (tests, benchmarks) gets the thread count on this thread; the engine's
+     * contexts call leave right after creating the backend, which restores the caller's count */
+    impl->caller_threads = omp_get_max_threads();
+    omp_set_num_threads(impl->n_threads);
     return be;
 }

@@ -49,6 +49,9 @@ void cpu_euler_update(ft_backend *be, float *out, const float *x, const float *d
 void cpu_heun_update(ft_backend *be, float *out, const float *x, const float *d, const float *e, float h,
                      size_t n);
 void cpu_to_rgb8(ft_backend *be, uint8_t *rgb, const float *img, int N, int C, int S);
+/* pixels.c */
+void cpu_to_pixels(ft_backend *be, void *dst, ft_pixel_format format, size_t row_pitch, size_t image_pitch,
+                   const float *img, int N, int C, int S);
 /* rng.c */
 void cpu_randn(ft_backend *be, float *out, size_t per_image, int n_images, const uint64_t *seeds);
 

@@ -24,15 +24,22 @@
  *      B: b0 (k 2t..2t+1, n g) b1 (k 2t+8.., n g)
  *      C: c0,c1 (g, 2t..2t+1) c2,c3 (g+8, 2t..)     g = lane/4, t = lane%4
  *    so an S accumulator pair of n8 tiles is directly the A fragment of P.
- * 2. attn_generic_kernel: any hd <= 512 and any T (tests use hd 8 and 24;
- *    the VAE's mid attention uses one head of 512 over (latent side)^2
- *    tokens). CUDA cores, fp32 math: a block of 8 warps, 2 queries per warp,
+ * 2. attn_generic_kernel: any hd <= 512 and any T (tests use hd 8 and 24).
+ *    CUDA cores, fp32 math: a block of 8 warps, 2 queries per warp,
  *    K/V tiles of 32 keys in shared memory (act, row pitch chosen so a warp's
  *    32 rows fall in 32 banks); lane j scores key j, the warp does the online
- *    softmax, then lanes split the head dim for P V. */
+ *    softmax, then lanes split the head dim for P V.
+ * 3. head dims of 256 and more (the VAE's mid attention: one head of 512 over
+ *    the (latent side)^2 tokens) on tensor cores through cuBLASLt: S = Q K^T
+ *    in f32, a row softmax to act (norm.cu), O = P V, one (n, h) at a time
+ *    with S and P in the backend's im2col workspace (T^2 * 6 bytes: up to
+ *    T = 3344 tokens); beyond that, or with FT_CUDA_ATTENTION_GEMM=0, the
+ *    generic kernel. */
 #include <math.h>
 
 #include "attention.cuh"
+#include "gemm.cuh"
+#include "norm.cuh"
 #include "ptx.cuh"
 
 /* ---- tensor-core kernel for hd 72 ---- */
@@ -367,9 +374,37 @@ cudaError_t launch_attention(void *o, const void *qkv, int N, int T_, int H, int
     return e;
 }
 
+/* Large head dims (the VAE's one 512-wide head over (latent side)^2 tokens)
+ * on tensor cores: per (n, h), S = Q K^T (f32) and O = P V as cuBLASLt GEMMs
+ * with a row softmax between them; S and P live in the backend's im2col
+ * workspace, one (n, h) at a time. Returns 0 (nothing enqueued) when the
+ * shape is not for it. */
+static int attention_gemm(ft_backend *be, void *o, const void *qkv, int N, int T_, int H, int hd) {
+    cu_impl *c = cu_of(be);
+    const size_t s_bytes = ((size_t)T_ * T_ * 4 + 255) / 256 * 256, p_bytes = (size_t)T_ * T_ * 2;
+    if (!c->attn_gemm || hd < 256 || s_bytes + p_bytes > c->col_elems * 2) return 0;
+    float *S = (float *)c->col;
+    void *P = (char *)c->col + s_bytes;
+    const int D = H * hd;
+    const size_t ld = 3 * (size_t)D;
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int n = 0; n < N && !be->error[0]; n++)
+        for (int h = 0; h < H && !be->error[0]; h++) {
+            const char *q = (const char *)qkv + ((size_t)n * T_ * ld + (size_t)h * hd) * 2;
+            const char *k = q + (size_t)D * 2, *v = q + 2 * (size_t)D * 2;
+            char *on = (char *)o + ((size_t)n * T_ * D + (size_t)h * hd) * 2;
+            /* column-major: S^T[j, i] = k_j . q_i, i.e. S row-major [query][key] */
+            cu_matmul(be, 1, 0, T_, T_, hd, k, (int)ld, q, (int)ld, S, T_, 0, NULL, FT_EPI_NONE);
+            if (be->error[0] || !CU_CHECK(be, launch_softmax_rows(P, S, T_, T_, scale, c->act, c->stream))) break;
+            cu_matmul(be, 0, 0, hd, T_, T_, v, (int)ld, P, T_, on, D, 1, NULL, FT_EPI_NONE);
+        }
+    return 1;
+}
+
 void cu_attention(ft_backend *be, void *o, const void *qkv, int N, int T_, int H, int hd) {
     cu_impl *c = cu_of(be);
     if (!cu_enter(be)) return;
+    if (!attention_uses_mma(o, qkv, T_, hd) && attention_gemm(be, o, qkv, N, T_, H, hd)) return;
     if (!attention_uses_mma(o, qkv, T_, hd)) {
         size_t need = c->act == FT_DTYPE_F16 ? ga_smem<__half>(hd) : ga_smem<__nv_bfloat16>(hd);
         if (hd > GA_MAX_HD || need > c->smem_optin) {

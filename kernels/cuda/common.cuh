@@ -80,6 +80,8 @@ typedef struct {
     size_t bytes;
 } cu_allocation;
 
+typedef struct cu_dnn cu_dnn; /* cuDNN state (conv_cudnn.cu) */
+
 typedef struct {
     int device;
     int cc_major, cc_minor, sm_count;
@@ -102,9 +104,17 @@ typedef struct {
     int n_bias, cap_bias;
     cu_allocation *allocs; /* live allocations: their bias copies are forgotten when freed */
     int n_allocs, cap_allocs;
+    cu_dnn *dnn;         /* NULL without cuDNN: the VAE then runs on the f32 NCHW ops */
+    int attn_gemm;       /* large head dims through cuBLASLt (FT_CUDA_ATTENTION_GEMM=0 turns it off) */
 } cu_impl;
 
 static inline cu_impl *cu_of(ft_backend *be) { return (cu_impl *)be->impl; }
+
+/* Load-time helpers of cuda_backend.cu: element i of a host array as f32, the
+ * act bits of a float (round to nearest even), a blocking upload. */
+float cu_host_to_f32(const void *src, ft_dtype dt, size_t i);
+uint16_t cu_host_to_act_bits(float f, ft_dtype act);
+ft_status cu_upload_bytes(ft_backend *be, void *dst, const void *src, size_t bytes);
 
 /* ---- errors ---- */
 

@@ -26,10 +26,13 @@
 #include "attention.cuh"
 #include "common.cuh"
 #include "conv2d.cuh"
+#include "conv_cudnn.cuh"
+#include "fmap.cuh"
 #include "elementwise.cuh"
 #include "embed.cuh"
 #include "gemm.cuh"
 #include "norm.cuh"
+#include "output.cuh"
 #include "rng.cuh"
 
 #define CU_LT_WORKSPACE ((size_t)32 << 20)  /* cuBLASLt workspace, bytes (NVIDIA's Hopper advice) */
@@ -44,6 +47,7 @@ static void cu_destroy(ft_backend *be) {
     if (c) {
         cudaSetDevice(c->device);
         if (c->stream) cudaStreamSynchronize(c->stream);
+        cu_dnn_destroy(c);
         cu_gemm_cache_free(c);
         free(c->gemm);
         free(c->bias);
@@ -150,11 +154,15 @@ static size_t bias_act_offset(size_t n) { return (n * sizeof(float) + 255) / 256
 static size_t cu_weight_size(ft_backend *be, ft_weight_kind kind, size_t n) {
     (void)be;
     if (kind == FT_WEIGHT_BIAS) return n ? bias_act_offset(n) + n * 2 : 0;
-    return kind == FT_WEIGHT_MATRIX ? n * 2 : n * sizeof(float);
+    return kind == FT_WEIGHT_MATRIX || kind == FT_WEIGHT_CONV ? n * 2 : n * sizeof(float);
+}
+
+ft_status cu_upload_bytes(ft_backend *be, void *dst, const void *src, size_t bytes) {
+    return cu_upload(be, dst, src, bytes);
 }
 
 /* Host-side element conversions (load time only). */
-static float host_to_f32(const void *src, ft_dtype dt, size_t i) {
+float cu_host_to_f32(const void *src, ft_dtype dt, size_t i) {
     if (dt == FT_DTYPE_F32) return ((const float *)src)[i];
     uint16_t h;
     memcpy(&h, (const char *)src + 2 * i, 2);
@@ -167,6 +175,18 @@ static float host_to_f32(const void *src, ft_dtype dt, size_t i) {
     __half_raw r;
     r.x = h;
     return __half2float(__half(r));
+}
+
+uint16_t cu_host_to_act_bits(float f, ft_dtype act) {
+    uint16_t bits;
+    if (act == FT_DTYPE_BF16) {
+        __nv_bfloat16 b = __float2bfloat16_rn(f);
+        memcpy(&bits, &b, 2);
+    } else {
+        __half h = __float2half_rn(f);
+        memcpy(&bits, &h, 2);
+    }
+    return bits;
 }
 
 static ft_status cu_upload_weight(ft_backend *be, void *dst, const void *src, ft_dtype src_dtype, size_t n,
@@ -183,7 +203,7 @@ static ft_status cu_upload_weight(ft_backend *be, void *dst, const void *src, ft
         }
         return st;
     }
-    int to_act = kind == FT_WEIGHT_MATRIX;
+    int to_act = kind == FT_WEIGHT_MATRIX || kind == FT_WEIGHT_CONV;
     /* already in the device's type: copy as is */
     if ((to_act && src_dtype == c->act) || (!to_act && src_dtype == FT_DTYPE_F32))
         return cu_upload(be, dst, src, n * (to_act ? 2 : 4));
@@ -198,16 +218,9 @@ static ft_status cu_upload_weight(ft_backend *be, void *dst, const void *src, ft
     for (size_t i0 = 0; i0 < n && st == FT_OK; i0 += chunk) {
         size_t m = n - i0 < chunk ? n - i0 : chunk;
         for (size_t i = 0; i < m; i++) {
-            float f = host_to_f32(src, src_dtype, i0 + i);
-            if (!to_act) {
-                ((float *)stage)[i] = f;
-            } else if (c->act == FT_DTYPE_BF16) {
-                __nv_bfloat16 b = __float2bfloat16_rn(f);
-                memcpy((char *)stage + 2 * i, &b, 2);
-            } else {
-                __half hv = __float2half_rn(f);
-                memcpy((char *)stage + 2 * i, &hv, 2);
-            }
+            float f = cu_host_to_f32(src, src_dtype, i0 + i);
+            if (!to_act) ((float *)stage)[i] = f;
+            else ((uint16_t *)stage)[i] = cu_host_to_act_bits(f, c->act);
         }
         st = cu_upload(be, (char *)dst + i0 * esz, stage, m * esz);
     }
@@ -385,6 +398,13 @@ ft_backend *ft_backend_cuda_create(int device, ft_dtype compute_dtype, char *err
     c->lt_ws_bytes = CU_LT_WORKSPACE;
     c->col_elems = CU_COL_ELEMS;
     c->small_floats = CU_SMALL_FLOATS;
+    const char *ag = getenv("FT_CUDA_ATTENTION_GEMM");
+    c->attn_gemm = !(ag && strcmp(ag, "0") == 0);
+    /* cuDNN for the VAE (NHWC bf16 feature maps); without it the VAE runs on
+     * the f32 NCHW ops (im2col convolutions) */
+    char dnn_err[256];
+    const char *nd = getenv("FT_CUDA_NO_CUDNN");
+    int have_dnn = !(nd && nd[0] && strcmp(nd, "0") != 0) && cu_dnn_create(c, dnn_err, sizeof dnn_err);
 
     be->name = "cuda";
     be->act_size = 2;
@@ -428,5 +448,21 @@ ft_backend *ft_backend_cuda_create(int device, ft_dtype compute_dtype, char *err
     be->range_push = cu_range_push;
     be->range_pop = cu_range_pop;
     be->velocity_tail = cu_velocity_tail;
+    be->to_pixels = cu_to_pixels; /* output.cu: caller frames and streams */
+    be->event_create = cu_event_create;
+    be->event_destroy = cu_event_destroy;
+    be->event_record = cu_event_record;
+    be->stream_wait_event = cu_stream_wait_event;
+    be->event_sync = cu_event_sync;
+    be->event_query = cu_event_query;
+    if (have_dnn) {
+        be->upload_conv_weight = cu_upload_conv_weight;
+        be->fm_from_nchw = cu_fm_from_nchw;
+        be->fm_to_nchw = cu_fm_to_nchw;
+        be->fm_conv_workspace = cu_fm_conv_workspace;
+        be->fm_conv = cu_fm_conv;
+        be->fm_group_norm = cu_fm_group_norm;
+        be->fm_add = cu_fm_add;
+    }
     return be;
 }

@@ -1,5 +1,5 @@
 /* kernels/cuda/norm.cu — LayerNorm + adaLN modulate, gated residual + next
- * LayerNorm, GroupNorm (+SiLU).
+ * LayerNorm, GroupNorm (+SiLU) on f32 NCHW or act NHWC maps, row softmax.
  *
  * Reference: kernels/cpu/norm.c. Per token row (n, t) of D floats:
  *   mean = sum(x) / D, var = sum((x - mean)^2) / D (biased), rstd = 1/sqrt(var + eps)
@@ -16,23 +16,29 @@
  * GroupNorm: a group of (C / G) * HW elements (up to ~0.5 M) is split over
  * up to 64 blocks; each block writes (count, mean, M2) of its chunk to the
  * backend's small scratch; the apply kernel combines them in a fixed order in
- * double (Chan et al.) — deterministic — and writes y (optionally SiLU). */
+ * double (Chan et al.) — deterministic — and writes y (optionally SiLU). The
+ * same two kernels serve the f32 NCHW maps of the generic VAE path and the
+ * act NHWC feature maps of the cuDNN one (fp32 statistics either way; the
+ * feature maps are read twice and written once, in act). */
 #include <math.h>
 
 #include "norm.cuh"
 
 #define LN_THREADS 128
 
-/* Sum over the block (blockDim.x a multiple of 32); every thread gets it. */
-__device__ __forceinline__ float block_sum(float v, float *sh) {
-    v = warp_sum(v);
+/* Sum (or, with MAX, maximum) over the block (blockDim.x a multiple of 32);
+ * every thread gets it. sh: 32 floats of shared memory. */
+template <bool MAX> __device__ __forceinline__ float block_reduce(float v, float *sh) {
+    v = MAX ? warp_max(v) : warp_sum(v);
     const int w = threadIdx.x >> 5, l = threadIdx.x & 31, nw = blockDim.x >> 5;
     __syncthreads(); /* sh may still be read by a previous call */
     if (l == 0) sh[w] = v;
     __syncthreads();
-    float t = l < nw ? sh[l] : 0.0f;
-    return warp_sum(t);
+    float t = l < nw ? sh[l] : (MAX ? -INFINITY : 0.0f);
+    return MAX ? warp_max(t) : warp_sum(t);
 }
+__device__ __forceinline__ float block_sum(float v, float *sh) { return block_reduce<false>(v, sh); }
+__device__ __forceinline__ float block_max(float v, float *sh) { return block_reduce<true>(v, sh); }
 
 /* ---- fast path: row in registers ---- */
 
@@ -247,24 +253,40 @@ cudaError_t launch_gated_residual(float *x, const void *a, const float *gate, vo
 #define GN_MAX_SPLIT 64
 #define GN_CHUNK 8192 /* elements per block, roughly */
 
+/* Element i (of cg * HW) of group g of image n: its offset and channel.
+ * NCHW (f32 VAE path): a group is one contiguous run of cg planes.
+ * NHWC (feature maps, act): cg consecutive channels at each pixel. */
+template <bool NHWC> struct gn_layout {
+    static __device__ __forceinline__ size_t offset(size_t n, int g, size_t i, int C, int cg, int HW) {
+        return NHWC ? ((n * (size_t)HW + i / (size_t)cg) * (size_t)C + (size_t)g * cg + i % (size_t)cg)
+                    : (n * (size_t)C + (size_t)g * cg) * (size_t)HW + i;
+    }
+    static __device__ __forceinline__ int channel(int g, size_t i, int cg, int HW) {
+        return g * cg + (int)(NHWC ? i % (size_t)cg : i / (size_t)HW);
+    }
+};
+
 /* Block (s, ng): mean and M2 of chunk s of group ng, two passes (the second
  * mostly from L1/L2). partials[(ng * S + s) * 3 + {0,1,2}] = count, mean, M2. */
+template <typename TI, bool NHWC>
 __global__ void __launch_bounds__(GN_THREADS)
-    gn_stats_kernel(const float *x, float *partials, size_t count, int S, size_t chunk) {
+    gn_stats_kernel(const TI *x, float *partials, size_t count, int S, size_t chunk, int C, int cg, int HW,
+                    int groups) {
     FT_SHARED(float, sh, [32]);
     const int s = blockIdx.x;
-    const size_t ng = blockIdx.y;
-    const float *xg = x + ng * count;
+    const size_t ng = blockIdx.y, n = ng / (size_t)groups;
+    const int g = (int)(ng % (size_t)groups);
     size_t lo = (size_t)s * chunk, hi = lo + chunk < count ? lo + chunk : count;
     if (lo > hi) lo = hi;
     float sum = 0.0f;
-    for (size_t i = lo + threadIdx.x; i < hi; i += GN_THREADS) sum += xg[i];
+    for (size_t i = lo + threadIdx.x; i < hi; i += GN_THREADS)
+        sum += act_to_f<TI>(x[gn_layout<NHWC>::offset(n, g, i, C, cg, HW)]);
     const float cnt = (float)(hi - lo);
     const float total = block_sum(sum, sh);
     const float mean = hi > lo ? total / cnt : 0.0f;
     float m2 = 0.0f;
     for (size_t i = lo + threadIdx.x; i < hi; i += GN_THREADS) {
-        float c = xg[i] - mean;
+        float c = act_to_f<TI>(x[gn_layout<NHWC>::offset(n, g, i, C, cg, HW)]) - mean;
         m2 += c * c;
     }
     m2 = block_sum(m2, sh);
@@ -276,44 +298,47 @@ __global__ void __launch_bounds__(GN_THREADS)
     }
 }
 
+template <typename TI, typename TO, bool NHWC>
 __global__ void __launch_bounds__(GN_THREADS)
-    gn_apply_kernel(float *y, const float *x, const float *gamma, const float *beta, const float *partials,
-                    size_t count, int S, size_t chunk, int cg, int HW, int groups, float eps, int silu) {
+    gn_apply_kernel(TO *y, const TI *x, const float *gamma, const float *beta, const float *partials, size_t count,
+                    int S, size_t chunk, int C, int cg, int HW, int groups, float eps, int silu) {
     FT_SHARED(float, stats, [2]);
     const int s = blockIdx.x;
-    const size_t ng = blockIdx.y;
+    const size_t ng = blockIdx.y, n = ng / (size_t)groups;
+    const int g = (int)(ng % (size_t)groups);
     if (threadIdx.x == 0) {
         /* Chan's pairwise combination, chunks in order, in double */
         const float *p = partials + ng * S * 3;
-        double n = 0.0, mean = 0.0, m2 = 0.0;
+        double nn = 0.0, mean = 0.0, m2 = 0.0;
         for (int i = 0; i < S; i++) {
             double nb = p[3 * i], mb = p[3 * i + 1], m2b = p[3 * i + 2];
             if (nb <= 0.0) continue;
-            double tot = n + nb, delta = mb - mean;
+            double tot = nn + nb, delta = mb - mean;
             mean += delta * nb / tot;
-            m2 += m2b + delta * delta * n * nb / tot;
-            n = tot;
+            m2 += m2b + delta * delta * nn * nb / tot;
+            nn = tot;
         }
-        double var = n > 0.0 ? m2 / n : 0.0;
+        double var = nn > 0.0 ? m2 / nn : 0.0;
         stats[0] = (float)mean;
         stats[1] = (float)(1.0 / sqrt(var + (double)eps));
     }
     __syncthreads();
     const float mu = stats[0], rstd = stats[1];
-    const int g = (int)(ng % (size_t)groups);
-    const float *xg = x + ng * count;
-    float *yg = y + ng * count;
     size_t lo = (size_t)s * chunk, hi = lo + chunk < count ? lo + chunk : count;
     for (size_t i = lo + threadIdx.x; i < hi; i += GN_THREADS) {
-        int ch = g * cg + (int)(i / (size_t)HW);
-        float v = (xg[i] - mu) * rstd * gamma[ch] + beta[ch];
-        yg[i] = silu ? v / (1.0f + expf(-v)) : v;
+        size_t o = gn_layout<NHWC>::offset(n, g, i, C, cg, HW);
+        int ch = gn_layout<NHWC>::channel(g, i, cg, HW);
+        float v = (act_to_f<TI>(x[o]) - mu) * rstd * gamma[ch] + beta[ch];
+        y[o] = f_to_act<TO>(silu ? v / (1.0f + expf(-v)) : v);
     }
 }
 
-cudaError_t launch_group_norm(float *y, const float *x, const float *gamma, const float *beta, int N, int C, int HW,
-                              int groups, float eps, int silu, float *partials, size_t partial_floats,
-                              cudaStream_t stream) {
+/* Splits each group's elements over up to GN_MAX_SPLIT blocks (the partials
+ * scratch bounds how many); the stats and apply launches share the split. */
+template <typename TI, typename TO, bool NHWC>
+static cudaError_t gn_launch(TO *y, const TI *x, const float *gamma, const float *beta, int N, int C, int HW,
+                             int groups, float eps, int silu, float *partials, size_t partial_floats,
+                             cudaStream_t stream) {
     if (N <= 0 || C <= 0 || HW <= 0) return cudaSuccess;
     if (groups <= 0 || C % groups) return cudaErrorInvalidValue;
     const int cg = C / groups;
@@ -325,9 +350,54 @@ cudaError_t launch_group_norm(float *y, const float *x, const float *gamma, cons
     if (S < 1) return cudaErrorMemoryAllocation; /* scratch too small for this many groups */
     size_t chunk = (count + S - 1) / S;
     dim3 grid((unsigned)S, (unsigned)n_groups);
-    FT_LAUNCH(grid, GN_THREADS, 0, stream, gn_stats_kernel)(x, partials, count, (int)S, chunk);
-    FT_LAUNCH(grid, GN_THREADS, 0, stream, gn_apply_kernel)(y, x, gamma, beta, partials, count, (int)S, chunk, cg, HW,
-                                                      groups, eps, silu);
+    FT_LAUNCH(grid, GN_THREADS, 0, stream, gn_stats_kernel<TI, NHWC>)(x, partials, count, (int)S, chunk, C, cg, HW,
+                                                                      groups);
+    FT_LAUNCH(grid, GN_THREADS, 0, stream, gn_apply_kernel<TI, TO, NHWC>)(y, x, gamma, beta, partials, count, (int)S,
+                                                                          chunk, C, cg, HW, groups, eps, silu);
+    return cudaGetLastError();
+}
+
+cudaError_t launch_group_norm(float *y, const float *x, const float *gamma, const float *beta, int N, int C, int HW,
+                              int groups, float eps, int silu, float *partials, size_t partial_floats,
+                              cudaStream_t stream) {
+    return gn_launch<float, float, false>(y, x, gamma, beta, N, C, HW, groups, eps, silu, partials, partial_floats,
+                                          stream);
+}
+
+cudaError_t launch_group_norm_fm(void *y, const void *x, const float *gamma, const float *beta, int N, int C, int HW,
+                                 int groups, float eps, int silu, float *partials, size_t partial_floats, ft_dtype act,
+                                 cudaStream_t stream) {
+    cudaError_t e;
+    CU_ACT_DISPATCH(act, e = (gn_launch<T, T, true>((T *)y, (const T *)x, gamma, beta, N, C, HW, groups, eps, silu,
+                                                     partials, partial_floats, stream)));
+    return e;
+}
+
+/* ---- softmax over rows (attention probabilities) ----
+ * p[r, j] (act) = exp(s[r, j] * scale - max) / sum, f32 statistics; one block
+ * of 256 threads per row, the row re-read from L1/L2 for each pass. */
+#define SM_THREADS 256
+
+template <typename T>
+__global__ void __launch_bounds__(SM_THREADS) softmax_rows_kernel(T *p, const float *s, int cols, float scale) {
+    FT_SHARED(float, sh, [32]);
+    const float *row = s + (size_t)blockIdx.x * cols;
+    T *out = p + (size_t)blockIdx.x * cols;
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j < cols; j += SM_THREADS) mx = fmaxf(mx, row[j] * scale);
+    mx = block_max(mx, sh);
+    float sum = 0.0f;
+    for (int j = threadIdx.x; j < cols; j += SM_THREADS) sum += expf(row[j] * scale - mx);
+    const float inv = 1.0f / block_sum(sum, sh);
+    for (int j = threadIdx.x; j < cols; j += SM_THREADS) out[j] = f_to_act<T>(expf(row[j] * scale - mx) * inv);
+}
+
+cudaError_t launch_softmax_rows(void *p, const float *s, int rows, int cols, float scale, ft_dtype act,
+                                cudaStream_t stream) {
+    if (rows <= 0 || cols <= 0) return cudaSuccess;
+    if ((unsigned)rows > 0x7fffffffu) return cudaErrorInvalidValue;
+    CU_ACT_DISPATCH(act, FT_LAUNCH((unsigned)rows, SM_THREADS, 0, stream, softmax_rows_kernel<T>)((T *)p, s, cols,
+                                                                                                  scale));
     return cudaGetLastError();
 }
 
@@ -354,4 +424,12 @@ void cu_group_norm(ft_backend *be, float *y, const float *x, const float *gamma,
     if (!cu_enter(be)) return;
     CU_CHECK(be, launch_group_norm(y, x, gamma, beta, N, C, HW, groups, eps, silu, c->small, c->small_floats,
                                    c->stream));
+}
+
+void cu_fm_group_norm(ft_backend *be, void *y, const void *x, const float *gamma, const float *beta, int N, int C,
+                      int HW, int groups, float eps, int silu) {
+    cu_impl *c = cu_of(be);
+    if (!cu_enter(be)) return;
+    CU_CHECK(be, launch_group_norm_fm(y, x, gamma, beta, N, C, HW, groups, eps, silu, c->small, c->small_floats,
+                                      c->act, c->stream));
 }

@@ -132,40 +132,11 @@ static float gelu_tanh(float x) {
     return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
 }
 
-static float load16(const void *p, size_t i, cudaDataType_t t) {
-    uint16_t h;
-    memcpy(&h, (const char *)p + 2 * i, 2);
-    if (t == CUDA_R_16BF) {
-        uint32_t u = (uint32_t)h << 16;
-        float f;
-        memcpy(&f, &u, 4);
-        return f;
-    }
-    __half_raw r;
-    r.x = h;
-    return __half2float(__half(r));
+static ElemType elem_of(cudaDataType_t t) {
+    return t == CUDA_R_32F ? ELEM_F32 : t == CUDA_R_16BF ? ELEM_BF16 : ELEM_F16;
 }
-
-static float load(const void *p, size_t i, cudaDataType_t t) {
-    if (t == CUDA_R_32F) {
-        float f;
-        memcpy(&f, (const char *)p + 4 * i, 4);
-        return f;
-    }
-    return load16(p, i, t);
-}
-
-static void store(void *p, size_t i, cudaDataType_t t, float v) {
-    if (t == CUDA_R_32F) {
-        memcpy((char *)p + 4 * i, &v, 4);
-    } else if (t == CUDA_R_16BF) {
-        __nv_bfloat16 b = __float2bfloat16_rn(v);
-        memcpy((char *)p + 2 * i, &b, 2);
-    } else {
-        __half h = __float2half_rn(v);
-        memcpy((char *)p + 2 * i, &h, 2);
-    }
-}
+static float load(const void *p, size_t i, cudaDataType_t t) { return elem_load(p, i, elem_of(t)); }
+static void store(void *p, size_t i, cudaDataType_t t, float v) { elem_store(p, i, elem_of(t), v); }
 
 /* The operand's columns lie inside one live allocation and were written. */
 static bool operand_ok(const char *name, const void *p, const LtLayout *l, bool must_be_written) {
@@ -229,12 +200,12 @@ struct MatmulCall {
         std::vector<float> fa(m * k), fb(k * n), fd(m * n);
         for (size_t j = 0; j < k; j++) /* op(A) as m x k, column-major */
             for (size_t i = 0; i < m; i++)
-                fa[j * m + i] = d.transa == CUBLAS_OP_N ? load16(A, j * (size_t)a.ld + i, a.type)
-                                                        : load16(A, i * (size_t)a.ld + j, a.type);
+                fa[j * m + i] = d.transa == CUBLAS_OP_N ? load(A, j * (size_t)a.ld + i, a.type)
+                                                        : load(A, i * (size_t)a.ld + j, a.type);
         for (size_t j = 0; j < n; j++)
             for (size_t i = 0; i < k; i++)
-                fb[j * k + i] = d.transb == CUBLAS_OP_N ? load16(B, j * (size_t)b.ld + i, b.type)
-                                                        : load16(B, i * (size_t)b.ld + j, b.type);
+                fb[j * k + i] = d.transb == CUBLAS_OP_N ? load(B, j * (size_t)b.ld + i, b.type)
+                                                        : load(B, i * (size_t)b.ld + j, b.type);
         cblas_sgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)n, (int)k, 1.0f, fa.data(), (int)m, fb.data(),
                     (int)k, 0.0f, fd.data(), (int)m);
         for (size_t j = 0; j < n; j++) {

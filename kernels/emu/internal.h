@@ -48,6 +48,43 @@ bool stream_capturing(cudaStream_t stream);
 /* Invalidates the capture of stream (if any) because of `what`; returns the error. */
 cudaError_t refuse_in_capture(cudaStream_t stream, const char *what);
 
+/* ---- element formats of the emulated libraries (cuBLASLt, cuDNN) ---- */
+
+enum ElemType { ELEM_F32, ELEM_BF16, ELEM_F16 };
+
+/* Element i of an array of t, widened to float. */
+static inline float elem_load(const void *p, size_t i, ElemType t) {
+    if (t == ELEM_F32) {
+        float f;
+        memcpy(&f, (const char *)p + 4 * i, 4);
+        return f;
+    }
+    uint16_t h;
+    memcpy(&h, (const char *)p + 2 * i, 2);
+    if (t == ELEM_BF16) {
+        uint32_t u = (uint32_t)h << 16;
+        float f;
+        memcpy(&f, &u, 4);
+        return f;
+    }
+    __half_raw r;
+    r.x = h;
+    return __half2float(__half(r));
+}
+
+/* Stores v as element i of t (one rounding, to nearest even). */
+static inline void elem_store(void *p, size_t i, ElemType t, float v) {
+    if (t == ELEM_F32) {
+        memcpy((char *)p + 4 * i, &v, 4);
+    } else if (t == ELEM_BF16) {
+        __nv_bfloat16 b = __float2bfloat16_rn(v);
+        memcpy((char *)p + 2 * i, &b, 2);
+    } else {
+        __half h = __float2half_rn(v);
+        memcpy((char *)p + 2 * i, &h, 2);
+    }
+}
+
 /* ---- device memory (memory.cpp) ---- */
 
 struct Allocation {

@@ -304,22 +304,29 @@ static void check_device_source(const void *src, size_t n, const char *what) {
     }
 }
 
+/* A copy of height rows of width bytes (pitches dpitch, spitch); a 1-d copy
+ * is one row. */
 struct CopyOp : Op {
     void *dst;
     const void *src;
-    size_t n;
+    size_t width, height, dpitch, spitch;
     bool dst_dev, src_dev;
-    std::vector<char> staged; /* pageable host source, read at enqueue */
+    std::vector<char> staged; /* pageable host source, read at enqueue (rows packed) */
     bool pageable_host;
+    size_t extent(size_t pitch) const { return (height - 1) * pitch + width; }
     void run() override {
-        if ((dst_dev && !device_range_live(dst, n)) || (src_dev && !device_range_live(src, n))) {
+        if ((dst_dev && !device_range_live(dst, extent(dpitch))) || (src_dev && !device_range_live(src, extent(spitch)))) {
             report("cudaMemcpy: device memory of the copy was freed before the copy ran");
             set_sticky(cudaErrorIllegalAddress);
             return;
         }
-        if (src_dev) check_device_source(src, n, "cudaMemcpy");
-        memcpy(dst, staged.empty() ? src : staged.data(), n);
-        if (dst_dev) mark_initialised(dst, n);
+        for (size_t r = 0; r < height; r++) {
+            const char *from = staged.empty() ? (const char *)src + r * spitch : staged.data() + r * width;
+            char *to = (char *)dst + r * dpitch;
+            if (src_dev) check_device_source(from, width, "cudaMemcpy");
+            memcpy(to, from, width);
+            if (dst_dev) mark_initialised(to, width);
+        }
     }
     bool capturable(const char **why) const override {
         *why = "a copy to or from pageable host memory";
@@ -471,7 +478,7 @@ const char *cudaGetErrorName(cudaError_t e) {
         E(cudaErrorStreamCaptureUnsupported) E(cudaErrorStreamCaptureInvalidated) E(cudaErrorStreamCaptureMerge)
         E(cudaErrorStreamCaptureUnmatched) E(cudaErrorStreamCaptureUnjoined) E(cudaErrorStreamCaptureIsolation)
         E(cudaErrorStreamCaptureImplicit) E(cudaErrorStreamCaptureWrongThread) E(cudaErrorUnknown)
-        E(cudaErrorHostMemoryAlreadyRegistered) E(cudaErrorInvalidDeviceFunction)
+        E(cudaErrorHostMemoryAlreadyRegistered) E(cudaErrorInvalidDeviceFunction) E(cudaErrorInvalidPitchValue)
 #undef E
     default: return "cudaErrorUnrecognized";
     }
@@ -640,6 +647,12 @@ cudaError_t cudaFree(void *p) {
     return cudaSuccess;
 }
 
+cudaError_t cudaMallocPitch(void **p, size_t *pitch, size_t width, size_t height) {
+    *pitch = (width + 511) / 512 * 512; /* rows start 512-byte aligned, as on the GPU */
+    if (!*pitch) *pitch = 512;
+    return cudaMalloc(p, *pitch * (height ? height : 1));
+}
+
 cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total) {
     API_BEGIN();
     *total = device_capacity();
@@ -686,8 +699,10 @@ cudaError_t cudaPointerGetAttributes(cudaPointerAttributes *a, const void *p) {
     return cudaSuccess;
 }
 
-/* Validates a copy and builds its op; NULL with *err set on a bad copy. */
-static std::shared_ptr<CopyOp> make_copy(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cudaError_t *err) {
+/* Validates a copy of height rows of width bytes and builds its op; NULL with
+ * *err set on a bad copy. */
+static std::shared_ptr<CopyOp> make_copy(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
+                                         size_t height, cudaMemcpyKind kind, cudaError_t *err) {
     bool dd = in_device_region(dst), sd = in_device_region(src);
     if (kind == cudaMemcpyDefault) {
         kind = dd ? (sd ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice) : (sd ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
@@ -700,20 +715,29 @@ static std::shared_ptr<CopyOp> make_copy(void *dst, const void *src, size_t n, c
         *err = cudaErrorInvalidValue;
         return nullptr;
     }
+    if (width > dpitch || width > spitch) {
+        report("cudaMemcpy2D: width %zu is more than a pitch (%zu, %zu)", width, dpitch, spitch);
+        *err = cudaErrorInvalidPitchValue;
+        return nullptr;
+    }
+    auto op = std::make_shared<CopyOp>();
+    op->dst = dst, op->src = src, op->width = width, op->height = height, op->dpitch = dpitch, op->spitch = spitch;
+    op->dst_dev = dd, op->src_dev = sd;
     const void *ptrs[2] = {dst, src};
+    const size_t ext[2] = {op->extent(dpitch), op->extent(spitch)};
     for (int i = 0; i < 2; i++)
-        if ((i == 0 ? dd : sd) && !device_range_live(ptrs[i], n)) {
+        if ((i == 0 ? dd : sd) && !device_range_live(ptrs[i], ext[i])) {
             char d[256];
             device_describe(ptrs[i], d, sizeof d);
-            report("cudaMemcpy of %zu bytes: the %s range is not inside one live allocation: %s", n,
-                   i == 0 ? "destination" : "source", d);
+            report("cudaMemcpy of %zu x %zu bytes: the %s range (%zu bytes) is not inside one live allocation: %s",
+                   height, width, i == 0 ? "destination" : "source", ext[i], d);
             *err = cudaErrorInvalidValue;
             return nullptr;
         }
-    auto op = std::make_shared<CopyOp>();
-    op->dst = dst, op->src = src, op->n = n, op->dst_dev = dd, op->src_dev = sd;
-    op->pageable_host = (!dd && !is_pinned(dst, n)) || (!sd && !is_pinned(src, n));
-    if (!sd && dd && !is_pinned(src, n)) op->staged.assign((const char *)src, (const char *)src + n);
+    op->pageable_host = (!dd && !is_pinned(dst, ext[0])) || (!sd && !is_pinned(src, ext[1]));
+    if (!sd && dd && !is_pinned(src, ext[1]))
+        for (size_t r = 0; r < height; r++)
+            op->staged.insert(op->staged.end(), (const char *)src + r * spitch, (const char *)src + r * spitch + width);
     return op;
 }
 
@@ -723,7 +747,19 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind
     Stream *s = stream_of(stream);
     if (!s) return note_error(cudaErrorInvalidResourceHandle);
     cudaError_t err = cudaSuccess;
-    auto op = make_copy(dst, src, n, kind, &err);
+    auto op = make_copy(dst, n, src, n, n, 1, kind, &err);
+    if (!op) return note_error(err);
+    return note_error(enqueue(s, op));
+}
+
+cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width, size_t height,
+                              cudaMemcpyKind kind, cudaStream_t stream) {
+    API_BEGIN();
+    if (!width || !height) return cudaSuccess;
+    Stream *s = stream_of(stream);
+    if (!s) return note_error(cudaErrorInvalidResourceHandle);
+    cudaError_t err = cudaSuccess;
+    auto op = make_copy(dst, dpitch, src, spitch, width, height, kind, &err);
     if (!op) return note_error(err);
     return note_error(enqueue(s, op));
 }
@@ -733,7 +769,7 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind kind
     if (!n) return cudaSuccess;
     if (cudaError_t e = capture_forbids("cudaMemcpy (synchronous)")) return note_error(e);
     cudaError_t err = cudaSuccess;
-    auto op = make_copy(dst, src, n, kind, &err);
+    auto op = make_copy(dst, n, src, n, n, 1, kind, &err);
     if (!op) return note_error(err);
     drain_all();
     if (sticky() == cudaSuccess) op->run();

@@ -6,7 +6,8 @@
 #      before the others start: a missing barrier reads other data),
 #   3. the GEMM and sampler tests with cuBLASLt refusing an f32 bias with a
 #      16-bit output (the documented rule), then refusing every fused epilogue,
-#      so the fallback epilogue kernel runs too.
+#      so the fallback epilogue kernel runs too; the VAE's convolutions with
+#      cuDNN refusing the fused conv + bias + residual call.
 # Every run also checks, whatever the schedule: shared- and device-memory races,
 # uninitialised reads, bounds, divergence, deadlocks, launch limits.
 # Last line: "tests: N passed, N failed, N skipped" over all passes.
@@ -52,6 +53,8 @@ done
 run_pass "cuBLASLt: documented bias types only" FT_EMU_CUBLASLT_STRICT_BIAS=1 -- cuda_op_linear
 run_pass "cuBLASLt: no fused epilogues" FT_EMU_CUBLASLT_NO_EPILOGUES=1 -- cuda_op_linear
 run_pass "cuBLASLt: no fused epilogues, whole sampler" FT_EMU_CUBLASLT_NO_EPILOGUES=1 -- cuda_sampler_heun_euler
+run_pass "cuDNN: conv, bias and residual unfused" FT_EMU_CUDNN_NO_FUSED=1 -- cuda_op_fm_conv
+run_pass "cuDNN: unfused, whole decoder" FT_EMU_CUDNN_NO_FUSED=1 -- cuda_vae_decode
 
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]
