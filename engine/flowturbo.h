@@ -146,7 +146,7 @@ ft_status ft_load_embedded(ft_context *ctx, ft_role role);
 #define FT_DEFAULT_REFINER_NAME "embedded:fashion_refiner"
 /* The sampler for the embedded model: the configuration with the best measured quality per millisecond on it
  * (bench/RESULTS.md, issue 12); `flowturbo generate` uses it when no --sampler is given. */
-#define FT_DEFAULT_SAMPLER "H1P5R3"
+#define FT_DEFAULT_SAMPLER "H2P4R2"
 const void *ft_default_model(ft_role role, size_t *size, const char **name);
 
 typedef struct {

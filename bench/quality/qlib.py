@@ -275,6 +275,19 @@ def file_hash(path):
 # models and the high-accuracy guided ODE solution (reference.py's SiT forward + the same CFG combine)
 # ---------------------------------------------------------------------------------------------------------------------
 
+def write_zero_refiner(path, out):
+    """The refiner of `path` with its final linear layer zeroed (r = 0 exactly: every R step then steps with the
+    carried velocity, d = w) into `out`: same layout, metadata (kind included) and cost; the refiner ablation."""
+    sys.path.insert(0, os.path.join(REPO, "weights_tool"))
+    import safetensors_io as st
+    w, meta = st_load(path)
+    for k in ("final_layer.linear.weight", "final_layer.linear.bias"):
+        w[k] = np.zeros_like(w[k])
+    meta = dict(meta, source="bench/quality: " + meta.get("source", "") + " -- final layer ZEROED (refiner ablation)")
+    st.save(out, w, meta, dtype="F16")
+    return out
+
+
 def load_sit(path):
     import reference as R
     w, meta = st_load(path)

@@ -98,18 +98,10 @@ def refiner_path(a, tag):
 
 
 def zero_refiner(a, path):
-    """The refiner with its final linear layer zeroed: r = 0 exactly, so every R block steps with the carried
-    velocity (d = w); same file layout, kind and cost."""
-    sys.path.insert(0, os.path.join(REPO, "weights_tool"))
-    import safetensors_io as st
-    w, meta = qlib.st_load(path)
-    for k in ("final_layer.linear.weight", "final_layer.linear.bias"):
-        w[k] = np.zeros_like(w[k])
-    meta = dict(meta, source="bench/quality: " + meta.get("source", "") + " -- final layer ZEROED (refiner ablation)")
+    """The refiner with its final linear layer zeroed (qlib.write_zero_refiner), written into --work once."""
     os.makedirs(a.work, exist_ok=True)
     out = os.path.join(a.work, f"zero_refiner_{qlib.file_hash(path)}.safetensors")  # metadata (kind) included
-    st.save(out, w, meta, dtype="F16")
-    return out
+    return qlib.write_zero_refiner(path, out)
 
 
 def refiner_kind(path):
@@ -264,18 +256,17 @@ def cmd_generate(a):
 
 
 def build_timer():
+    """Links build/quality/time_samplers against build/libflowturbo.a with the libraries `make` links the shared
+    library with (LIB_LIBS: BLAS, and CUDA / cuDNN when configured)."""
     lib = os.path.join(REPO, "build/libflowturbo.a")
     src = os.path.join(HERE, "time_samplers.c")
     if os.path.exists(TIMER) and os.path.getmtime(TIMER) >= max(os.path.getmtime(lib), os.path.getmtime(src)):
         return
     os.makedirs(os.path.dirname(TIMER), exist_ok=True)
-    libs = ["-lopenblas", "-lpng", "-lz", "-lm", "-lpthread"]
-    info = subprocess.run(["make", "-s", "-C", REPO, "info"], capture_output=True, text=True).stdout
-    if "✓" in info:
-        cuda = os.environ.get("CUDA_HOME", "/usr/local/cuda")
-        libs += [f"-L{cuda}/lib64", f"-L{cuda}/targets/x86_64-linux/lib", "-lcublasLt", "-lcublas", "-lcudart",
-                 "-lstdc++", "-ldl", "-lrt"]
-    cmd = ["gcc", "-std=c11", "-O2", "-fopenmp", "-D_DEFAULT_SOURCE", src, lib] + libs + ["-o", TIMER]
+    libs = subprocess.run(["make", "-s", "--no-print-directory", "-C", REPO, "--eval",
+                           "ft-print-libs: ; @echo $(LIB_LIBS)", "ft-print-libs"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    cmd = ["gcc", "-std=c11", "-O2", "-fopenmp", "-D_DEFAULT_SOURCE", src, lib] + libs + ["-lpng", "-lz", "-o", TIMER]
     subprocess.run(cmd, check=True)
 
 
