@@ -24,6 +24,10 @@
 # MPI (mpirun -np N flowturbo sample-fid): compiled in when Open MPI is found
 # (pkg-config ompi-c, else mpicc); MPI=0 leaves it out, MPI=1 requires it
 # (and `make deps MPI=1` installs libopenmpi-dev and openmpi-bin).
+#
+# Reliability (tests/README.md):
+#   make fuzz       build the libFuzzer targets (clang) and run each for FUZZ_SECONDS (default 60)
+#   make test-reliability  the fault scripts tests/reliability/*.sh
 
 ifeq ($(origin CC),default)
 CC      := gcc
@@ -130,7 +134,8 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all deps deps-python test test-asan test-python test-serve examples goldens bench bench-vae gpu-bench gpu-check test-cuda \
-        test-cuda-emu test-cuda-emu-mutations print-build-flags clean install uninstall info
+        test-cuda-emu test-cuda-emu-mutations print-build-flags clean install uninstall info \
+        fuzz fuzz-build fuzz-targets test-reliability
 
 all: $(BUILD)/libflowturbo.a $(BUILD)/libflowturbo.so $(BUILD)/include/flowturbo.h $(BUILD)/flowturbo \
      $(BUILD)/flowturbo-bench $(BUILD)/flowturbo.pc
@@ -265,6 +270,37 @@ test-asan:
 
 ifeq ($(LDLIBS_EXTRA),1)
 LDLIBS += -fsanitize=address,undefined
+endif
+
+# ---- fuzzing: tests/fuzz/fuzz_<parser>.c, clang libFuzzer + ASan + UBSan, in its own tree (build/fuzz) ----
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS ?= 2
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_CFLAGS := -g -O1 -Wno-pass-failed -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+
+fuzz-build:
+	$(MAKE) BUILD=build/fuzz CC=$(FUZZ_CC) CFLAGS="$(FUZZ_CFLAGS)" CUDA=0 fuzz-targets
+
+fuzz-targets: $(FUZZ_BIN)
+
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a
+	$(CC) $(filter-out -MMD -MP,$(BASE_CFLAGS)) $(CFLAGS) $< $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) \
+	    -fsanitize=fuzzer,address,undefined -o $@
+
+fuzz: fuzz-build $(BUILD)/flowturbo
+	bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_JOBS)
+
+# ---- fault tests: kill -9 + resume, full disk, thread counts, concurrent contexts (TSan), leaks ----
+test-reliability: all
+	bash tests/reliability/run_all.sh
+
+# their C drivers, in any build tree (build/asan, build/tsan with CC=clang)
+$(BUILD)/reliability_%: tests/reliability/%.c $(BUILD)/libflowturbo.a
+	$(CC) $(filter-out -MMD -MP,$(BASE_CFLAGS)) $(CFLAGS) $< $(BUILD)/libflowturbo.a $(LDLIBS) -o $@
+
+ifeq ($(LDLIBS_TSAN),1)
+LDLIBS += -fsanitize=thread
 endif
 
 # The one-command GPU check (build, CUDA tests, benchmarks; logs in $$OUT).

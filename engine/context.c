@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "../kernels/common/philox.h"
+#include "finite.h"
 #include "safetensors.h"
 #include "sampler.h"
 
@@ -153,7 +154,7 @@ ft_status ctx_need_backend(ft_context *ctx) {
     return ctx_fail(ctx, FT_ERR_UNSUPPORTED, "no compute backend: %s", ctx->backend_error);
 }
 
-static void load_progress(int done, int total, void *user) { ctx_progress(user, FT_PHASE_LOADING, done, total); }
+static int load_progress(int done, int total, void *user) { return ctx_progress(user, FT_PHASE_LOADING, done, total); }
 
 /* Binds a loaded model to a role of this context, releasing the previous one. */
 static void bind_model(ft_context *ctx, ft_role role, model_ref *m) {
@@ -332,6 +333,20 @@ int ft_decoded_size(const ft_context *ctx, int latent_size) {
     return vae ? vae_image_size(vae, latent_size) : latent_size;
 }
 
+ft_status ctx_check_sequence(ft_context *ctx, const char *what, long tokens) {
+    long max = ctx->be->max_attention_tokens;
+    if (max > 0 && tokens > max)
+        return ctx_fail(ctx, FT_ERR_UNSUPPORTED, "%s needs attention over %ld tokens; the %s backend supports at most %ld",
+                        what, tokens, ctx->be->name, max);
+    return FT_OK;
+}
+
+ft_status ctx_check_vae_size(ft_context *ctx, int latent_size) {
+    char what[96];
+    snprintf(what, sizeof what, "decoding %dx%d latents (the VAE's mid-block)", latent_size, latent_size);
+    return ctx_check_sequence(ctx, what, (long)latent_size * latent_size);
+}
+
 static ft_status decode(ft_context *ctx, const float *latents, int n, int latent_size, uint8_t *images_out) {
     ft_backend *be = ctx->be;
     const sit_model *pred = ctx_pred(ctx);
@@ -341,6 +356,10 @@ static ft_status decode(ft_context *ctx, const float *latents, int n, int latent
     const vae_config *vc = pixel ? NULL : vae_get_config(vae);
     int C = pixel ? pred->cfg.in_channels : vc->latent_channels;
     int S = latent_size;
+    size_t per_latent = (size_t)C * S * S, bad = finite_scan_f32(latents, (size_t)n * per_latent);
+    if (bad < (size_t)n * per_latent)
+        return ctx_fail(ctx, FT_ERR_INVALID_ARGUMENT, "latents: image %zu holds %s at element %zu", bad / per_latent,
+                        finite_kind(latents, FT_DTYPE_F32, bad), bad % per_latent);
     int chunk = n < 4 ? n : 4, IS = pixel ? S : vae_image_size(vae, S);
     int oc = pixel ? C : vc->out_channels;
     size_t state = (size_t)C * S * S, img = (size_t)IS * IS * 3;
@@ -369,11 +388,16 @@ static ft_status decode(ft_context *ctx, const float *latents, int n, int latent
             be->to_rgb8(be, d_rgb, d_lat, b, C, S);
         } else {
             vae_decode(be, vae, d_scr, d_lat, b, S, d_img);
+            size_t per_image = (size_t)oc * IS * IS, i = be->host_memory ? finite_scan_f32(d_img, b * per_image) : 0;
+            if (be->host_memory && i < b * per_image)
+                return ctx_fail(ctx, FT_ERR_NUMERIC, "decoding image %zu: NaN or Inf in the VAE decoder's output "
+                                "(the computation overflowed); no image was returned", done + i / per_image);
             be->to_rgb8(be, d_rgb, d_img, b, oc, IS);
         }
         st = be->sync(be);
         if (st == FT_OK) st = be->download(be, images_out + (size_t)done * img, d_rgb, (size_t)b * img);
-        if (st == FT_OK) ctx_progress(ctx, FT_PHASE_DECODING, done + b, n);
+        if (st == FT_OK && ctx_progress(ctx, FT_PHASE_DECODING, done + b, n) && done + b < n)
+            return ctx_fail(ctx, FT_ERR_CANCELLED, "cancelled by the progress callback after %d images", done + b);
     }
     if (st != FT_OK) return ctx_fail(ctx, st, "decoding failed on the %s backend: %s", be->name, be->error);
     return FT_OK;
@@ -395,6 +419,7 @@ ft_status ft_decode(ft_context *ctx, const float *latents, int n, int latent_siz
     if (!ctx_vae(ctx) && !ctx_is_pixel_space(pred))
         return ctx_failed(ctx, ctx_fail(ctx, FT_ERR_NOT_LOADED, "decoding %d-channel latents needs a VAE (--vae)",
                                         pred->cfg.in_channels));
+    if (ctx_vae(ctx) && ctx_check_vae_size(ctx, latent_size) != FT_OK) return ctx_failed(ctx, FT_ERR_UNSUPPORTED);
     ctx_enter(ctx);
     st = decode(ctx, latents, n, latent_size, images_out);
     ctx_leave(ctx);

@@ -59,6 +59,10 @@ ft_status ctx_need_backend(ft_context *ctx);
 /* Frees every per-configuration buffer (plans, decode and frame buffers): on model changes and to retry after OOM. */
 void ctx_drop_activation_buffers(ft_context *ctx);
 int ctx_is_pixel_space(const sit_model *m);
+/* Attention over `tokens` positions within what the backend supports (checked before any work). */
+ft_status ctx_check_sequence(ft_context *ctx, const char *what, long tokens);
+/* The VAE's mid-block attends over all latent_size^2 positions. */
+ft_status ctx_check_vae_size(ft_context *ctx, int latent_size);
 
 /* The log callback (when set) and the progress callback (1: cancel requested, also kept in ctx->cancel). */
 void ctx_log(ft_context *ctx, ft_log_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -27,6 +27,7 @@ const char *ft_status_string(ft_status status) {
     case FT_ERR_CANCELLED: return "cancelled";
     case FT_ERR_INTERNAL: return "internal error";
     case FT_ERR_BUSY: return "busy: a submitted job is running";
+    case FT_ERR_NUMERIC: return "non-finite result";
     }
     return "unknown status";
 }

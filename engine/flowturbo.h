@@ -65,7 +65,8 @@ typedef enum {
     FT_ERR_BACKEND = 7,          /* the compute backend reported an error */
     FT_ERR_CANCELLED = 8,        /* a progress callback asked to stop */
     FT_ERR_INTERNAL = 9,
-    FT_ERR_BUSY = 10             /* a job submitted with ft_submit is still running: ft_wait first */
+    FT_ERR_BUSY = 10,            /* a job submitted with ft_submit is still running: ft_wait first */
+    FT_ERR_NUMERIC = 11          /* a computation produced NaN or Inf (nothing of that batch is returned) */
 } ft_status;
 
 const char *ft_status_string(ft_status status);
@@ -86,6 +87,11 @@ typedef void (*ft_log_cb)(ft_log_level level, const char *message, void *user);
  * call ft_* functions, and with graphs a cancel takes effect when the current batch's trajectory has finished. */
 typedef int (*ft_progress_cb)(ft_phase phase, int step, int total, void *user);
 
+/* Bounds on untrusted numbers, checked before any work: more threads than FT_MAX_THREADS or a guidance scale
+ * outside [-FT_MAX_CFG_SCALE, FT_MAX_CFG_SCALE] is refused. */
+#define FT_MAX_THREADS 1024
+#define FT_MAX_CFG_SCALE 1.0e6f
+
 typedef enum { FT_BACKEND_AUTO = 0, FT_BACKEND_CPU = 1, FT_BACKEND_CUDA = 2 } ft_backend_kind;
 typedef enum { FT_DTYPE_F32 = 0, FT_DTYPE_F16 = 1, FT_DTYPE_BF16 = 2 } ft_dtype;
 
@@ -101,8 +107,6 @@ typedef struct {
     ft_progress_cb progress_cb;
     void *progress_user;
 } ft_context_params;
-
-#define FT_MAX_THREADS 1024
 
 void ft_context_params_init(ft_context_params *params);
 
@@ -181,7 +185,7 @@ typedef struct {
     uint64_t seed;         /* image k of the call uses noise seed + k */
     const float *noise;    /* optional [num_images, C, S, S] initial noise; overrides seed */
     const char *sampler;   /* "H1P5R3", "heun:8", "euler:50", ... */
-    float cfg_scale;       /* <= 1: no guidance (no batch doubling) */
+    float cfg_scale;       /* <= 1: no guidance (no batch doubling); |cfg_scale| <= FT_MAX_CFG_SCALE */
     int batch_size;        /* images per model batch; <= 0: all at once */
     const uint64_t *seeds; /* optional [num_images] noise seed of each image; overrides seed (noise overrides both) */
     /* optional [num_images, num_classes] soft labels: image k is conditioned on the embedding

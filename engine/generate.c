@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "context.h"
+#include "finite.h"
 #include "sampler.h"
 
 static size_t pixel_bytes(ft_pixel_format f) { return f == FT_PIXELS_RGBA_F32 ? 4 * sizeof(float) : 4; }
@@ -66,6 +67,10 @@ ft_status ctx_check_request(ft_context *ctx, const ft_generate_params *gp, const
     if (want_images && vae && vae_get_config(vae)->latent_channels != pc->in_channels)
         return ctx_fail(ctx, FT_ERR_INVALID_ARGUMENT, "the VAE takes %d latent channels but the predictor makes %d",
                         vae_get_config(vae)->latent_channels, pc->in_channels);
+    st = ctx_check_sequence(ctx, "the predictor", pc->tokens);
+    if (st == FT_OK && sc.n_r > 0) st = ctx_check_sequence(ctx, "the refiner", ref->cfg.tokens);
+    if (st == FT_OK && want_images && vae) st = ctx_check_vae_size(ctx, pc->input_size);
+    if (st != FT_OK) return st;
     if (gp->num_images < 1) return ctx_fail(ctx, FT_ERR_INVALID_ARGUMENT, "num_images must be >= 1");
     if (gp->class_weights) {
         size_t n = (size_t)gp->num_images * pc->num_classes;
@@ -80,8 +85,17 @@ ft_status ctx_check_request(ft_context *ctx, const ft_generate_params *gp, const
                 return ctx_fail(ctx, FT_ERR_INVALID_ARGUMENT, "label %d of image %d is outside [0, %d)", gp->labels[i],
                                 i, pc->num_classes);
     }
-    if (!(gp->cfg_scale == gp->cfg_scale) || gp->cfg_scale > 1e6f || gp->cfg_scale < -1e6f)
-        return ctx_fail(ctx, FT_ERR_INVALID_ARGUMENT, "cfg_scale must be a finite number");
+    if (!(gp->cfg_scale == gp->cfg_scale)) return ctx_fail(ctx, FT_ERR_INVALID_ARGUMENT, "cfg_scale is NaN");
+    if (gp->cfg_scale > FT_MAX_CFG_SCALE || gp->cfg_scale < -FT_MAX_CFG_SCALE)
+        return ctx_fail(ctx, FT_ERR_INVALID_ARGUMENT, "cfg_scale %g is outside [-%g, %g]", (double)gp->cfg_scale,
+                        (double)FT_MAX_CFG_SCALE, (double)FT_MAX_CFG_SCALE);
+    if (gp->noise) {
+        size_t per_image = (size_t)pc->in_channels * pc->input_size * pc->input_size;
+        size_t n = (size_t)gp->num_images * per_image, i = finite_scan_f32(gp->noise, n);
+        if (i < n)
+            return ctx_fail(ctx, FT_ERR_INVALID_ARGUMENT, "noise: image %zu holds %s at element %zu", i / per_image,
+                            finite_kind(gp->noise, FT_DTYPE_F32, i), i % per_image);
+    }
     if (out->frame) {
         int image_size = vae ? vae_image_size(vae, pc->input_size) : pc->input_size;
         st = check_frame(ctx, out->frame, gp->num_images, image_size);
@@ -91,6 +105,21 @@ ft_status ctx_check_request(ft_context *ctx, const ft_generate_params *gp, const
         ctx_log(ctx, FT_LOG_WARN, "refiner guided_channels %d differs from the predictor's %d; using %d",
                 ref->cfg.guided_channels, pc->guided_channels, pc->guided_channels);
     return FT_OK;
+}
+
+/* The message of a batch whose results hold NaN or Inf (nothing of it is returned). */
+static ft_status nonfinite_batch(ft_context *ctx, const ft_plan *plan, const ft_sampler_cfg *sc, int done, int b,
+                                 int total, int image) {
+    int step = 0;
+    if (plan) plan_nonfinite(plan, &step, &image);
+    char where[96];
+    if (step == 0) snprintf(where, sizeof where, "the final latents (this backend does not check each step)");
+    else if (step > sc->steps) snprintf(where, sizeof where, "the VAE decoder's output");
+    else snprintf(where, sizeof where, "the sampler state after step %d of %d", step, sc->steps);
+    return ctx_fail(ctx, FT_ERR_NUMERIC,
+                    "batch of images %d..%d (of %d): NaN or Inf in %s, first in image %d; the computation overflowed "
+                    "(weights or inputs too large?) and nothing of this batch was returned",
+                    done, done + b - 1, total, where, done + image);
 }
 
 static ft_status get_plan(ft_context *ctx, const ft_plan_env *env, const ft_plan_key *key, ft_plan **out) {
@@ -194,7 +223,13 @@ ft_status ctx_generate(ft_context *ctx, const ft_generate_params *gp, const ctx_
     }
     ctx->cancel = 0;
     uint64_t *seeds = malloc((size_t)batch * sizeof *seeds);
-    if (!seeds) return ctx_fail(ctx, FT_ERR_OUT_OF_MEMORY, "out of host memory");
+    /* backends that do not check each step: the final latents are checked on the host */
+    int host_check = !be->host_memory && !out->latents && !out->enqueue_only;
+    float *check = host_check ? malloc((size_t)batch * state * sizeof(float)) : NULL;
+    if (!seeds || (host_check && !check)) {
+        free(seeds);
+        return ctx_fail(ctx, FT_ERR_OUT_OF_MEMORY, "out of host memory");
+    }
     for (int done = 0; done < gp->num_images && st == FT_OK;) {
         int b = gp->num_images - done < batch ? gp->num_images - done : batch;
         ft_plan_key key = {b, gp->cfg_scale > 1.0f, want_images, sc};
@@ -213,9 +248,18 @@ ft_status ctx_generate(ft_context *ctx, const ft_generate_params *gp, const ctx_
             continue;
         }
         if (st == FT_OK) st = plan_run(plan, &env, ctx->params.use_graphs, &ctx->err);
+        if (st == FT_ERR_NUMERIC) st = nonfinite_batch(ctx, plan, &sc, done, b, gp->num_images, 0);
         if (st == FT_OK && out->latents)
             st = be->download(be, out->latents + (size_t)done * state, plan_latents(plan),
                               (size_t)b * state * sizeof(float));
+        if (st == FT_OK && !be->host_memory) {
+            const float *lat = out->latents ? out->latents + (size_t)done * state : check;
+            if (!out->latents)
+                st = be->download(be, check, plan_latents(plan), (size_t)b * state * sizeof(float));
+            size_t i = st == FT_OK ? finite_scan_f32(lat, (size_t)b * state) : 0;
+            if (st == FT_OK && i < (size_t)b * state)
+                st = nonfinite_batch(ctx, NULL, &sc, done, b, gp->num_images, (int)(i / state));
+        }
         if (st == FT_OK && out->rgb) {
             size_t img = (size_t)plan_image_size(plan) * plan_image_size(plan) * 3;
             st = be->download(be, out->rgb + (size_t)done * img, plan_rgb(plan), (size_t)b * img);
@@ -229,6 +273,7 @@ ft_status ctx_generate(ft_context *ctx, const ft_generate_params *gp, const ctx_
     }
     if (st != FT_OK && !ctx->err.msg[0]) ctx_fail(ctx, st, "generation failed on the %s backend: %s", be->name, be->error);
     free(seeds);
+    free(check);
     return st;
 }
 

@@ -1,7 +1,16 @@
 /*
- * engine/json.h — a small strict JSON parser (RFC 8259) for safetensors
- * headers. Builds a tree; numbers keep an exact uint64 form when they are
- * non-negative integers (offsets and shapes must not go through double).
+ * engine/json.h — a strict streaming JSON reader (RFC 8259) for safetensors
+ * headers. It hands out one token at a time and builds no tree: its memory
+ * is one buffer for the string being decoded (at most the longest string),
+ * whatever the text holds, and nesting is bounded by the caller. Numbers
+ * keep an exact uint64 form when they are non-negative integers (offsets and
+ * shapes must not go through double).
+ *
+ *   json_reader r;
+ *   json_reader_init(&r, text, len, 3);
+ *   for (json_token t; (t = json_next(&r)) != JSON_END;)
+ *       if (t == JSON_ERROR) { puts(r.error); break; }
+ *   json_reader_free(&r);
  */
 #ifndef FT_JSON_H
 #define FT_JSON_H
@@ -9,27 +18,44 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { JSON_NULL, JSON_BOOL, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT } json_type;
+#define JSON_MAX_DEPTH 64
 
-typedef struct json_value {
-    json_type type;
-    int boolean;
-    double number;
-    int is_uint;    /* number is a non-negative integer that fits uint64 */
-    uint64_t uint;  /* its exact value */
-    char *str;      /* decoded string, NUL-terminated (may contain NUL: see len) */
+typedef enum {
+    JSON_ERROR = 0,    /* malformed text (sticky); the reason is in r.error */
+    JSON_END,          /* the value is complete and only whitespace follows */
+    JSON_OBJECT_BEGIN,
+    JSON_OBJECT_END,
+    JSON_ARRAY_BEGIN,
+    JSON_ARRAY_END,
+    JSON_KEY,          /* an object member's name (r.str), its value comes next */
+    JSON_STRING,
+    JSON_NUMBER,
+    JSON_TRUE,
+    JSON_FALSE,
+    JSON_NULL
+} json_token;
+
+typedef struct {
+    /* the current token */
+    const char *str;   /* JSON_KEY / JSON_STRING: decoded, NUL-terminated (may hold NULs: see len) */
     size_t len;
-    struct json_value *items; /* array elements / object values */
-    char **keys;              /* object keys (decoded) */
-    size_t *key_lens;
-    size_t count;
-} json_value;
+    double number;     /* JSON_NUMBER */
+    int is_uint;       /* the number is a non-negative integer that fits uint64 */
+    uint64_t uint;     /* its exact value */
+    int depth;         /* containers open after this token */
+    char error[192];   /* JSON_ERROR: what is wrong, with the byte offset */
+    /* private */
+    const char *s;
+    size_t n, pos;
+    int max_depth, state;
+    unsigned char stack[JSON_MAX_DEPTH]; /* 1: object, 0: array */
+    char *buf;
+    size_t cap;
+} json_reader;
 
-/* Parses text[0..len). Returns NULL with a message (including the byte
- * offset) in err on malformed input or when nesting exceeds 64 levels. */
-json_value *json_parse(const char *text, size_t len, char *err, size_t err_size);
-void json_free(json_value *v);
-/* Object member by key, or NULL. */
-const json_value *json_get(const json_value *obj, const char *key);
+/* Reads text[0..len); nesting deeper than max_depth (1..JSON_MAX_DEPTH) is an error. */
+void json_reader_init(json_reader *r, const char *text, size_t len, int max_depth);
+json_token json_next(json_reader *r);
+void json_reader_free(json_reader *r);
 
 #endif

@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "finite.h"
+
 #define PLAN_ALIGN 256
 
 struct ft_plan {
@@ -48,6 +50,7 @@ struct ft_plan {
     int n_pred_points, n_ref_points;
     void *graph;
     int warmed_up;   /* one eager run completed: every kernel and GEMM algorithm has run once */
+    int bad_step, bad_image; /* the first NaN / Inf seen by this run (host-memory backends), step 0: none */
     ft_plan_env env; /* of the current run: graph host nodes read it */
     struct plan_step {
         ft_plan *plan;
@@ -350,6 +353,23 @@ static void step_done(void *user) {
     if (s->plan->env.on_step) s->plan->env.on_step(s->plan->env.user, s->k, s->n);
 }
 
+/* On host-memory backends the state is checked for NaN / Inf after every step (one pass over B*C*S*S floats,
+ * small next to a network call), and the decoder's float output before it becomes bytes: an overflow stops the
+ * run and is reported with its step instead of turning into black images. 1 when x went bad. */
+static int went_bad(ft_plan *p, const ft_plan_env *env, const float *x, size_t per_image, int step) {
+    if (!env->be->host_memory) return 0;
+    size_t n = (size_t)p->key.batch * per_image, i = finite_scan_f32(x, n);
+    if (i == n) return 0;
+    p->bad_step = step;
+    p->bad_image = (int)(i / per_image);
+    return 1;
+}
+
+void plan_nonfinite(const ft_plan *p, int *step, int *image) {
+    *step = p->bad_step;
+    *image = p->bad_image;
+}
+
 /* A velocity buffer that is neither a nor b. */
 static float *spare(const ft_plan *p, const float *a, const float *b) {
     for (int i = 0; i < 3; i++)
@@ -370,6 +390,7 @@ static void emit_trajectory(ft_plan *p, const ft_plan_env *env) {
     range_pop(be);
     float *carry = NULL;
     int i = 0;
+    p->bad_step = 0;
     for (int k = 0; k < sc->steps; k++, i++) {
         if (env->cancel && *env->cancel) return;
         char block[32];
@@ -408,6 +429,7 @@ static void emit_trajectory(ft_plan *p, const ft_plan_env *env) {
             carry = d;
         }
         range_pop(be);
+        if (went_bad(p, env, p->x, p->state, k + 1)) return;
         p->steps[k].plan = p;
         p->steps[k].k = k + 1;
         p->steps[k].n = sc->steps;
@@ -417,6 +439,8 @@ static void emit_trajectory(ft_plan *p, const ft_plan_env *env) {
     range_push(be, "decode");
     if (env->vae) {
         vae_decode(be, env->vae, p->vae_scratch, p->x, p->key.batch, p->S, p->img);
+        size_t per_image = (size_t)p->image_channels * p->image_size * p->image_size;
+        if (went_bad(p, env, p->img, per_image, sc->steps + 1)) return;
         be->to_rgb8(be, p->rgb, p->img, p->key.batch, p->image_channels, p->image_size);
     } else {
         be->to_rgb8(be, p->rgb, p->x, p->key.batch, p->C, p->S);
@@ -466,6 +490,7 @@ ft_status plan_run(ft_plan *p, const ft_plan_env *env, int use_graphs, ft_err *e
     if (st != FT_OK) return st;
     st = be->sync(be);
     if (st != FT_OK) return ft_fail(err, st, "sampling failed on the %s backend: %s", be->name, be->error);
+    if (p->bad_step) return ft_fail(err, FT_ERR_NUMERIC, "NaN or Inf after step %d", p->bad_step);
     if (env->cancel && *env->cancel) return ft_fail(err, FT_ERR_CANCELLED, "cancelled by the progress callback");
     return FT_OK;
 }

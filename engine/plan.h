@@ -60,6 +60,10 @@ ft_status plan_enqueue(ft_plan *p, const ft_plan_env *env, int use_graphs, ft_er
 /* plan_enqueue, then waits for the results (and reports a cancel). */
 ft_status plan_run(ft_plan *p, const ft_plan_env *env, int use_graphs, ft_err *err);
 
+/* After plan_run failed with FT_ERR_NUMERIC (host-memory backends check every step): the step (1-based; steps + 1:
+ * the decoder's output) and the first image of the batch holding NaN or Inf. */
+void plan_nonfinite(const ft_plan *p, int *step, int *image);
+
 /* Device pointers of the results: final latents [B, C, S, S] and RGB8
  * [B, S', S', 3] (NULL when the plan does not decode). */
 const float *plan_latents(const ft_plan *p);

@@ -103,14 +103,10 @@ static int cmp_range(const void *a, const void *b) {
 
 void st_close(st_file *f) {
     if (!f) return;
-    for (size_t i = 0; i < f->n_tensors; i++) free(f->tensors[i].name);
-    for (size_t i = 0; i < f->n_meta; i++) {
-        free(f->meta_keys[i]);
-        free(f->meta_values[i]);
-    }
     free(f->tensors);
     free(f->meta_keys);
     free(f->meta_values);
+    free(f->strings);
     if (f->mapped && f->base) munmap((void *)f->base, f->size);
     free(f->path);
     memset(f, 0, sizeof *f);
@@ -123,53 +119,111 @@ static char *dup_str(const char *s) {
     return d;
 }
 
-/* Parses one tensor entry; returns FT_OK or a message naming the tensor. */
-static ft_status parse_entry(st_file *f, const char *name, const json_value *e, uint64_t data_len,
-                             st_tensor *t, ft_err *err) {
+/* The header is read twice with the streaming JSON reader: pass 1 checks the
+ * syntax and counts the entries and string bytes, pass 2 fills arrays of
+ * exactly that size. Memory is proportional to what the header describes
+ * (~70 bytes per tensor plus the names), never to its raw size times a tree
+ * node. A safetensors header nests 3 deep: {name: {field: [dims]}}. */
+#define ST_JSON_DEPTH 3
+
+typedef struct {
+    size_t entries, meta, string_bytes;
+} header_counts;
+
+static ft_status count_header(st_file *f, const char *text, size_t len, header_counts *c, ft_err *err) {
+    json_reader r;
+    json_reader_init(&r, text, len, ST_JSON_DEPTH);
+    memset(c, 0, sizeof *c);
+    int in_meta = 0;
+    json_token t;
+    while ((t = json_next(&r)) != JSON_END && t != JSON_ERROR) {
+        if (t == JSON_KEY && r.depth == 1) {
+            c->entries++;
+            c->string_bytes += r.len + 1;
+            in_meta = strcmp(r.str, "__metadata__") == 0;
+        } else if (in_meta && r.depth == 2 && (t == JSON_KEY || t == JSON_STRING)) {
+            c->meta += t == JSON_KEY;
+            c->string_bytes += r.len + 1;
+        }
+    }
+    ft_status st = FT_OK;
+    if (t == JSON_ERROR) st = ft_fail(err, FT_ERR_FORMAT, "%s: header is not valid JSON: %s", f->path, r.error);
+    json_reader_free(&r);
+    return st;
+}
+
+/* Copies the current string token into the arena. */
+static char *keep_string(const json_reader *r, char **arena) {
+    char *s = *arena;
+    memcpy(s, r->str, r->len + 1);
+    *arena += r->len + 1;
+    return s;
+}
+
+/* A JSON_ERROR from pass 2 cannot be a syntax error (pass 1 saw them all): a reader limit, then. */
+static ft_status syntax_error(const st_file *f, const json_reader *r, ft_err *err) {
+    return ft_fail(err, FT_ERR_FORMAT, "%s: header is not valid JSON: %s", f->path, r->error);
+}
+
+/* Reads one tensor entry (the reader is at its value); the fields may come in any order. */
+static ft_status parse_entry(st_file *f, json_reader *r, const char *name, uint64_t data_len, st_tensor *t,
+                             ft_err *err) {
     const char *path = f->path;
-    if (e->type != JSON_OBJECT)
+    if (json_next(r) != JSON_OBJECT_BEGIN)
         return ft_fail(err, FT_ERR_FORMAT, "%s: tensor '%s': entry is not a JSON object", path, name);
-    for (size_t k = 0; k < e->count; k++) {
-        const char *key = e->keys[k];
-        if (strcmp(key, "dtype") && strcmp(key, "shape") && strcmp(key, "data_offsets"))
-            return ft_fail(err, FT_ERR_FORMAT, "%s: tensor '%s': unknown field '%s'", path, name, key);
+    int have_dtype = 0, have_shape = 0, have_offsets = 0;
+    uint64_t numel = 1, off[2] = {0, 0};
+    int overflow = 0;
+    size_t rank = 0;
+    json_token tok;
+    while ((tok = json_next(r)) == JSON_KEY) {
+        if (strcmp(r->str, "dtype") == 0 && !have_dtype++) {
+            tok = json_next(r);
+            if (tok != JSON_STRING || !dtype_from_name(r->str, &t->dtype))
+                return ft_fail(err, FT_ERR_FORMAT,
+                               "%s: tensor '%s': unknown dtype '%.40s' (supported: F32 F16 BF16 I32 I64 U8)", path,
+                               name, tok == JSON_STRING ? r->str : "(not a string)");
+        } else if (strcmp(r->str, "shape") == 0 && !have_shape++) {
+            if (json_next(r) != JSON_ARRAY_BEGIN)
+                return ft_fail(err, FT_ERR_FORMAT, "%s: tensor '%s': shape is not an array", path, name);
+            while ((tok = json_next(r)) != JSON_ARRAY_END) {
+                if (tok != JSON_NUMBER || !r->is_uint || r->uint > (uint64_t)INT64_MAX)
+                    return ft_fail(err, FT_ERR_FORMAT, "%s: tensor '%s': dimension %zu is not a non-negative integer",
+                                   path, name, rank);
+                if (r->uint != 0 && numel > UINT64_MAX / r->uint) overflow = 1;
+                else numel *= r->uint;
+                if (rank < ST_MAX_DIMS) t->shape[rank] = (int64_t)r->uint;
+                rank++;
+            }
+            if (rank < 1 || rank > ST_MAX_DIMS)
+                return ft_fail(err, FT_ERR_FORMAT, "%s: tensor '%s': rank %zu outside 1..%d", path, name, rank,
+                               ST_MAX_DIMS);
+        } else if (strcmp(r->str, "data_offsets") == 0 && !have_offsets++) {
+            int n = 0, ok = json_next(r) == JSON_ARRAY_BEGIN;
+            while (ok && (tok = json_next(r)) != JSON_ARRAY_END) {
+                ok = tok == JSON_NUMBER && r->is_uint && n < 2;
+                if (ok) off[n++] = r->uint;
+            }
+            if (!ok || n != 2)
+                return ft_fail(err, FT_ERR_FORMAT, "%s: tensor '%s': data_offsets must be two non-negative integers",
+                               path, name);
+        } else if (!strcmp(r->str, "dtype") || !strcmp(r->str, "shape") || !strcmp(r->str, "data_offsets")) {
+            return ft_fail(err, FT_ERR_FORMAT, "%s: tensor '%s': field '%s' given twice", path, name, r->str);
+        } else {
+            return ft_fail(err, FT_ERR_FORMAT, "%s: tensor '%s': unknown field '%.60s'", path, name, r->str);
+        }
     }
-    const json_value *dt = json_get(e, "dtype");
-    const json_value *sh = json_get(e, "shape");
-    const json_value *off = json_get(e, "data_offsets");
-    if (!dt || !sh || !off)
+    if (tok != JSON_OBJECT_END) return syntax_error(f, r, err);
+    if (!have_dtype || !have_shape || !have_offsets)
         return ft_fail(err, FT_ERR_FORMAT, "%s: tensor '%s': missing %s", path, name,
-                       !dt ? "dtype" : !sh ? "shape" : "data_offsets");
-    if (dt->type != JSON_STRING || !dtype_from_name(dt->str, &t->dtype))
-        return ft_fail(err, FT_ERR_FORMAT, "%s: tensor '%s': unknown dtype '%s' (supported: F32 F16 BF16 I32 I64 U8)",
-                       path, name, dt->type == JSON_STRING ? dt->str : "(not a string)");
-    if (sh->type != JSON_ARRAY)
-        return ft_fail(err, FT_ERR_FORMAT, "%s: tensor '%s': shape is not an array", path, name);
-    if (sh->count < 1 || sh->count > ST_MAX_DIMS)
-        return ft_fail(err, FT_ERR_FORMAT, "%s: tensor '%s': rank %zu outside 1..%d", path, name, sh->count,
-                       ST_MAX_DIMS);
-    uint64_t numel = 1;
-    for (size_t d = 0; d < sh->count; d++) {
-        const json_value *dim = &sh->items[d];
-        if (dim->type != JSON_NUMBER || !dim->is_uint || dim->uint > (uint64_t)INT64_MAX)
-            return ft_fail(err, FT_ERR_FORMAT, "%s: tensor '%s': dimension %zu is not a non-negative integer",
-                           path, name, d);
-        if (dim->uint != 0 && numel > UINT64_MAX / dim->uint)
-            return ft_fail(err, FT_ERR_FORMAT, "%s: tensor '%s': element count overflows", path, name);
-        numel *= dim->uint;
-        t->shape[d] = (int64_t)dim->uint;
-    }
-    t->ndim = (int)sh->count;
+                       !have_dtype ? "dtype" : !have_shape ? "shape" : "data_offsets");
+    if (overflow) return ft_fail(err, FT_ERR_FORMAT, "%s: tensor '%s': element count overflows", path, name);
+    t->ndim = (int)rank;
     t->numel = numel;
     size_t item = st_dtype_size(t->dtype);
     if (numel > UINT64_MAX / item)
         return ft_fail(err, FT_ERR_FORMAT, "%s: tensor '%s': byte size overflows", path, name);
-    uint64_t bytes = numel * item;
-    if (off->type != JSON_ARRAY || off->count != 2 || off->items[0].type != JSON_NUMBER ||
-        off->items[1].type != JSON_NUMBER || !off->items[0].is_uint || !off->items[1].is_uint)
-        return ft_fail(err, FT_ERR_FORMAT, "%s: tensor '%s': data_offsets must be two non-negative integers",
-                       path, name);
-    uint64_t b = off->items[0].uint, en = off->items[1].uint;
+    uint64_t bytes = numel * item, b = off[0], en = off[1];
     if (b > en || en > data_len)
         return ft_fail(err, FT_ERR_FORMAT,
                        "%s: tensor '%s': data_offsets [%llu, %llu] outside the data section (%llu bytes)", path,
@@ -183,6 +237,39 @@ static ft_status parse_entry(st_file *f, const char *name, const json_value *e, 
     t->nbytes = (size_t)bytes;
     t->data = f->base + (f->size - data_len) + b;
     return FT_OK;
+}
+
+/* Reads __metadata__ (the reader is at its value): strings to strings. */
+static ft_status parse_meta(st_file *f, json_reader *r, char **arena, ft_err *err) {
+    if (json_next(r) != JSON_OBJECT_BEGIN)
+        return ft_fail(err, FT_ERR_FORMAT, "%s: __metadata__ is not an object", f->path);
+    json_token tok;
+    while ((tok = json_next(r)) == JSON_KEY) {
+        char *key = keep_string(r, arena);
+        if (json_next(r) != JSON_STRING)
+            return ft_fail(err, FT_ERR_FORMAT, "%s: __metadata__ value of '%.60s' is not a string", f->path, key);
+        f->meta_keys[f->n_meta] = key;
+        f->meta_values[f->n_meta] = keep_string(r, arena);
+        f->n_meta++;
+    }
+    return tok == JSON_OBJECT_END ? FT_OK : syntax_error(f, r, err);
+}
+
+static int cmp_str_ptr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Duplicate names among n strings, found by sorting a copy of the pointers (O(n log n)). */
+static const char *find_duplicate(char **names, size_t n, int *oom) {
+    *oom = 0;
+    if (n < 2) return NULL;
+    char **sorted = malloc(n * sizeof *sorted);
+    if (!sorted) { *oom = 1; return NULL; }
+    memcpy(sorted, names, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, cmp_str_ptr);
+    const char *dup = NULL;
+    for (size_t i = 1; i < n && !dup; i++)
+        if (strcmp(sorted[i - 1], sorted[i]) == 0) dup = sorted[i];
+    free(sorted);
+    return dup;
 }
 
 static ft_status parse_header(st_file *f, ft_err *err) {
@@ -200,92 +287,64 @@ static ft_status parse_header(st_file *f, ft_err *err) {
                        path, (unsigned long long)hlen, f->size);
     if (hlen < 2 || f->base[8] != '{')
         return ft_fail(err, FT_ERR_FORMAT, "%s: header does not start with '{' (not a safetensors file?)", path);
-    char jerr[200];
-    json_value *root = json_parse((const char *)f->base + 8, (size_t)hlen, jerr, sizeof jerr);
-    if (!root) return ft_fail(err, FT_ERR_FORMAT, "%s: header is not valid JSON: %s", path, jerr);
-    ft_status st = FT_OK;
+    const char *text = (const char *)f->base + 8;
+    header_counts c;
+    ft_status st = count_header(f, text, (size_t)hlen, &c, err);
+    if (st != FT_OK) return st;
+    f->tensors = calloc(c.entries + 1, sizeof *f->tensors);
+    f->meta_keys = calloc(c.meta + 1, sizeof(char *));
+    f->meta_values = calloc(c.meta + 1, sizeof(char *));
+    f->strings = malloc(c.string_bytes + 1);
+    if (!f->tensors || !f->meta_keys || !f->meta_values || !f->strings)
+        return ft_fail(err, FT_ERR_OUT_OF_MEMORY, "%s: out of memory for a header of %zu entries", path, c.entries);
+    char *arena = f->strings;
     uint64_t data_len = f->size - 8 - hlen;
-    if (root->type != JSON_OBJECT) {
-        st = ft_fail(err, FT_ERR_FORMAT, "%s: header is not a JSON object", path);
-        goto done;
-    }
-    size_t n_entries = root->count;
-    f->tensors = calloc(n_entries ? n_entries : 1, sizeof *f->tensors);
-    if (!f->tensors) { st = ft_fail(err, FT_ERR_OUT_OF_MEMORY, "%s: out of memory", path); goto done; }
+    json_reader r;
+    json_reader_init(&r, text, (size_t)hlen, ST_JSON_DEPTH);
+    json_next(&r); /* '{' */
     int seen_meta = 0;
-    for (size_t i = 0; i < root->count; i++) {
-        const char *key = root->keys[i];
-        if (strlen(key) != root->key_lens[i]) {
+    json_token tok;
+    while (st == FT_OK && (tok = json_next(&r)) == JSON_KEY) {
+        if (strlen(r.str) != r.len) {
             st = ft_fail(err, FT_ERR_FORMAT, "%s: a tensor name contains a NUL byte", path);
-            goto done;
+        } else if (strcmp(r.str, "__metadata__") == 0) {
+            st = seen_meta++ ? ft_fail(err, FT_ERR_FORMAT, "%s: duplicate __metadata__", path)
+                             : parse_meta(f, &r, &arena, err);
+        } else {
+            st_tensor *t = &f->tensors[f->n_tensors];
+            t->name = keep_string(&r, &arena);
+            st = parse_entry(f, &r, t->name, data_len, t, err);
+            if (st == FT_OK) f->n_tensors++;
         }
-        const json_value *e = &root->items[i];
-        if (strcmp(key, "__metadata__") == 0) {
-            if (seen_meta++) { st = ft_fail(err, FT_ERR_FORMAT, "%s: duplicate __metadata__", path); goto done; }
-            if (e->type != JSON_OBJECT) {
-                st = ft_fail(err, FT_ERR_FORMAT, "%s: __metadata__ is not an object", path);
-                goto done;
-            }
-            f->meta_keys = calloc(e->count ? e->count : 1, sizeof(char *));
-            f->meta_values = calloc(e->count ? e->count : 1, sizeof(char *));
-            if (!f->meta_keys || !f->meta_values) {
-                st = ft_fail(err, FT_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
-                goto done;
-            }
-            for (size_t k = 0; k < e->count; k++) {
-                if (e->items[k].type != JSON_STRING) {
-                    st = ft_fail(err, FT_ERR_FORMAT, "%s: __metadata__ value of '%s' is not a string", path,
-                                 e->keys[k]);
-                    goto done;
-                }
-                for (size_t j = 0; j < k; j++)
-                    if (strcmp(e->keys[j], e->keys[k]) == 0) {
-                        st = ft_fail(err, FT_ERR_FORMAT, "%s: duplicate __metadata__ key '%s'", path, e->keys[k]);
-                        goto done;
-                    }
-                f->meta_keys[f->n_meta] = dup_str(e->keys[k]);
-                f->meta_values[f->n_meta] = dup_str(e->items[k].str);
-                f->n_meta++;
-                if (!f->meta_keys[f->n_meta - 1] || !f->meta_values[f->n_meta - 1]) {
-                    st = ft_fail(err, FT_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
-                    goto done;
-                }
-            }
-            continue;
-        }
-        st_tensor *t = &f->tensors[f->n_tensors];
-        st = parse_entry(f, key, e, data_len, t, err);
-        if (st != FT_OK) goto done;
-        t->name = dup_str(key);
-        if (!t->name) { st = ft_fail(err, FT_ERR_OUT_OF_MEMORY, "%s: out of memory", path); goto done; }
-        f->n_tensors++;
     }
+    if (st == FT_OK && tok != JSON_OBJECT_END) st = syntax_error(f, &r, err);
+    json_reader_free(&r);
+    if (st != FT_OK) return st;
+    int oom;
+    const char *dup = find_duplicate(f->meta_keys, f->n_meta, &oom);
+    if (dup || oom)
+        return oom ? ft_fail(err, FT_ERR_OUT_OF_MEMORY, "%s: out of memory", path)
+                   : ft_fail(err, FT_ERR_FORMAT, "%s: duplicate __metadata__ key '%.60s'", path, dup);
     qsort(f->tensors, f->n_tensors, sizeof *f->tensors, cmp_tensor_name);
     for (size_t i = 1; i < f->n_tensors; i++)
-        if (strcmp(f->tensors[i - 1].name, f->tensors[i].name) == 0) {
-            st = ft_fail(err, FT_ERR_FORMAT, "%s: duplicate tensor name '%s'", path, f->tensors[i].name);
-            goto done;
-        }
+        if (strcmp(f->tensors[i - 1].name, f->tensors[i].name) == 0)
+            return ft_fail(err, FT_ERR_FORMAT, "%s: duplicate tensor name '%.60s'", path, f->tensors[i].name);
     if (f->n_tensors > 1) {
-        range *r = malloc(f->n_tensors * sizeof *r);
-        if (!r) { st = ft_fail(err, FT_ERR_OUT_OF_MEMORY, "%s: out of memory", path); goto done; }
+        range *rg = malloc(f->n_tensors * sizeof *rg);
+        if (!rg) return ft_fail(err, FT_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
         const uint8_t *data0 = f->base + (f->size - data_len);
         for (size_t i = 0; i < f->n_tensors; i++) {
-            r[i].begin = (uint64_t)(f->tensors[i].data - data0);
-            r[i].end = r[i].begin + f->tensors[i].nbytes;
-            r[i].index = i;
+            rg[i].begin = (uint64_t)(f->tensors[i].data - data0);
+            rg[i].end = rg[i].begin + f->tensors[i].nbytes;
+            rg[i].index = i;
         }
-        qsort(r, f->n_tensors, sizeof *r, cmp_range);
-        for (size_t i = 1; i < f->n_tensors; i++)
-            if (r[i].begin < r[i - 1].end) {
-                st = ft_fail(err, FT_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap in the data section", path,
-                             f->tensors[r[i - 1].index].name, f->tensors[r[i].index].name);
-                break;
-            }
-        free(r);
+        qsort(rg, f->n_tensors, sizeof *rg, cmp_range);
+        for (size_t i = 1; i < f->n_tensors && st == FT_OK; i++)
+            if (rg[i].begin < rg[i - 1].end)
+                st = ft_fail(err, FT_ERR_FORMAT, "%s: tensors '%.60s' and '%.60s' overlap in the data section", path,
+                             f->tensors[rg[i - 1].index].name, f->tensors[rg[i].index].name);
+        free(rg);
     }
-done:
-    json_free(root);
     return st;
 }
 

@@ -8,6 +8,8 @@
  * rank 1..4 with non-negative integer dims; element count x item size
  * (overflow-checked) == end - begin; begin <= end <= data length; no two
  * tensors overlap; no duplicate names; __metadata__ maps strings to strings.
+ * The header is streamed (engine/json.h), twice, with no tree: memory is
+ * proportional to the tensors and strings it describes, time to its size.
  */
 #ifndef FT_SAFETENSORS_H
 #define FT_SAFETENSORS_H
@@ -39,9 +41,10 @@ typedef struct {
     int mapped;          /* base came from mmap (unmapped on close) */
     st_tensor *tensors;  /* sorted by name */
     size_t n_tensors;
-    char **meta_keys;
+    char **meta_keys;    /* in file order */
     char **meta_values;
     size_t n_meta;
+    char *strings;       /* one block holding every name, key and value */
 } st_file;
 
 ft_status st_open(st_file *f, const char *path, ft_err *err);

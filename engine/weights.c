@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "finite.h"
+
 #define WEIGHT_ALIGN 256
 
 static ft_status wspec_vadd(ft_wspec_list *l, void **slot, ft_weight_kind kind, size_t slot_numel, size_t offset,
@@ -119,6 +121,13 @@ ft_status weights_load(ft_backend *be, const st_file *f, const ft_wspec_list *sp
         const ft_wspec *s = &specs->items[i];
         const st_tensor *t = st_find(f, s->name);
         ft_dtype dt = t->dtype == ST_F32 ? FT_DTYPE_F32 : t->dtype == ST_F16 ? FT_DTYPE_F16 : FT_DTYPE_BF16;
+        /* a NaN or Inf weight would turn every image black without a word: refuse the file */
+        size_t bad = finite_scan(t->data, dt, t->numel);
+        if (bad < t->numel) {
+            be->free(be, base);
+            return ft_fail(err, FT_ERR_FORMAT, "%s: tensor '%s' holds %s at element %zu of %llu: the file is corrupt",
+                           f->path, s->name, finite_kind(t->data, dt, bad), bad, (unsigned long long)t->numel);
+        }
         char *dst = (char *)*s->slot + be->weight_size(be, s->kind, s->offset);
         if (s->kind == FT_WEIGHT_CONV && be->upload_conv_weight && s->ndim == 4)
             st = be->upload_conv_weight(be, dst, t->data, dt, (int)s->shape[0], (int)s->shape[1], (int)s->shape[2]);
@@ -128,7 +137,10 @@ ft_status weights_load(ft_backend *be, const st_file *f, const ft_wspec_list *sp
             return ft_fail(err, st, "%s: cannot upload tensor '%s': %s", f->path, s->name, be->error);
         }
         params += t->numel;
-        if (progress) progress((int)i + 1, (int)specs->n, user);
+        if (progress && progress((int)i + 1, (int)specs->n, user)) {
+            be->free(be, base);
+            return ft_fail(err, FT_ERR_CANCELLED, "%s: loading cancelled by the progress callback", f->path);
+        }
     }
     *arena = base;
     *n_params = params;

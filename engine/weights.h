@@ -3,7 +3,8 @@
  * allocation per model. A model describes what it needs as a list of specs
  * (name, shape, kind, destination); weights_load checks the file against it
  * (presence, shape, float dtype, no unexpected tensors), allocates once and
- * converts every tensor into place. Several specs may fill one destination
+ * converts every tensor into place, refusing NaN and Inf values (named by
+ * tensor and element index). Several specs may fill one destination
  * at different offsets (e.g. all adaLN matrices into one GEMM operand).
  */
 #ifndef FT_WEIGHTS_H
@@ -38,7 +39,8 @@ ft_status wspec_add_part(ft_wspec_list *l, void **slot, ft_weight_kind kind, siz
     __attribute__((format(printf, 8, 9)));
 void wspec_free(ft_wspec_list *l);
 
-typedef void (*ft_load_progress)(int done, int total, void *user);
+/* Called after each tensor; non-zero stops the loading (FT_ERR_CANCELLED, nothing stays allocated). */
+typedef int (*ft_load_progress)(int done, int total, void *user);
 
 /* On success *arena is the single backend allocation holding every weight and
  * *n_params the element count. On failure nothing stays allocated. */

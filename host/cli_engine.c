@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "commands.h"
+
 static volatile sig_atomic_t g_interrupted;
 
 static void on_sigint(int sig) {
@@ -47,7 +49,16 @@ int engine_opts_check(const cli_spec *spec, engine_opts *eo) {
     if (strcmp(eo->dtype, "bf16") && strcmp(eo->dtype, "f16") && strcmp(eo->dtype, "f32"))
         return cli_usage_error(spec, "option '--dtype' must be bf16, f16 or f32, got '%s'", eo->dtype);
     if (eo->device < 0) return cli_usage_error(spec, "option '--device' must be >= 0, got %d", eo->device);
-    if (eo->threads < 0) return cli_usage_error(spec, "option '--threads' must be >= 0, got %d", eo->threads);
+    if (eo->threads < 0 || eo->threads > FT_MAX_THREADS)
+        return cli_usage_error(spec, "option '--threads' must be in 0..%d (0: all cores), got %d", FT_MAX_THREADS,
+                               eo->threads);
+    return 0;
+}
+
+int cfg_scale_check(const cli_spec *spec, float cfg_scale) {
+    if (cfg_scale > FT_MAX_CFG_SCALE || cfg_scale < -FT_MAX_CFG_SCALE)
+        return cli_usage_error(spec, "option '--cfg-scale' must be in [-%g, %g], got %g", (double)FT_MAX_CFG_SCALE,
+                               (double)FT_MAX_CFG_SCALE, (double)cfg_scale);
     return 0;
 }
 
@@ -141,6 +152,10 @@ int engine_load(engine_session *s, ft_role role, const char *path, const char *f
     ft_status st = ft_load(s->ctx, role, path);
     pbar_break(&s->bar);
     s->stage = NULL;
+    if (st == FT_ERR_CANCELLED && interrupt_requested()) {
+        fprintf(stderr, "flowturbo %s: interrupted while loading %s %s\n", s->cmd, flag, path);
+        return EXIT_INTERRUPTED;
+    }
     if (st != FT_OK) return cli_error(s->cmd, "cannot load %s %s: %s", flag, path, ft_last_error(s->ctx));
     char what[300];
     snprintf(what, sizeof what, "loading %s %s", flag, path);

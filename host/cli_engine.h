@@ -34,8 +34,11 @@ void engine_opts_init(engine_opts *eo);
     {0, "no-graphs", OPT_FLAG, &(eo).no_graphs, NULL, "CUDA: do not capture sampler trajectories as CUDA graphs", 0, 0}, \
     {'v', "verbose", OPT_FLAG, &(eo).verbose, NULL, "print the engine's debug messages", 0, 0}
 
-/* Checks the option values; returns 0 or prints a usage error and returns 2. */
+/* Checks the option values (--threads at most FT_MAX_THREADS, ...); returns 0 or prints a usage error and
+ * returns 2. */
 int engine_opts_check(const cli_spec *spec, engine_opts *eo);
+/* --cfg-scale within the library's bound (FT_MAX_CFG_SCALE); 0 or a usage error and 2. */
+int cfg_scale_check(const cli_spec *spec, float cfg_scale);
 
 typedef struct {
     const char *cmd;      /* for messages */
@@ -55,7 +58,8 @@ typedef struct {
 
 /* Creates the context (warning about GPU-only flags on the cpu backend); 0, or 1 with the message printed. */
 int engine_start(engine_session *s, const char *cmd, const engine_opts *eo);
-/* Loads a model; flag names the option ("--model") in messages. 0 or 1. */
+/* Loads a model; flag names the option ("--model") in messages. 0, 1, or EXIT_INTERRUPTED (130) when Ctrl-C /
+ * SIGTERM stopped the loading. */
 int engine_load(engine_session *s, ft_role role, const char *path, const char *flag);
 /* Loads the library's embedded model of a role (ft_default_model); *name gets its name. 0 or 1. */
 int engine_load_default(engine_session *s, ft_role role, const char **name);

@@ -73,6 +73,7 @@ int cmd_decode(int argc, char **argv) {
     if (output_pattern_check(output, &has_index, &err) != 0 || image_format_of(output, &format, &err) != 0)
         return cli_usage_error(&spec, "option '--output': %s", err.msg);
     if (cli_seen(&spec, "grid-cols") && !grid) cli_warn("--grid-cols changes nothing without --grid");
+    if (output_pattern_writable("--output", output, &err) != 0) return cli_error("decode", "%s", err.msg);
     npy_array lat;
     if (npy_load(latents_path, &lat, &err) != 0) return cli_error("decode", "--latents: %s", err.msg);
     char sh[128];
@@ -93,7 +94,9 @@ int cmd_decode(int argc, char **argv) {
         npy_free(&lat);
         return 1;
     }
-    if (vae ? engine_load(&s, FT_ROLE_VAE, vae, "--vae") : engine_load(&s, FT_ROLE_PREDICTOR, model, "--model")) goto out;
+    if ((rc = vae ? engine_load(&s, FT_ROLE_VAE, vae, "--vae") : engine_load(&s, FT_ROLE_PREDICTOR, model, "--model")))
+        goto out;
+    rc = 1;
     ft_model_info vi;
     ft_model_get_info(s.ctx, vae ? FT_ROLE_VAE : FT_ROLE_PREDICTOR, &vi);
     int want_c = vae ? vi.latent_channels : vi.in_channels;
@@ -113,6 +116,13 @@ int cmd_decode(int argc, char **argv) {
     }
     int size = ft_decoded_size(s.ctx, S);
     size_t img_bytes = (size_t)size * size * 3;
+    if ((uint64_t)img_bytes * (uint64_t)n > physical_memory_bytes()) {
+        char b1[32], b2[32];
+        cli_error("decode", "%d images of %dx%d need %s of memory, more than this machine has (%s)", n, size, size,
+                  format_bytes((uint64_t)img_bytes * (uint64_t)n, b1, sizeof b1),
+                  format_bytes(physical_memory_bytes(), b2, sizeof b2));
+        goto out;
+    }
     images = malloc(img_bytes * (size_t)n);
     if (!images) {
         cli_error("decode", "out of memory for %d images of %dx%d", n, size, size);

@@ -18,6 +18,9 @@
 #include "npy.h"
 #include "output_names.h"
 
+/* generate keeps every image in memory (sample-fid streams them to disk) */
+#define GENERATE_MAX_IMAGES 1000000
+
 /* Rows (seeds) of the embedded model's labelled showcase grid. */
 #define DEFAULT_SEEDS 4
 #define DEFAULT_SEEDS_STR "4"
@@ -123,7 +126,10 @@ int cmd_generate(int argc, char **argv) {
     if (ft_sampler_describe(a.sampler, &sc, serr, sizeof serr) != FT_OK)
         return cli_usage_error(&spec, "option '--sampler': %s", serr);
     if (a.batch < 1) return cli_usage_error(&spec, "option '--batch' must be >= 1, got %d", a.batch);
-    if (cli_seen(&spec, "num") && a.num < 1) return cli_usage_error(&spec, "option '--num' must be >= 1, got %d", a.num);
+    if (cli_seen(&spec, "num") && (a.num < 1 || a.num > GENERATE_MAX_IMAGES))
+        return cli_usage_error(&spec, "option '--num' must be in 1..%d (generate keeps every image in memory; "
+                               "sample-fid streams any number to disk), got %d", GENERATE_MAX_IMAGES, a.num);
+    if (cfg_scale_check(&spec, a.cfg_scale)) return EXIT_USAGE;
     if (cli_seen(&spec, "grid-cols") && a.grid_cols < 1)
         return cli_usage_error(&spec, "option '--grid-cols' must be >= 1, got %d", a.grid_cols);
     hx_err err;
@@ -149,6 +155,12 @@ int cmd_generate(int argc, char **argv) {
         a.vae = NULL;
     }
     if (cli_seen(&spec, "grid-cols") && !a.grid) cli_warn("--grid-cols changes nothing without --grid");
+    /* where the results go, before any work */
+    if ((want_images && output_pattern_writable("--output", a.output, &err) != 0) ||
+        (a.latents_out && check_output_path("--latents-out", a.latents_out, OUTPUT_PATH_MAKE_PARENTS, &err) != 0)) {
+        class_list_free(&cl);
+        return cli_error("generate", "%s", err.msg);
+    }
     uint64_t seed = a.seed >= 0 ? (uint64_t)a.seed : random_seed();
     if (a.seed < 0)
         fprintf(stderr, "[INFO ] random seed %llu (-s %llu makes these images again)\n", (unsigned long long)seed,
@@ -170,11 +182,12 @@ int cmd_generate(int argc, char **argv) {
         if (engine_load_default(&s, FT_ROLE_PREDICTOR, &model_name) != 0) goto out;
         if (!a.refiner && sc.refiner_blocks > 0 && engine_load_default(&s, FT_ROLE_REFINER, &refiner_name) != 0)
             goto out;
-    } else if (engine_load(&s, FT_ROLE_PREDICTOR, a.model, "--model") != 0) {
+    } else if ((rc = engine_load(&s, FT_ROLE_PREDICTOR, a.model, "--model")) != 0) {
         goto out;
     }
-    if (a.refiner && engine_load(&s, FT_ROLE_REFINER, a.refiner, "--refiner") != 0) goto out;
-    if (a.vae && engine_load(&s, FT_ROLE_VAE, a.vae, "--vae") != 0) goto out;
+    if (a.refiner && (rc = engine_load(&s, FT_ROLE_REFINER, a.refiner, "--refiner")) != 0) goto out;
+    if (a.vae && (rc = engine_load(&s, FT_ROLE_VAE, a.vae, "--vae")) != 0) goto out;
+    rc = 1;
     ft_model_info mi;
     ft_output_shape shape;
     ft_model_get_info(s.ctx, FT_ROLE_PREDICTOR, &mi);
@@ -225,6 +238,16 @@ int cmd_generate(int argc, char **argv) {
             : cl.n > 0             ? cl.n
             : showcase             ? mi.num_classes * DEFAULT_SEEDS
                                    : 1;
+    size_t img_bytes = (size_t)shape.image_size * shape.image_size * 3;
+    /* every output stays in memory until it is written: refuse what cannot fit before allocating any of it */
+    uint64_t need = (uint64_t)n * ((want_images ? img_bytes : 0) + (a.latents_out ? state * sizeof(float) : 0) + 4);
+    if (need > physical_memory_bytes()) {
+        char b1[32], b2[32];
+        cli_error("generate", "%d images of %dx%d need %s of memory, more than this machine has (%s); ask for fewer "
+                  "(-n) or use sample-fid, which streams them to disk", n, shape.image_size, shape.image_size,
+                  format_bytes(need, b1, sizeof b1), format_bytes(physical_memory_bytes(), b2, sizeof b2));
+        goto out;
+    }
     labels = malloc(sizeof(int) * (size_t)n);
     if (!labels) {
         cli_error("generate", "out of memory");
@@ -234,7 +257,6 @@ int cmd_generate(int argc, char **argv) {
         labels[k] = cl.random ? draw_label(seed, (uint64_t)k, mi.num_classes)
                     : cl.n    ? cl.ids[k % cl.n]
                               : k % mi.num_classes;
-    size_t img_bytes = (size_t)shape.image_size * shape.image_size * 3;
     if (a.latents_out) latents = malloc(state * sizeof(float) * (size_t)n);
     if (want_images) images = malloc(img_bytes * (size_t)n);
     if ((a.latents_out && !latents) || (want_images && !images)) {

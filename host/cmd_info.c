@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../engine/finite.h"
 #include "../engine/safetensors.h"
 #include "cli_options.h"
 #include "commands.h"
@@ -48,6 +49,9 @@ static int show(const char *path, int names_only) {
     for (size_t i = 0; i < f.n_tensors; i++)
         if (strlen(f.tensors[i].name) > wn) wn = strlen(f.tensors[i].name);
     uint64_t total = 0, bytes = 0, by_dtype[ST_U8 + 1] = {0}, count_dtype[ST_U8 + 1] = {0};
+    const st_tensor *bad = NULL; /* the first tensor holding NaN or Inf */
+    size_t bad_at = 0;
+    const char *bad_kind = "";
     printf("tensors:\n  %-*s  %-5s  %-20s  %12s\n", (int)wn, "name", "dtype", "shape", "params");
     for (size_t i = 0; i < f.n_tensors; i++) {
         const st_tensor *t = &f.tensors[i];
@@ -57,6 +61,11 @@ static int show(const char *path, int names_only) {
                (unsigned long long)t->numel);
         total += t->numel;
         bytes += t->nbytes;
+        if (!bad && (t->dtype == ST_F32 || t->dtype == ST_F16 || t->dtype == ST_BF16)) {
+            ft_dtype dt = t->dtype == ST_F32 ? FT_DTYPE_F32 : t->dtype == ST_F16 ? FT_DTYPE_F16 : FT_DTYPE_BF16;
+            size_t at = finite_scan(t->data, dt, t->numel);
+            if (at < t->numel) bad = t, bad_at = at, bad_kind = finite_kind(t->data, dt, at);
+        }
         if ((int)t->dtype >= 0 && t->dtype <= ST_U8) {
             by_dtype[t->dtype] += t->numel;
             count_dtype[t->dtype]++;
@@ -70,8 +79,12 @@ static int show(const char *path, int names_only) {
             printf("; %s: %llu tensors, %llu params", st_dtype_name((st_dtype)d), (unsigned long long)count_dtype[d],
                    (unsigned long long)by_dtype[d]);
     printf("\n");
+    int rc = 0;
+    if (bad)
+        rc = cli_error("info", "%s: tensor '%s' holds %s at element %zu: the file is corrupt", path, bad->name, bad_kind,
+                       bad_at);
     st_close(&f);
-    return 0;
+    return rc;
 }
 
 int cmd_info(int argc, char **argv) {
@@ -81,7 +94,8 @@ int cmd_info(int argc, char **argv) {
     };
     cli_spec spec = {"info", "flowturbo info [--names] FILE.safetensors [FILE...]",
                      "Validates engine safetensors files with the library's loader and prints their metadata\n"
-                     "(the model config), a table of tensors (name, dtype, shape, parameters) and totals.",
+                     "(the model config), a table of tensors (name, dtype, shape, parameters) and totals; a file\n"
+                     "whose weights hold NaN or Inf is reported (exit status 1).",
                      "Example:\n  flowturbo info sit-xl-2.safetensors", opts, (int)(sizeof opts / sizeof opts[0]),
                      64};
     char *pos[64];

@@ -22,11 +22,18 @@ typedef struct {
     uint64_t *start; /* first image of each shard in the merged archive */
     int n;
     size_t image_bytes;
+    const int64_t *labels;
 } merge_source;
 
 static int read_shard(void *user, int part, uint64_t first, size_t n, uint8_t *buf, hx_err *err) {
     merge_source *m = user;
     return npz_reader_read(&m->r[part], m->arr[part], first * m->image_bytes, buf, n * m->image_bytes, err);
+}
+
+static int merged_labels(void *user, uint64_t first, size_t n, int64_t *out, hx_err *err) {
+    (void)err;
+    memcpy(out, ((merge_source *)user)->labels + first, n * sizeof *out);
+    return 0;
 }
 
 static int merged_images(void *user, uint64_t first, size_t n, uint8_t *buf, hx_err *err) {
@@ -137,11 +144,15 @@ int cmd_merge_npz(int argc, char **argv) {
     int rc = 1;
     size_t nn = (size_t)n & 0xffff; /* n <= MAX_SHARDS */
     merge_source m = {calloc(nn, sizeof(npz_reader)), calloc(nn, sizeof(npz_member *)),
-                      calloc(nn + 1, sizeof(uint64_t)), 0, 0};
+                      calloc(nn + 1, sizeof(uint64_t)), 0, 0, NULL};
     int64_t *labels = NULL;
     hx_err err;
     if (!m.r || !m.arr || !m.start) {
         cli_error("merge-npz", "out of memory");
+        goto out;
+    }
+    if (check_output_path("--output", output, 0, &err) != 0) {
+        cli_error("merge-npz", "%s", err.msg);
         goto out;
     }
     if (check_order(pos, n) != 0) goto out;
@@ -205,7 +216,8 @@ int cmd_merge_npz(int argc, char **argv) {
         cli_error("merge-npz", "the shards hold no images");
         goto out;
     }
-    if (fid_write_npz(output, total, (int)H, merged_images, &m, labels, 0, &err) != 0) {
+    m.labels = labels;
+    if (fid_write_npz(output, total, (int)H, merged_images, labels ? merged_labels : NULL, &m, 0, &err) != 0) {
         cli_error("merge-npz", "%s", err.msg);
         goto out;
     }

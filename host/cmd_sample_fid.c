@@ -18,6 +18,7 @@
  * shards are merged into OUT (fid_shards.h) — under MPI by rank 0 after
  * every rank is done, otherwise by whichever process finishes last.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,8 +100,68 @@ static int shard_config(void *user, int i, char *cfg, size_t cap) {
     return n > 0 && (size_t)n < cap ? 0 : -1;
 }
 
-static int spool_source(void *user, uint64_t first, size_t n, uint8_t *buf, hx_err *err) {
-    return fid_spool_read(user, first, n, buf, err);
+/* What the archive writer reads: images from the spool, labels computed (never all in memory). */
+typedef struct {
+    fid_spool *sp;
+    uint64_t seed, first; /* image k of the archive is global image first + k */
+    int classes;
+} fid_source;
+
+static int spool_images(void *user, uint64_t first, size_t n, uint8_t *buf, hx_err *err) {
+    if (interrupt_requested()) return hx_fail(err, "interrupted");
+    return fid_spool_read(((fid_source *)user)->sp, first, n, buf, err);
+}
+
+static int computed_labels(void *user, uint64_t first, size_t n, int64_t *out, hx_err *err) {
+    (void)err;
+    const fid_source *src = user;
+    for (size_t i = 0; i < n; i++) out[i] = draw_label(src->seed, src->first + first + i, src->classes);
+    return 0;
+}
+
+/* --labels-out: int64 [total], streamed in chunks. */
+static int write_labels_npy(const char *path, fid_source *src, uint64_t total, const char *me) {
+    char header[256];
+    int64_t shape[1] = {(int64_t)total};
+    size_t hl = npy_format_header(header, sizeof header, NPY_I64, 1, shape);
+    FILE *f = fopen(path, "wb");
+    if (!f) return cli_error(me, "--labels-out: %s: cannot create: %s", path, strerror(errno));
+    int64_t chunk[8192];
+    hx_err err;
+    int ok = hl && fwrite(header, 1, hl, f) == hl;
+    for (uint64_t done = 0; ok && done < total;) {
+        size_t n = total - done < 8192 ? (size_t)(total - done) : 8192;
+        computed_labels(src, done, n, chunk, &err);
+        ok = fwrite(chunk, sizeof chunk[0], n, f) == n;
+        done += n;
+    }
+    if (fclose(f) != 0) ok = 0;
+    if (!ok) {
+        remove(path);
+        return cli_error(me, "--labels-out: %s: write error: %s", path, strerror(errno));
+    }
+    fprintf(stderr, "[INFO ] wrote %s (int64 [%llu])\n", path, (unsigned long long)total);
+    return 0;
+}
+
+/* What is left of the spool and the archive (of archive_images) must fit the free disk space, checked before
+ * sampling. */
+static int check_disk_space(const char *out, const fid_spool *sp, uint64_t archive_images, size_t image_bytes,
+                            hx_err *err) {
+    uint64_t dev_out = 0, dev_spool = 1;
+    uint64_t free_out = free_disk_bytes(out, &dev_out), free_spool = free_disk_bytes(sp->dir, &dev_spool);
+    uint64_t spool_need = (sp->total - sp->count) * (uint64_t)image_bytes;
+    uint64_t out_need = archive_images * (uint64_t)image_bytes + archive_images * 8 + 4096; /* arr_0, labels, zip */
+    if (dev_out == dev_spool) out_need += spool_need;
+    char a[32], b[32];
+    if (free_out != UINT64_MAX && out_need > free_out)
+        return hx_fail(err, "%s needs %s of free disk space (the archive%s), the filesystem has %s", out,
+                       format_bytes(out_need, a, sizeof a), dev_out == dev_spool ? " and the spool" : "",
+                       format_bytes(free_out, b, sizeof b));
+    if (dev_out != dev_spool && free_spool != UINT64_MAX && spool_need > free_spool)
+        return hx_fail(err, "the spool %s needs %s of free disk space, the filesystem has %s", sp->dir,
+                       format_bytes(spool_need, a, sizeof a), format_bytes(free_spool, b, sizeof b));
+    return 0;
 }
 
 /* The crash simulation of --stop-after: leave a torn, uncommitted write behind and die by SIGKILL. */
@@ -120,12 +181,13 @@ static int sample_shard(engine_session *s, const fid_args *a, const fid_config *
                         uint64_t end, fid_progress *p, const char *me) {
     uint64_t N = (uint64_t)a->num, total = end - first;
     size_t image_bytes = (size_t)c->image_size * c->image_size * 3;
-    uint8_t *images = malloc(image_bytes * (size_t)a->batch);
-    int *labels = malloc(sizeof(int) * (size_t)a->batch);
+    int max_batch = (uint64_t)a->batch < N ? a->batch : (int)N; /* a batch never holds more than the run */
+    uint8_t *images = malloc(image_bytes * (size_t)max_batch);
+    int *labels = malloc(sizeof(int) * (size_t)max_batch);
     int rc = 1;
     hx_err err;
     if (!images || !labels) {
-        cli_error(me, "out of memory for a batch of %d images", a->batch);
+        cli_error(me, "out of memory for a batch of %d images", max_batch);
         goto out;
     }
     while (sp->count < total) {
@@ -171,14 +233,6 @@ out:
     return rc;
 }
 
-static int save_labels(const char *path, const int64_t *labels, uint64_t n, const char *me) {
-    hx_err err;
-    int64_t lshape[1] = {(int64_t)n};
-    if (npy_save(path, NPY_I64, 1, lshape, labels, &err) != 0) return cli_error(me, "--labels-out: %s", err.msg);
-    fprintf(stderr, "[INFO ] wrote %s (int64 [%llu])\n", path, (unsigned long long)n);
-    return 0;
-}
-
 /* One process: refuses a spool directory of a multi-process run or an archive from elsewhere, opens the spool. */
 static int open_single(const fid_args *a, const fid_config *c, const char *spool_dir, int shard, uint64_t total,
                        fid_spool *sp, const char *me) {
@@ -196,14 +250,18 @@ static int open_single(const fid_args *a, const fid_config *c, const char *spool
     return 0;
 }
 
-/* One process: the archive from its spool. */
-static int finish_single(const fid_args *a, const fid_config *c, fid_spool *sp, const int64_t *labels, double t0,
-                         const char *me) {
+/* One process: the archive from its spool. 0, 1 or EXIT_INTERRUPTED. */
+static int finish_single(const fid_args *a, const fid_config *c, fid_source *src, double t0, const char *me) {
     hx_err err;
+    fid_spool *sp = src->sp;
     print_timing("sampling", now_seconds() - t0);
     double t1 = now_seconds();
-    if (fid_write_npz(a->out, sp->total, c->image_size, spool_source, sp, labels, 0, &err) != 0)
-        return cli_error(me, "%s", err.msg);
+    if (fid_write_npz(a->out, sp->total, c->image_size, spool_images, computed_labels, src, 0, &err) != 0) {
+        if (!interrupt_requested()) return cli_error(me, "%s", err.msg);
+        fprintf(stderr, "flowturbo %s: interrupted while writing %s; every image is in the spool: run the same "
+                "command again to write it\n", me, a->out);
+        return EXIT_INTERRUPTED;
+    }
     print_timing("writing the npz", now_seconds() - t1);
     if (fid_spool_finish(sp, &err) != 0) return cli_error(me, "%s", err.msg);
     fprintf(stderr, "[INFO ] wrote %s: arr_0 uint8 [%llu, %d, %d, 3], labels int64 [%llu]\n", a->out,
@@ -284,6 +342,7 @@ int cmd_sample_fid(int argc, char **argv) {
     a.refiner = refiner_if_used(a.refiner, &sc);
     if (a.num < 1 || a.num > INT32_MAX) return cli_usage_error(&spec, "option '--num' must be in 1..2147483647, got %lld", (long long)a.num);
     if (a.batch < 1) return cli_usage_error(&spec, "option '--batch' must be >= 1, got %d", a.batch);
+    if (cfg_scale_check(&spec, a.cfg_scale)) return EXIT_USAGE;
     if (a.seed < 0)
         return cli_usage_error(&spec, "option '--seed' must be >= 0 (resuming and sharding need a fixed seed), got %lld",
                                (long long)a.seed);
@@ -327,12 +386,18 @@ int cmd_sample_fid(int argc, char **argv) {
     char spool_dir[2048];
     if (a.spool) snprintf(spool_dir, sizeof spool_dir, "%s", a.spool);
     else snprintf(spool_dir, sizeof spool_dir, "%s.spool", a.out);
+    /* where the results go, before any work */
+    if (check_output_path("--out", a.out, 0, &err) != 0 || check_output_path("--spool", spool_dir, OUTPUT_PATH_DIR, &err) != 0 ||
+        (a.labels_out && check_output_path("--labels-out", a.labels_out, 0, &err) != 0)) {
+        fid_world_end(&w);
+        return cli_error(me, "%s", err.msg);
+    }
 
     int rc = 1;
     fid_spool sp;
     memset(&sp, 0, sizeof sp);
     sp.fd = sp.lock_fd = -1;
-    int64_t *all_labels = NULL;
+    fid_source src = {&sp, (uint64_t)a.seed, 0, 1};
     fid_config c;
     memset(&c, 0, sizeof c);
     fid_shards shards = {.root = spool_dir, .out = a.out, .n = (int)shard_n, .num = N, .config = shard_config,
@@ -343,9 +408,10 @@ int cmd_sample_fid(int argc, char **argv) {
     engine_session s;
     interrupt_install();
     if (engine_start(&s, me, &a.eo) != 0) goto out;
-    if (engine_load(&s, FT_ROLE_PREDICTOR, a.model, "--model") != 0) goto out;
-    if (a.refiner && engine_load(&s, FT_ROLE_REFINER, a.refiner, "--refiner") != 0) goto out;
-    if (a.vae && engine_load(&s, FT_ROLE_VAE, a.vae, "--vae") != 0) goto out;
+    if ((rc = engine_load(&s, FT_ROLE_PREDICTOR, a.model, "--model")) != 0) goto out;
+    if (a.refiner && (rc = engine_load(&s, FT_ROLE_REFINER, a.refiner, "--refiner")) != 0) goto out;
+    if (a.vae && (rc = engine_load(&s, FT_ROLE_VAE, a.vae, "--vae")) != 0) goto out;
+    rc = 1;
     ft_output_shape shape;
     ft_model_info mi;
     if (ft_get_output_shape(s.ctx, &shape) != FT_OK || ft_model_get_info(s.ctx, FT_ROLE_PREDICTOR, &mi) != FT_OK) {
@@ -384,14 +450,10 @@ int cmd_sample_fid(int argc, char **argv) {
     }
     spool_ready = 1;
     /* the labels of the archive: this process's range, or all of them for the merge */
-    uint64_t label_first = multi ? 0 : first, label_n = multi ? N : total;
-    all_labels = malloc(sizeof(int64_t) * (size_t)label_n + 1);
-    if (!all_labels) {
-        cli_error(me, "out of memory");
-        goto out;
-    }
-    for (uint64_t k = 0; k < label_n; k++) all_labels[k] = draw_label((uint64_t)a.seed, label_first + k, mi.num_classes);
-    shards.labels = all_labels;
+    src.first = multi ? 0 : first;
+    src.classes = mi.num_classes;
+    shards.labels = computed_labels;
+    shards.labels_user = &src;
 
     fid_progress_start(&prog, !a.eo.quiet, multi ? &shards : NULL, w.rank, sp.count, multi ? N : total);
     if (multi && w.rank == 0) {
@@ -413,6 +475,10 @@ int cmd_sample_fid(int argc, char **argv) {
         fprintf(stderr, "[INFO ] %s is already complete (%llu images); nothing to do\n", a.out,
                 (unsigned long long)total);
     } else if (sp.count < total) {
+        if (check_disk_space(a.out, &sp, multi ? N : total, (size_t)S * S * 3, &err) != 0) {
+            cli_error(me, "%s", err.msg);
+            goto out;
+        }
         if (sp.resumed && !multi)
             fprintf(stderr, "[INFO ] resuming %s at %llu/%llu images\n", spool_dir, (unsigned long long)sp.count,
                     (unsigned long long)total);
@@ -422,11 +488,8 @@ int cmd_sample_fid(int argc, char **argv) {
                     (unsigned long long)N, sc.name, (double)a.cfg_scale, (long long)a.seed, a.batch, S, S, c.backend);
         double t0 = now_seconds();
         if ((rc = sample_shard(&s, &a, &c, &sp, first, end, &prog, me)) != 0) goto out;
-        if (!multi && finish_single(&a, &c, &sp, all_labels, t0, me) != 0) {
-            rc = 1;
-            goto out;
-        }
-    } else if (!multi && finish_single(&a, &c, &sp, all_labels, now_seconds(), me) != 0) {
+        if (!multi && (rc = finish_single(&a, &c, &src, t0, me)) != 0) goto out;
+    } else if (!multi && (rc = finish_single(&a, &c, &src, now_seconds(), me)) != 0) {
         goto out; /* every image was committed before a crash during the assembly */
     }
     write_labels = !multi;
@@ -436,8 +499,7 @@ out:
     engine_stop(&s);
     if (!multi) pbar_break(&prog.bar);
     if (multi) rc = fid_ranks_finish(spool_ready ? &shards : NULL, &w, rc, &prog, sp.count, me, &write_labels);
-    if (rc == 0 && write_labels && a.labels_out) rc = save_labels(a.labels_out, all_labels, multi ? N : total, me);
-    free(all_labels);
+    if (rc == 0 && write_labels && a.labels_out) rc = write_labels_npy(a.labels_out, &src, multi ? N : total, me);
     fid_world_end(&w);
     return rc;
 }

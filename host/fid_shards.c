@@ -208,6 +208,11 @@ static int finish_shards(const fid_shards *r, hx_err *err) {
     return 0;
 }
 
+static int merged_labels(void *user, uint64_t first, size_t n, int64_t *out, hx_err *err) {
+    const fid_shards *r = ((merge_reader *)user)->r;
+    return r->labels(r->labels_user, first, n, out, err);
+}
+
 int fid_shards_merge(fid_shards *r, fid_merge_result *res, char *pending, size_t cap, hx_err *err) {
     *res = FID_SHARDS_PENDING;
     if (lock_root(r, err) != 0) return -1;
@@ -222,7 +227,8 @@ int fid_shards_merge(fid_shards *r, fid_merge_result *res, char *pending, size_t
         merge_reader m = {r, calloc((size_t)r->n + 1, sizeof(uint64_t)), -1, {.fd = -1, .lock_fd = -1}};
         if (!m.start) rc = hx_fail(err, "out of memory");
         for (int i = 0; rc == 0 && i <= r->n; i++) m.start[i] = r->num * (uint64_t)i / (uint64_t)r->n;
-        if (rc == 0) rc = fid_write_npz(r->out, r->num, r->image_size, merged_images, &m, r->labels, 0, err);
+        if (rc == 0) rc = fid_write_npz(r->out, r->num, r->image_size, merged_images, r->labels ? merged_labels : NULL, &m, 0,
+                                       err);
         fid_spool_close(&m.sp);
         free(m.start);
         if (rc == 0 && (rc = finish_shards(r, err)) == 0) *res = FID_SHARDS_MERGED;

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "errmsg.h"
+#include "fid_npz.h"
 #include "fid_spool.h"
 
 /* The spool configuration of shard i (fid_spool_open's config). */
@@ -37,7 +38,8 @@ typedef struct {
     int n;                   /* processes = shards */
     uint64_t num;            /* images over all shards */
     int image_size;          /* S: images are S x S x 3 */
-    const int64_t *labels;   /* [num] */
+    fid_label_source labels; /* the archive's labels (fid_npz.h), called with labels_user */
+    void *labels_user;
     fid_shard_config config;
     void *config_user;
     int lock_fd;             /* merge.lock while held, else -1 */

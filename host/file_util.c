@@ -7,14 +7,25 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
+
+/* The directory part of path ("." when there is none). */
+static void parent_dir(const char *path, char *dir, size_t cap) {
+    const char *slash = strrchr(path, '/');
+    while (slash && slash > path && slash[1] == 0) { /* "dir/" names dir itself */
+        const char *prev = slash - 1;
+        while (prev > path && *prev != '/') prev--;
+        slash = *prev == '/' ? prev : NULL;
+    }
+    if (!slash) snprintf(dir, cap, ".");
+    else if (slash == path) snprintf(dir, cap, "/");
+    else snprintf(dir, cap, "%.*s", (int)(slash - path), path);
+}
 
 void fsync_parent_dir(const char *path) {
     char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == path) snprintf(dir, sizeof dir, "/");
-    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    parent_dir(path, dir, sizeof dir);
     int fd = open(dir, O_RDONLY | O_DIRECTORY);
     if (fd >= 0) {
         (void)fsync(fd);
@@ -124,4 +135,55 @@ int file_fingerprint(const char *path, uint64_t *fp, hx_err *err) {
     if (bad) return hx_fail(err, "%s: read error", path);
     *fp = h;
     return 0;
+}
+
+int check_output_path(const char *what, const char *path, int flags, hx_err *err) {
+    struct stat sb;
+    int is_dir = flags & OUTPUT_PATH_DIR;
+    if (stat(path, &sb) == 0) {
+        if (!is_dir && S_ISDIR(sb.st_mode)) return hx_fail(err, "%s %s: is a directory, not a file name", what, path);
+        if (is_dir && !S_ISDIR(sb.st_mode)) return hx_fail(err, "%s %s: exists and is not a directory", what, path);
+        if (access(path, W_OK) != 0) return hx_fail(err, "%s %s: not writable: %s", what, path, strerror(errno));
+        return 0;
+    }
+    char dir[4096];
+    parent_dir(path, dir, sizeof dir);
+    /* a writer that makes missing directories needs the nearest existing one to be writable */
+    while ((flags & OUTPUT_PATH_MAKE_PARENTS) && stat(dir, &sb) != 0 && (errno == ENOENT || errno == ENOTDIR) &&
+           strcmp(dir, ".") && strcmp(dir, "/")) {
+        char up[4096];
+        parent_dir(dir, up, sizeof up);
+        snprintf(dir, sizeof dir, "%s", up);
+    }
+    if (stat(dir, &sb) != 0) return hx_fail(err, "%s %s: directory %s does not exist", what, path, dir);
+    if (!S_ISDIR(sb.st_mode)) return hx_fail(err, "%s %s: %s is not a directory", what, path, dir);
+    if (access(dir, W_OK | X_OK) != 0)
+        return hx_fail(err, "%s %s: cannot create files in %s: %s", what, path, dir, strerror(errno));
+    return 0;
+}
+
+uint64_t free_disk_bytes(const char *path, uint64_t *dev) {
+    char dir[4096];
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) snprintf(dir, sizeof dir, "%s", path);
+    else parent_dir(path, dir, sizeof dir);
+    struct statvfs vs;
+    if (stat(dir, &sb) != 0 || statvfs(dir, &vs) != 0) return UINT64_MAX;
+    *dev = (uint64_t)sb.st_dev;
+    return (uint64_t)vs.f_bavail * (uint64_t)vs.f_frsize;
+}
+
+uint64_t physical_memory_bytes(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : UINT64_MAX;
+}
+
+const char *format_bytes(uint64_t bytes, char *buf, size_t cap) {
+    static const char *units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    double v = (double)bytes;
+    int u = 0;
+    while (v >= 1024.0 && u < 6) v /= 1024.0, u++;
+    if (u == 0) snprintf(buf, cap, "%llu bytes", (unsigned long long)bytes);
+    else snprintf(buf, cap, "%.1f %s", v, units[u]);
+    return buf;
 }

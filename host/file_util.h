@@ -21,6 +21,21 @@ const char *path_basename(const char *path);
 char *read_text_file(const char *path, size_t max_bytes, hx_err *err);
 /* Writes data to path atomically: path.tmp, fsync, rename, fsync the directory. */
 int write_file_atomic(const char *path, const void *data, size_t n, hx_err *err);
+/* Checks before any work that the output `path` can be created: its directory exists (or, with
+ * OUTPUT_PATH_MAKE_PARENTS, the nearest existing one, for writers that make the missing ones), is a directory and
+ * is writable, and path itself is not a directory (or, with OUTPUT_PATH_DIR, is a directory or absent). what
+ * names the option in the message ("--out"). 0, or -1 with the reason. */
+#define OUTPUT_PATH_DIR 1
+#define OUTPUT_PATH_MAKE_PARENTS 2
+int check_output_path(const char *what, const char *path, int flags, hx_err *err);
+/* Bytes available to this user on the filesystem holding path (or its directory when path does not exist yet),
+ * and that filesystem's device in *dev; UINT64_MAX when unknown. */
+uint64_t free_disk_bytes(const char *path, uint64_t *dev);
+/* Physical memory of this machine in bytes (UINT64_MAX when unknown). */
+uint64_t physical_memory_bytes(void);
+/* "1.5 GiB" into buf. */
+const char *format_bytes(uint64_t bytes, char *buf, size_t cap);
+
 /* A 64-bit fingerprint of a file: FNV-1a over its size and its first 1 MiB
  * (for safetensors: the header with every name, shape and offset, and the
  * first weights). Cheap on multi-GiB checkpoints. */

@@ -189,7 +189,8 @@ int npy_parse_header(const uint8_t *buf, size_t avail, npy_header *h, const char
         if (eat(&c, '}')) break;
         char key[32];
         if (parse_str(&c, key, sizeof key) != 0 || !eat(&c, ':'))
-            return hx_fail(err, "%s: malformed .npy header dict near '%.20s'", name, c.p);
+            return hx_fail(err, "%s: malformed .npy header dict near '%.*s'", name,
+                           (int)(c.end - c.p < 20 ? c.end - c.p : 20), c.p); /* the dict is not NUL-terminated */
         if (strcmp(key, "descr") == 0) {
             if (have_descr++) return hx_fail(err, "%s: .npy header has 'descr' twice", name);
             if (parse_str(&c, descr, sizeof descr) != 0)

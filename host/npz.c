@@ -111,6 +111,7 @@ int npz_writer_begin(npz_writer *w, const char *name, npy_dtype dtype, int ndim,
     if (!hl) return hx_fail(err, "%s: bad shape for member %s", w->partial, name);
     npy_header h;
     npy_parse_header((const uint8_t *)header, hl, &h, name, NULL);
+    if (h.data_bytes > UINT64_MAX - hl) return hx_fail(err, "%s: member %s is too large", w->partial, name);
     member *m = &w->m[w->n];
     memset(m, 0, sizeof *m);
     snprintf(m->file_name, sizeof m->file_name, "%s.npy", name);

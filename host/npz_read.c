@@ -55,7 +55,7 @@ static int find_directory(npz_reader *r, uint64_t size, uint64_t *cd_off, uint64
         uint8_t z[56];
         if (rd32(loc + 4) != 0 || rd32(loc + 16) > 1)
             return hx_fail(err, "%s: multi-disk zip files are not supported", r->path);
-        if (z64_off + 56 > eocd - 20 || read_at(r->f, z64_off, z, 56) != 0 || rd32(z) != 0x06064b50u)
+        if (eocd < 76 || z64_off > eocd - 76 || read_at(r->f, z64_off, z, 56) != 0 || rd32(z) != 0x06064b50u)
             return hx_fail(err, "%s: broken zip64 end-of-directory record", r->path);
         *count = rd64(z + 32);
         *cd_size = rd64(z + 40);
@@ -170,9 +170,10 @@ int npz_reader_open(npz_reader *r, const char *path, hx_err *err) {
         }
         if (fseeko(r->f, (off_t)m->member_offset, SEEK_SET) != 0 || npy_read_header(r->f, &m->h, name, err) != 0)
             goto fail;
-        if (m->h.header_bytes + m->h.data_bytes != usize) {
-            hx_fail(err, "%s: member %s: the .npy shape needs %llu bytes, the member has %llu", path, name,
-                    (unsigned long long)(m->h.header_bytes + m->h.data_bytes), (unsigned long long)usize);
+        if (m->h.data_bytes > usize || m->h.header_bytes != usize - m->h.data_bytes) { /* no wrap-around */
+            hx_fail(err, "%s: member %s: the .npy header and shape need %llu + %llu bytes, the member has %llu", path,
+                    name, (unsigned long long)m->h.header_bytes, (unsigned long long)m->h.data_bytes,
+                    (unsigned long long)usize);
             goto fail;
         }
         m->data_offset = m->member_offset + m->h.header_bytes;

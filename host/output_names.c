@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "file_util.h"
+
 /* Expands pattern with index (or just validates when out is NULL). */
 static int expand(const char *pattern, int index, char *out, size_t cap, int *has_index, hx_err *err) {
     size_t n = 0;
@@ -64,5 +66,14 @@ int output_name(const char *pattern, int index, int count, char *out, size_t cap
     if (len + (size_t)sl >= cap) return hx_fail(err, "output name from '%s' is too long", pattern);
     memmove(dot + sl, dot, strlen(dot) + 1);
     memcpy(dot, suffix, (size_t)sl);
+    return 0;
+}
+
+int output_pattern_writable(const char *what, const char *pattern, hx_err *err) {
+    char name[4096];
+    for (int count = 1; count <= 2; count++) { /* the grid / single name, and the first of several */
+        if (output_name(pattern, 0, count, name, sizeof name, err) != 0) return -1;
+        if (check_output_path(what, name, OUTPUT_PATH_MAKE_PARENTS, err) != 0) return -1; /* image_output.c makes them */
+    }
     return 0;
 }

@@ -15,6 +15,9 @@
 
 /* Checks the pattern; *has_index tells whether it holds a conversion. */
 int output_pattern_check(const char *pattern, int *has_index, hx_err *err);
+/* Checks before any work that the files of the pattern can be created (their directory exists and is writable, the
+ * name is not a directory); what names the option in the message. */
+int output_pattern_writable(const char *what, const char *pattern, hx_err *err);
 /* The file name of image index of count. */
 int output_name(const char *pattern, int index, int count, char *out, size_t cap, hx_err *err);
 

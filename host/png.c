@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define PNG_READ_MAX_SIDE 16384      /* pixels per side */
+#define PNG_READ_MAX_CHUNK (8u << 20) /* bytes of one ancillary chunk (text) */
+
 typedef struct {
     hx_err *err;
     const char *path;
@@ -144,6 +147,11 @@ int ftpng_read(const char *path, ftpng_image *img, hx_err *err) {
         hx_fail(err, "%s: out of memory", path);
     } else if (setjmp(png_jmpbuf(png)) == 0) {
         png_init_io(png, f);
+        /* untrusted sizes: libpng would allocate what a header or a chunk length claims */
+        png_set_user_limits(png, PNG_READ_MAX_SIDE, PNG_READ_MAX_SIDE);
+        png_set_chunk_malloc_max(png, PNG_READ_MAX_CHUNK);
+        png_set_chunk_cache_max(png, 1000);
+        png_set_benign_errors(png, 0); /* else "chunk data is too large" is only a warning */
         png_read_png(png, info, PNG_TRANSFORM_IDENTITY, NULL);
         int w = (int)png_get_image_width(png, info), h = (int)png_get_image_height(png, info);
         int ct = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);

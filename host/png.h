@@ -30,7 +30,8 @@ typedef struct {
     char **keys, **texts; /* malloc'd */
 } ftpng_image;
 
-/* Reads an 8-bit gray or RGB PNG (other formats are refused) with its text chunks. */
+/* Reads an 8-bit gray or RGB PNG (other formats are refused) with its text chunks; sides above 16384 pixels
+ * and text chunks above 8 MiB are refused before anything is allocated for them. */
 int ftpng_read(const char *path, ftpng_image *img, hx_err *err);
 void ftpng_free(ftpng_image *img);
 /* The text of chunk key, or NULL. */

@@ -48,19 +48,20 @@ static void class_help(const serve_state *s, char *buf, size_t cap) {
         n += (size_t)snprintf(buf + n, cap - n, "%s '%s'", c ? "," : "", s->class_names[c]);
 }
 
-/* A class given as a JSON number or string. */
-static int parse_class(const serve_state *s, const json_value *v, const char *field, int *out, serve_error *e) {
+/* A class given as a JSON number or string (the token t just read from r). */
+static int parse_class(const serve_state *s, json_token t, const json_reader *r, const char *field, int *out,
+                       serve_error *e) {
     char help[300];
     class_help(s, help, sizeof help);
-    if (v->type == JSON_NUMBER) {
-        if (!v->is_uint || v->uint >= (uint64_t)s->num_classes)
-            return fail(e, 400, field, "class %g is not a class of this model (%s)", v->number, help);
-        *out = (int)v->uint;
+    if (t == JSON_NUMBER) {
+        if (!r->is_uint || r->uint >= (uint64_t)s->num_classes)
+            return fail(e, 400, field, "class %g is not a class of this model (%s)", r->number, help);
+        *out = (int)r->uint;
         return 0;
     }
-    if (v->type == JSON_STRING) {
-        *out = serve_class_lookup(s, v->str);
-        if (*out < 0) return fail(e, 400, field, "unknown class '%.60s' (%s)", v->str, help);
+    if (t == JSON_STRING) {
+        *out = serve_class_lookup(s, r->str);
+        if (*out < 0) return fail(e, 400, field, "unknown class '%.60s' (%s)", r->str, help);
         return 0;
     }
     return fail(e, 400, field, "a class is a number or a name (%s)", help);
@@ -85,70 +86,107 @@ static int check_cfg(double v, serve_error *e, const char *field) {
     return 0;
 }
 
+/* The token just read opened an object or array: reads up to its end. */
+static void skip_container(json_reader *r, json_token t) {
+    if (t != JSON_OBJECT_BEGIN && t != JSON_ARRAY_BEGIN) return;
+    int outer = r->depth - 1;
+    while ((t = json_next(r)) != JSON_ERROR && t != JSON_END && r->depth > outer) {
+    }
+}
+
+/* One member of the request object: its key is r->str (copied to key), its value is the next token. */
+static int parse_member(const serve_state *s, json_reader *r, const char *key, serve_params *p, int *cls,
+                        int *have_class, int *have_classes, int *n_set, serve_error *e) {
+    json_token v = json_next(r);
+    int rc = -1;
+    if (strcmp(key, "class") == 0) {
+        rc = parse_class(s, v, r, "class", cls, e);
+        *have_class = 1;
+    } else if (strcmp(key, "classes") == 0) {
+        int n = 0;
+        if (v == JSON_ARRAY_BEGIN)
+            for (json_token t; (t = json_next(r)) != JSON_ARRAY_END;) {
+                if (t == JSON_ERROR || n == SERVE_MAX_IMAGES) { n = -1; break; }
+                if (parse_class(s, t, r, "classes", &p->labels[n++], e)) { skip_container(r, t); goto out; }
+            }
+        if (n < 1) {
+            fail(e, 400, "classes", "classes must be an array of 1 to %d classes", SERVE_MAX_IMAGES);
+            goto out;
+        }
+        *have_classes = n;
+        return 0;
+    } else if (strcmp(key, "num_images") == 0) {
+        if (v != JSON_NUMBER || !r->is_uint || r->uint < 1 || r->uint > SERVE_MAX_IMAGES) {
+            fail(e, 400, "num_images", "num_images must be an integer from 1 to %d", SERVE_MAX_IMAGES);
+            goto out;
+        }
+        p->n = (int)r->uint;
+        *n_set = 1;
+        rc = 0;
+    } else if (strcmp(key, "seed") == 0) {
+        if (v != JSON_NUMBER || !r->is_uint || r->uint > (1ull << 53)) {
+            fail(e, 400, "seed", "seed must be an integer from 0 to 2^53");
+            goto out;
+        }
+        p->seed = r->uint;
+        rc = 0;
+    } else if (strcmp(key, "sampler") == 0) {
+        if (v != JSON_STRING) {
+            fail(e, 400, "sampler", "sampler must be a string such as \"H1P5R3\", \"heun:8\" or \"euler:20\"");
+            goto out;
+        }
+        rc = check_sampler(s, r->str, p->sampler, e, "sampler");
+    } else if (strcmp(key, "cfg_scale") == 0) {
+        if (v != JSON_NUMBER) {
+            fail(e, 400, "cfg_scale", "cfg_scale must be a number");
+            goto out;
+        }
+        rc = check_cfg(r->number, e, "cfg_scale");
+        p->cfg_scale = (float)r->number;
+    } else if (strcmp(key, "format") == 0) {
+        if (v != JSON_STRING || (strcmp(r->str, "png") && strcmp(r->str, "json"))) {
+            fail(e, 400, "format", "format must be \"png\" (the image, or a grid of them) or \"json\" (base64 PNGs)");
+            goto out;
+        }
+        p->json = strcmp(r->str, "json") == 0;
+        rc = 0;
+    } else {
+        fail(e, 400, key, "unknown field '%.40s' (fields: " FIELDS ")", key);
+    }
+out:
+    skip_container(r, v);
+    return rc;
+}
+
 int serve_parse_generate(const serve_state *s, const char *body, size_t len, serve_params *p, serve_error *e) {
     memset(p, 0, sizeof *p);
     p->n = 1;
     p->cfg_scale = 4.0f;
     snprintf(p->sampler, sizeof p->sampler, "%s", s->refiner_name ? "H1P5R3" : "H1P5");
-    char err[200];
-    json_value *root = json_parse(body, len, err, sizeof err);
-    if (!root) return fail(e, 400, "", "the body is not valid JSON: %s", err);
-    int rc = -1, n_set = 0, cls = 0, have_classes = 0;
-    if (root->type != JSON_OBJECT) {
+    /* the whole body is checked to be JSON first, then read member by member (the engine's streaming reader) */
+    json_reader r;
+    json_reader_init(&r, body, len, 16);
+    json_token t;
+    while ((t = json_next(&r)) != JSON_END && t != JSON_ERROR) {
+    }
+    if (t == JSON_ERROR) {
+        fail(e, 400, "", "the body is not valid JSON: %s", r.error);
+        json_reader_free(&r);
+        return -1;
+    }
+    json_reader_free(&r);
+    json_reader_init(&r, body, len, 16);
+    int rc = -1, n_set = 0, cls = 0, have_class = 0, have_classes = 0;
+    if (json_next(&r) != JSON_OBJECT_BEGIN) {
         fail(e, 400, "", "the body must be a JSON object with the fields " FIELDS);
         goto out;
     }
-    for (size_t i = 0; i < root->count; i++) {
-        const char *k = root->keys[i];
-        const json_value *v = &root->items[i];
-        if (strcmp(k, "class") == 0) {
-            if (parse_class(s, v, "class", &cls, e)) goto out;
-        } else if (strcmp(k, "classes") == 0) {
-            if (v->type != JSON_ARRAY || v->count < 1 || v->count > SERVE_MAX_IMAGES) {
-                fail(e, 400, "classes", "classes must be an array of 1 to %d classes", SERVE_MAX_IMAGES);
-                goto out;
-            }
-            for (size_t j = 0; j < v->count; j++)
-                if (parse_class(s, &v->items[j], "classes", &p->labels[j], e)) goto out;
-            have_classes = (int)v->count;
-        } else if (strcmp(k, "num_images") == 0) {
-            if (v->type != JSON_NUMBER || !v->is_uint || v->uint < 1 || v->uint > SERVE_MAX_IMAGES) {
-                fail(e, 400, "num_images", "num_images must be an integer from 1 to %d", SERVE_MAX_IMAGES);
-                goto out;
-            }
-            p->n = (int)v->uint;
-            n_set = 1;
-        } else if (strcmp(k, "seed") == 0) {
-            if (v->type != JSON_NUMBER || !v->is_uint || v->uint > (1ull << 53)) {
-                fail(e, 400, "seed", "seed must be an integer from 0 to 2^53");
-                goto out;
-            }
-            p->seed = v->uint;
-        } else if (strcmp(k, "sampler") == 0) {
-            if (v->type != JSON_STRING) {
-                fail(e, 400, "sampler", "sampler must be a string such as \"H1P5R3\", \"heun:8\" or \"euler:20\"");
-                goto out;
-            }
-            if (check_sampler(s, v->str, p->sampler, e, "sampler")) goto out;
-        } else if (strcmp(k, "cfg_scale") == 0) {
-            if (v->type != JSON_NUMBER) {
-                fail(e, 400, "cfg_scale", "cfg_scale must be a number");
-                goto out;
-            }
-            if (check_cfg(v->number, e, "cfg_scale")) goto out;
-            p->cfg_scale = (float)v->number;
-        } else if (strcmp(k, "format") == 0) {
-            if (v->type != JSON_STRING || (strcmp(v->str, "png") && strcmp(v->str, "json"))) {
-                fail(e, 400, "format", "format must be \"png\" (the image, or a grid of them) or \"json\" (base64 PNGs)");
-                goto out;
-            }
-            p->json = strcmp(v->str, "json") == 0;
-        } else {
-            fail(e, 400, k, "unknown field '%.40s' (fields: " FIELDS ")", k);
-            goto out;
-        }
+    while ((t = json_next(&r)) == JSON_KEY) {
+        char key[64];
+        snprintf(key, sizeof key, "%s", r.str);
+        if (parse_member(s, &r, key, p, &cls, &have_class, &have_classes, &n_set, e)) goto out;
     }
-    if (json_get(root, "class") && have_classes) {
+    if (have_class && have_classes) {
         fail(e, 400, "classes", "give either class or classes, not both");
         goto out;
     }
@@ -163,7 +201,7 @@ int serve_parse_generate(const serve_state *s, const char *body, size_t len, ser
     }
     rc = 0;
 out:
-    json_free(root);
+    json_reader_free(&r);
     return rc;
 }
 

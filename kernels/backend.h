@@ -53,7 +53,10 @@ struct ft_backend {
     size_t act_size;  /* bytes per act element */
     char error[512];  /* message of the first failure (sticky) */
     void *impl;       /* backend-private state */
-    int host_memory;  /* 1: backend buffers are host memory (CPU) */
+    int host_memory;  /* buffers are host memory and ops finish before returning (CPU): the engine reads
+                         results in place, e.g. to check each sampler step for NaN / Inf */
+    long max_attention_tokens; /* longest sequence attention() supports (0: no limit known); the engine
+                                  refuses longer ones before any work */
 
     /* ---- lifetime, memory, transfers ---- */
     void (*destroy)(ft_backend *be);

@@ -62,9 +62,8 @@ void golden_close(golden *g);
 /* Malloc'd float32 copy of a tensor (F32/F16/BF16/I32/I64/U8 converted), or NULL + note. */
 float *golden_get(golden *g, const char *tensor, size_t *numel);
 
-/* A context on the CPU backend with n_threads threads (the public API's tests). */
-struct ft_context;
-struct ft_context *test_cpu_context(int n_threads);
+/* A context on the CPU backend with that many threads (NULL only when out of memory). */
+struct ft_context *test_cpu_context(int threads);
 
 /* Runs a shell command, returns its exit status (-1 if it did not exit). */
 int test_run(const char *cmd);
@@ -76,5 +75,11 @@ int test_cli_run(char *out, size_t out_size, const char *fmt, ...) __attribute__
 /* test_tmpdir()/<prefix><name> (a small ring of buffers: valid for a few calls). */
 const char *test_tmp_path(const char *prefix, const char *name);
 int test_file_exists(const char *path);
+
+/* Peak resident memory: test_peak_reset() resets this process's high-water mark (/proc/self/clear_refs) and
+ * returns the current RSS in kB; test_peak_growth(base) is the peak since then minus base, in kB. Both -1 when
+ * /proc does not allow it (the caller SKIPs). */
+long test_peak_reset(void);
+long test_peak_growth(long base);
 
 #endif

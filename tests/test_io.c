@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <zlib.h>
 
 #include "../host/image_grid.h"
 #include "../host/labels.h"
@@ -148,6 +149,117 @@ TEST(npy_rejects_malformed_headers) {
     CHECK(npy_load(tmp_path("exact.npy"), &a, &err) == 0, "exact: %s", err.msg);
     npy_free(&a);
     CHECK(npy_load(tmp_path("does_not_exist.npy"), &a, &err) != 0 && strstr(err.msg, "cannot open"), "%s", err.msg);
+    return PASS;
+}
+
+/* A malformed dict near its end: the message quotes the header text and nothing after it (the header buffer
+ * of npy_read_header is not NUL-terminated; printing it with %.20s read past its end). */
+TEST(npy_error_message_stays_inside_the_header) {
+    uint8_t buf[512];
+    size_t n = make_npy(buf, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x'  \n");
+    CHECK(write_bytes(tmp_path("tail.npy"), buf, n) == 0, "write");
+    FILE *f = fopen(tmp_path("tail.npy"), "rb");
+    CHECK(f, "open");
+    npy_header h;
+    hx_err err = {{0}};
+    int rc = npy_read_header(f, &h, "tail.npy", &err);
+    fclose(f);
+    CHECK(rc != 0 && strstr(err.msg, "malformed .npy header dict near ''"), "message: '%s'", err.msg);
+    return PASS;
+}
+
+static void put_le(uint8_t *p, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* A stored zip with one member arr_0.npy: the .npy header of shape/dtype, then `data` bytes; the zip records say
+ * the member is `claimed` bytes long. */
+static size_t make_zip(uint8_t *out, const int64_t *shape, int ndim, const uint8_t *data, size_t data_bytes,
+                       uint64_t claimed) {
+    char npy[256];
+    size_t hl = npy_format_header(npy, sizeof npy, NPY_U8, ndim, shape);
+    static const char name[] = "arr_0.npy";
+    size_t nl = sizeof name - 1, k = 0;
+    put_le(out + k, 0x04034b50u, 4), put_le(out + k + 4, 20, 2), memset(out + k + 6, 0, 8);
+    put_le(out + k + 14, 0, 4), put_le(out + k + 18, claimed, 4), put_le(out + k + 22, claimed, 4);
+    put_le(out + k + 26, nl, 2), put_le(out + k + 28, 0, 2);
+    memcpy(out + k + 30, name, nl);
+    k += 30 + nl;
+    memcpy(out + k, npy, hl);
+    memcpy(out + k + hl, data, data_bytes);
+    k += hl + data_bytes;
+    size_t cd = k;
+    memset(out + k, 0, 46);
+    put_le(out + k, 0x02014b50u, 4), put_le(out + k + 4, 20, 2), put_le(out + k + 6, 20, 2);
+    put_le(out + k + 20, claimed, 4), put_le(out + k + 24, claimed, 4), put_le(out + k + 28, nl, 2);
+    memcpy(out + k + 46, name, nl);
+    k += 46 + nl;
+    memset(out + k, 0, 22);
+    put_le(out + k, 0x06054b50u, 4), put_le(out + k + 8, 1, 2), put_le(out + k + 10, 1, 2);
+    put_le(out + k + 12, k - cd, 4), put_le(out + k + 16, cd, 4);
+    return k + 22;
+}
+
+/* The member-size check must not wrap: a 64-byte member whose .npy shape claims 2^64 - 64 bytes
+ * (96076792050570581 x 8 x 8 x 3 uint8) made 128 + (2^64 - 64) "equal" 64. */
+TEST(npz_reader_member_size_check_does_not_wrap) {
+    static uint8_t zip[4096];
+    uint8_t data[64] = {0};
+    int64_t good_shape[4] = {1, 4, 4, 3}, huge_shape[4] = {96076792050570581LL, 8, 8, 3};
+    size_t n = make_zip(zip, good_shape, 4, data, 48, 128 + 48);
+    CHECK(write_bytes(tmp_path("good.npz"), zip, n) == 0, "write");
+    npz_reader r;
+    hx_err err;
+    CHECK(npz_reader_open(&r, tmp_path("good.npz"), &err) == 0 && r.n == 1, "well-formed zip refused: %s", err.msg);
+    npz_reader_close(&r);
+    n = make_zip(zip, huge_shape, 4, data, 64, 64);
+    CHECK(write_bytes(tmp_path("wrap.npz"), zip, n) == 0, "write");
+    int rc = npz_reader_open(&r, tmp_path("wrap.npz"), &err);
+    if (rc == 0) {
+        test_note("accepted: arr_0 declares %llu data bytes in a %zu-byte file", (unsigned long long)r.m[0].h.data_bytes,
+                  n);
+        npz_reader_close(&r);
+    }
+    CHECK(rc != 0 && strstr(err.msg, "need 128 + 18446744073709551552 bytes, the member has 64"), "message: %s",
+          rc ? err.msg : "(none)");
+    return PASS;
+}
+
+static void png_chunk(uint8_t *out, size_t *k, const char *type, const uint8_t *data, uint32_t len, size_t stored) {
+    for (int i = 0; i < 4; i++) out[*k + i] = (uint8_t)(len >> (24 - 8 * i));
+    memcpy(out + *k + 4, type, 4);
+    memcpy(out + *k + 8, data, stored);
+    uLong crc = crc32(crc32(0L, Z_NULL, 0), out + *k + 4, (uInt)(4 + stored));
+    for (int i = 0; i < 4; i++) out[*k + 8 + stored + i] = (uint8_t)(crc >> (24 - 8 * i));
+    *k += 12 + stored;
+}
+
+/* A text chunk claiming 1.5 GiB (and a 10^6 x 10^6 image) is refused before libpng allocates for it. */
+TEST(png_reader_bounds_untrusted_sizes) {
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    uint8_t png[256], ihdr[13] = {0, 0, 0, 12, 0, 0, 0, 12, 8, 2, 0, 0, 0};
+    size_t k = 8;
+    memcpy(png, sig, 8);
+    png_chunk(png, &k, "IHDR", ihdr, 13, 13);
+    png_chunk(png, &k, "tEXt", (const uint8_t *)"parameters", 0x60000000u, 10);
+    CHECK(write_bytes(tmp_path("bigtext.png"), png, k) == 0, "write");
+    long base = test_peak_reset();
+    ftpng_image img;
+    hx_err err;
+    int rc = ftpng_read(tmp_path("bigtext.png"), &img, &err);
+    long kb = test_peak_growth(base);
+    if (rc == 0) ftpng_free(&img);
+    CHECK(rc != 0, "a truncated PNG was read");
+    if (kb >= 0) CHECK(kb < 64 * 1024, "reading a PNG with a 1.5 GiB text chunk took %.0f MiB", kb / 1024.0);
+    k = 8;
+
+    for (int i = 0; i < 4; i++) ihdr[i] = ihdr[4 + i] = (uint8_t)(1000000u >> (24 - 8 * i));
+    png_chunk(png, &k, "IHDR", ihdr, 13, 13);
+    CHECK(write_bytes(tmp_path("bigimage.png"), png, k) == 0, "write");
+    rc = ftpng_read(tmp_path("bigimage.png"), &img, &err);
+    if (rc == 0) ftpng_free(&img);
+    CHECK(rc != 0 && strstr(err.msg, "IHDR"), "10^6 x 10^6 image: %s", rc ? err.msg : "read");
+    if (kb < 0) test_note("peak memory not measured (/proc/self/clear_refs unavailable)");
     return PASS;
 }
 

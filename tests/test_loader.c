@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../engine/flowturbo.h"
 #include "../engine/json.h"
@@ -162,24 +163,122 @@ TEST(loader_rejects_malformed_corpus) {
     return ok ? PASS : FAIL;
 }
 
+/* Walks every token; 1 when the text is valid JSON (else the reason in err). */
+static int json_valid(const char *text, int max_depth, char *err, size_t cap) {
+    json_reader r;
+    json_reader_init(&r, text, strlen(text), max_depth);
+    json_token t;
+    while ((t = json_next(&r)) != JSON_END && t != JSON_ERROR) {
+    }
+    snprintf(err, cap, "%s", t == JSON_ERROR ? r.error : "");
+    json_reader_free(&r);
+    return t == JSON_END;
+}
+
 TEST(loader_json_parser_edge_cases) {
-    char err[128];
+    char err[256];
     const char *good[] = {"{}", " {\"a\" : [1, 2.5e3, -0, true, false, null, \"x\"]} ", "{\"a\":{\"b\":{}}}",
-                          "{\"k\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\ud83d\\ude00\"}"};
-    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
-        json_value *v = json_parse(good[i], strlen(good[i]), err, sizeof err);
-        CHECK(v != NULL, "rejected valid JSON %s: %s", good[i], err);
-        json_free(v);
-    }
+                          "{\"k\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\ud83d\\ude00\"}", "[]", "3", "\"s\""};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        CHECK(json_valid(good[i], JSON_MAX_DEPTH, err, sizeof err), "rejected valid JSON %s: %s", good[i], err);
     const char *bad[] = {"", "{", "{\"a\":}", "{\"a\" 1}", "{\"a\":1,}", "[1 2]", "{\"a\":01}", "{\"a\":1.}",
-                         "{\"a\":tru}", "{\"a\":\"\x01\"}", "{\"a\":\"\\u12\"}", "{1:2}", "{\"a\":1}}"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        json_value *v = json_parse(bad[i], strlen(bad[i]), err, sizeof err);
-        CHECK(v == NULL, "accepted invalid JSON '%s'", bad[i]);
-    }
-    json_value *v = json_parse("{\"n\":18446744073709551615}", 26, err, sizeof err);
-    CHECK(v && json_get(v, "n")->is_uint && json_get(v, "n")->uint == UINT64_MAX, "uint64 max not exact");
-    json_free(v);
+                         "{\"a\":tru}", "{\"a\":\"\x01\"}", "{\"a\":\"\\u12\"}", "{1:2}", "{\"a\":1}}", "[1,]",
+                         "{\"a\":1 \"b\":2}", "\"\\", "[\"\\ud800\"]", "-", "1e", "[}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK(!json_valid(bad[i], JSON_MAX_DEPTH, err, sizeof err), "accepted invalid JSON '%s'", bad[i]);
+    CHECK(!json_valid("[[[1]]]", 2, err, sizeof err) && strstr(err, "nesting deeper than 2"), "depth limit: %s", err);
+    CHECK(json_valid("[[1]]", 2, err, sizeof err), "depth 2 refused: %s", err);
+    json_reader r;
+    json_reader_init(&r, "{\"n\":18446744073709551615}", 26, 2);
+    int ok = json_next(&r) == JSON_OBJECT_BEGIN && json_next(&r) == JSON_KEY && strcmp(r.str, "n") == 0 &&
+             json_next(&r) == JSON_NUMBER && r.is_uint && r.uint == UINT64_MAX && json_next(&r) == JSON_OBJECT_END &&
+             json_next(&r) == JSON_END;
+    json_reader_free(&r);
+    CHECK(ok, "uint64 max not exact");
+    return PASS;
+}
+
+/* Peak resident memory growth (kB) of opening a safetensors image in memory, or -1. */
+static long open_peak_kb(const char *image, size_t size, ft_status *st, char *msg, size_t cap) {
+    long base = test_peak_reset();
+    st_file f;
+    ft_err err;
+    *st = st_open_memory(&f, image, size, "big.safetensors", &err);
+    snprintf(msg, cap, "%s", *st == FT_OK ? "" : err.msg);
+    long kb = test_peak_growth(base);
+    if (*st == FT_OK) st_close(&f);
+    return kb;
+}
+
+/* [u64 length][header] in one malloc'd image; the header holds n copies of
+ * a printf item (with the index) between a prefix and a suffix. */
+static char *make_image(const char *prefix, const char *item, const char *suffix, int n, size_t *size) {
+    size_t cap = 64 + strlen(prefix) + strlen(suffix) + (size_t)n * (strlen(item) + 16);
+    char *img = malloc(cap);
+    if (!img) return NULL;
+    size_t k = 8;
+    k += (size_t)snprintf(img + k, cap - k, "%s", prefix);
+    for (int i = 0; i < n; i++) k += (size_t)snprintf(img + k, cap - k, item, i ? "," : "", i);
+    k += (size_t)snprintf(img + k, cap - k, "%s", suffix);
+    for (int i = 0; i < 8; i++) img[i] = (char)(((uint64_t)(k - 8) >> (8 * i)) & 0xff);
+    *size = k;
+    return img;
+}
+
+/* A big header costs memory in proportion to what it describes, never ~40 bytes per header byte as a tree
+ * of JSON nodes would: 100k empty tensors (a valid 5.6 MiB header) and a shape of 1.5M dimensions (refused). */
+TEST(loader_header_memory_proportional_to_content) {
+    size_t size;
+    char *img = make_image("{", "%s\"t%07d\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0]}", "}", 100000, &size);
+    CHECK(img, "out of memory");
+    ft_status st;
+    char msg[1200];
+    long kb = open_peak_kb(img, size, &st, msg, sizeof msg);
+    free(img);
+    if (kb < 0) SKIP_BECAUSE("/proc/self/clear_refs or VmHWM unavailable: cannot measure peak memory");
+    CHECK(st == FT_OK, "valid header refused: %s", msg);
+    double ratio = kb * 1024.0 / (double)size;
+    test_note("100k tensors, %.1f MiB header: peak growth %.1f MiB (%.2f x the header)", size / 1048576.0,
+              kb / 1024.0, ratio);
+    CHECK(ratio < 4.0, "opening a %.1f MiB header took %.1f MiB (%.1f x)", size / 1048576.0, kb / 1024.0, ratio);
+    img = make_image("{\"w\":{\"dtype\":\"F32\",\"data_offsets\":[0,0],\"shape\":[", "%s1", "]}}", 1500000, &size);
+    CHECK(img, "out of memory");
+    kb = open_peak_kb(img, size, &st, msg, sizeof msg);
+    free(img);
+    CHECK(st == FT_ERR_FORMAT && strstr(msg, "rank 1500000 outside 1..4"), "status %d: %s", st, msg);
+    ratio = kb * 1024.0 / (double)size;
+    test_note("1.5M-dimension shape, %.1f MiB header: peak growth %.1f MiB (%.2f x)", size / 1048576.0, kb / 1024.0,
+              ratio);
+    CHECK(ratio < 4.0, "refusing a %.1f MiB header took %.1f MiB (%.1f x)", size / 1048576.0, kb / 1024.0, ratio);
+    return PASS;
+}
+
+/* 200k metadata keys are checked for duplicates by sorting (the pairwise check took minutes). The bound is not a
+ * speed claim: quadratic work would take ~100x longer. */
+TEST(loader_many_metadata_keys_linearithmic) {
+    size_t size;
+    char *img = make_image("{\"__metadata__\":{", "%s\"k%07d\":\"v\"", "}}", 200000, &size);
+    CHECK(img, "out of memory");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    st_file f;
+    ft_err err;
+    ft_status st = st_open_memory(&f, img, size, "meta.safetensors", &err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    int ok = st == FT_OK && f.n_meta == 200000 && strcmp(f.meta_keys[199999], "k0199999") == 0 &&
+             st_meta(&f, "k0100000") && strcmp(st_meta(&f, "k0100000"), "v") == 0;
+    if (st == FT_OK) st_close(&f);
+    free(img);
+    CHECK(ok, "status %d: %s", st, st == FT_OK ? "metadata parsed wrong" : err.msg);
+    CHECK(s < 20.0, "200k metadata keys took %.1f s", s);
+    /* a duplicate far apart is still found */
+    img = make_image("{\"__metadata__\":{\"k0000007\":\"x\",", "%s\"k%07d\":\"v\"", "}}", 100000, &size);
+    CHECK(img, "out of memory");
+    st = st_open_memory(&f, img, size, "dup.safetensors", &err);
+    free(img);
+    CHECK(st == FT_ERR_FORMAT && strstr(err.msg, "duplicate __metadata__ key 'k0000007'"), "status %d: %s", st,
+          st == FT_OK ? "accepted" : err.msg);
     return PASS;
 }
 

@@ -586,13 +586,7 @@ static int write_variant(const char *src, const char *dst, const meta_kv *edits,
     return ok;
 }
 
-static ft_context *cpu_context(void) {
-    ft_context_params cp;
-    ft_context_params_init(&cp);
-    cp.backend = FT_BACKEND_CPU;
-    cp.n_threads = 2;
-    return ft_context_new(&cp);
-}
+static ft_context *cpu_context(void) { return test_cpu_context(2); }
 
 /* Loads a VAE variant with one metadata edit; expects FT_ERR_FORMAT and a message naming the file and `expect`. */
 static int bad_meta(ft_context *ctx, const char *tag, const char *key, const char *value, const char *expect) {

@@ -92,6 +92,14 @@ float *golden_get(golden *g, const char *tensor, size_t *numel) {
     return out;
 }
 
+ft_context *test_cpu_context(int threads) {
+    ft_context_params cp;
+    ft_context_params_init(&cp);
+    cp.backend = FT_BACKEND_CPU;
+    cp.n_threads = threads;
+    return ft_context_new(&cp);
+}
+
 int test_run(const char *cmd) {
     int st = system(cmd);
     if (st == -1 || !WIFEXITED(st)) return -1;
@@ -135,10 +143,25 @@ int test_file_exists(const char *path) {
     return stat(path, &sb) == 0;
 }
 
-ft_context *test_cpu_context(int n_threads) {
-    ft_context_params cp;
-    ft_context_params_init(&cp);
-    cp.backend = FT_BACKEND_CPU;
-    cp.n_threads = n_threads;
-    return ft_context_new(&cp);
+static long status_kb(const char *key) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, key, strlen(key)) == 0) v = atol(line + strlen(key));
+    if (f) fclose(f);
+    return v;
+}
+
+long test_peak_reset(void) {
+    FILE *c = fopen("/proc/self/clear_refs", "w");
+    if (!c) return -1;
+    int ok = fputs("5", c) >= 0;
+    if (fclose(c) != 0 || !ok) return -1;
+    return status_kb("VmRSS:");
+}
+
+long test_peak_growth(long base) {
+    long peak = status_kb("VmHWM:");
+    return base < 0 || peak < 0 ? -1 : peak - base;
 }

@@ -2,7 +2,8 @@
  * buffer. Work is split into (sample, head, block of Q_BLOCK queries) tasks
  * over OpenMP; each task computes its Q_BLOCK x T score block with one sgemm
  * (never the full T x T matrix), a row softmax, and P V with a second sgemm.
- * OpenBLAS runs single-threaded inside the tasks. */
+ * OpenBLAS runs single-threaded (always, see gemm.c); the task split does not
+ * depend on the thread count, so neither do the results. */
 #include <math.h>
 #include <omp.h>
 #include <cblas.h>
@@ -26,6 +27,8 @@ CPU_VEC_CLONES static void softmax_row(float *row, int T) {
 #pragma omp simd
     for (int j = 0; j < T; j++) row[j] *= inv;
 }
+
+long cpu_attention_max_tokens(size_t scratch_floats) { return (long)(scratch_floats / Q_BLOCK); }
 
 void cpu_attention(ft_backend *be, void *o_, const void *qkv_, int N, int T, int H, int hd) {
     float *o = o_;

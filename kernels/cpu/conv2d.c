@@ -16,12 +16,11 @@
  *
  *  - conv_packed: one GEMM over K' = k*k*Cin with own AVX-512 (or AVX2)
  *    micro-kernels and OpenMP tasks (x86-64 with GCC; see pick_kernel);
- *  - conv_shifted: k*k OpenBLAS sgemm calls (beta = 1 after the first);
+ *  - conv_shifted: k*k OpenBLAS sgemm terms summed per output tile (cpu_sgemm_sum);
  *  - conv_im2col: im2col + sgemm, for layers too big for the scratch;
  *  - 1x1 without padding on the OpenBLAS paths: one sgemm per image on the
  *    NCHW data. */
 #include <string.h>
-#include <cblas.h>
 
 #include "cpu_ops.h"
 
@@ -58,8 +57,8 @@ static void conv_im2col(ft_backend *be, float *y, const float *x, const float *w
                     dst[pp] = val;
                 }
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, (int)np, (int)K, 1.0f, w, (int)K, col,
-                        (int)np, 0.0f, yn + p0, (int)out_plane);
+            cpu_sgemm_sum(be, 0, Cout, (int)np, (int)K, 1.0f, w, (int)K, 0, col, (int)np, NULL, 1, yn + p0,
+                          (int)out_plane);
         }
     }
 }
@@ -93,13 +92,16 @@ static void fill_band(float *band, size_t cs, const float *x, int N, int Cin, in
 }
 
 /* k*k OpenBLAS GEMMs; returns 0 when the layer does not fit the scratch this way. */
-static int conv_shifted(float *y, const float *x, const float *w, const float *bias, int N, int Cin, int S,
-                        int Cout, int k, int pad, int up2x, float *scratch, size_t scratch_floats) {
+static int conv_shifted(ft_backend *be, float *y, const float *x, const float *w, const float *bias, int N, int Cin,
+                        int S, int Cout, int k, int pad, int up2x, float *scratch, size_t scratch_floats) {
     int Si = up2x ? 2 * S : S;
     int Wp = Si + 2 * pad, Hp = Wp;
     int So = Wp - k + 1;
     int taps = k * k;
     size_t wsize = (size_t)taps * Cout * Cin;
+    size_t b_off[64]; /* tap t reads the band shifted by ky * Wp + kx */
+    if (taps > 64) return 0;
+    for (int t = 0; t < taps; t++) b_off[t] = (size_t)(t / k) * Wp + t % k;
     long total_q = (long)N * Hp - (k - 1); /* output rows of the stack */
     /* per band of R output rows: Cin * ((R + k - 1) * Wp + k - 1) + Cout * R * Wp floats */
     size_t fixed = wsize + (size_t)Cin * ((size_t)(k - 1) * Wp + (k - 1));
@@ -124,11 +126,8 @@ static int conv_shifted(float *y, const float *x, const float *w, const float *b
         int rows = (int)(total_q - q0 < R ? total_q - q0 : R);
         int ncols = rows * Wp;
         fill_band(band, cs, x, N, Cin, S, Si, pad, up2x, Hp, Wp, q0, rows + k - 1);
-        for (int t = 0; t < taps; t++) {
-            int ky = t / k, kx = t % k;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, ncols, Cin, 1.0f, wt + (size_t)t * Cout * Cin,
-                        Cin, band + (size_t)ky * Wp + kx, (int)cs, t ? 1.0f : 0.0f, wide, ncols);
-        }
+        cpu_sgemm_sum(be, 0, Cout, ncols, Cin, 1.0f, wt, Cin, (size_t)Cout * Cin, band, (int)cs, b_off, taps, wide,
+                      ncols);
         /* copy the valid rows/columns out, adding the bias */
 #pragma omp parallel for schedule(static) if ((size_t)Cout * ncols > 65536)
         for (int co = 0; co < Cout; co++) {
@@ -364,13 +363,12 @@ void cpu_conv2d(ft_backend *be, float *y, const float *x, const void *w_, const 
 #endif
     if (k == 1 && pad == 0 && !up2x) {
         for (int n = 0; n < N; n++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, (int)out_plane, Cin, 1.0f, w, Cin,
-                        x + (size_t)n * Cin * out_plane, (int)out_plane, 0.0f, y + (size_t)n * Cout * out_plane,
-                        (int)out_plane);
+            cpu_sgemm_sum(be, 0, Cout, (int)out_plane, Cin, 1.0f, w, Cin, 0, x + (size_t)n * Cin * out_plane,
+                          (int)out_plane, NULL, 1, y + (size_t)n * Cout * out_plane, (int)out_plane);
     } else {
         size_t scratch_floats;
         float *scratch = cpu_scratch(be, &scratch_floats);
-        if (conv_shifted(y, x, w, bias, N, Cin, S, Cout, k, pad, up2x, scratch, scratch_floats)) return;
+        if (conv_shifted(be, y, x, w, bias, N, Cin, S, Cout, k, pad, up2x, scratch, scratch_floats)) return;
         conv_im2col(be, y, x, w, N, Cin, S, Cout, k, pad, up2x, scratch, scratch_floats);
     }
     if (!bias) return;

@@ -3,7 +3,7 @@
  * ops run synchronously (OpenMP inside an op, OpenBLAS for GEMMs).
  *
  * Threads: one pool only, OpenMP's. OpenBLAS runs single-threaded inside
- * OpenMP tasks (gemm.c splits a GEMM into column panels), so its own pool,
+ * OpenMP tasks (gemm.c cuts a GEMM into a fixed tile grid), so its own pool,
  * whose idle threads busy-wait for ~0.1 s after every call, never starts.
  * At the end of every public call (leave) the OpenMP pool is released, so
  * no thread spins or waits between calls and a host application's threads
@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cblas.h>
 
 #include "../../engine/safetensors.h"
@@ -66,6 +67,13 @@ static void cpu_leave(ft_backend *be) {
 static ft_status cpu_alloc(ft_backend *be, size_t bytes, void **ptr) {
     /* 64-byte alignment for vector loads; round the size up as aligned_alloc requires. */
     size_t rounded = (bytes + 63) & ~(size_t)63;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0 && bytes / (size_t)page >= (size_t)pages) { /* refused whatever the overcommit policy */
+        *ptr = NULL;
+        ft_backend_fail(be, "cannot allocate %.1f GiB: more than this machine's %.1f GiB of memory",
+                        bytes / 1073741824.0, (double)pages * (double)page / 1073741824.0);
+        return FT_ERR_OUT_OF_MEMORY;
+    }
     *ptr = rounded ? aligned_alloc(64, rounded) : NULL;
     if (rounded && !*ptr) {
         ft_backend_fail(be, "cannot allocate %.1f MiB of host memory", bytes / 1048576.0);
@@ -127,6 +135,8 @@ ft_backend *ft_backend_cpu_create(int n_threads, char *err, size_t err_size) {
     be->act_size = sizeof(float);
     be->host_memory = 1;
     be->impl = impl;
+    be->host_memory = 1;
+    be->max_attention_tokens = cpu_attention_max_tokens(CPU_SCRATCH_FLOATS);
     be->destroy = cpu_destroy;
     be->set_threads = cpu_set_threads;
     be->alloc = cpu_alloc;

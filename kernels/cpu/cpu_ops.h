@@ -13,6 +13,10 @@
 #define CPU_PAR_MIN 32768
 
 /* gemm.c */
+/* C[M,N] = alpha * sum over s < terms of A_s op(B_s), op(B) = B^T when trans_b, with A_s = A + s * a_step and
+ * B_s = B + b_off[s] (b_off NULL: one term at B); row-major. Bit-identical for any thread count (see gemm.c). */
+void cpu_sgemm_sum(ft_backend *be, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                   size_t a_step, const float *B, int ldb, const size_t *b_off, int terms, float *C, int ldc);
 void cpu_linear(ft_backend *be, void *y, ft_buf_type y_type, const void *x, const void *w,
                 const float *bias, int M, int N, int K, ft_epilogue epi);
 void cpu_cast(ft_backend *be, void *dst, ft_buf_type dst_type, const void *src, ft_buf_type src_type,
@@ -35,6 +39,8 @@ void cpu_group_norm(ft_backend *be, float *y, const float *x, const float *gamma
                     int C, int HW, int groups, float eps, int silu);
 /* attention.c */
 void cpu_attention(ft_backend *be, void *o, const void *qkv, int N, int T, int H, int hd);
+/* The longest sequence whose score blocks fit a scratch of that many floats. */
+long cpu_attention_max_tokens(size_t scratch_floats);
 /* conv2d.c */
 void cpu_conv2d(ft_backend *be, float *y, const float *x, const void *w, const float *bias, int N, int Cin,
                 int S, int Cout, int k, int pad, int up2x);

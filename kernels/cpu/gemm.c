@@ -1,4 +1,5 @@
-/* kernels/cpu/gemm.c — linear layers (OpenBLAS sgemm + fused epilogue) and casts. */
+/* kernels/cpu/gemm.c — linear layers (OpenBLAS sgemm + fused epilogue), casts,
+ * and the thread-count-invariant GEMM every CPU op uses. */
 #include <math.h>
 #include <string.h>
 #include <cblas.h>
@@ -6,15 +7,64 @@
 #include "cpu_ops.h"
 #include "vec_math.h"
 
-/* Row blocks: at most GEMM_MAX_BLOCKS, at least GEMM_MIN_ROWS rows (a multiple of 16) unless M is smaller. */
-#define GEMM_MAX_BLOCKS 16
-#define GEMM_MIN_ROWS 32
-#define GEMM_PAR_MIN_FLOPS 2e5
+/* ---- thread-count-invariant GEMM ----
+ * A multi-threaded OpenBLAS sgemm partitions the output differently for each
+ * thread count, and its edge kernels round differently from its main kernel,
+ * so the same product differs in the last bits between 1, 2 and 3 threads
+ * (OpenBLAS 0.3.21 on a Zen core: ~10% of the outputs of a 2048x384x128
+ * product). So OpenBLAS always runs single-threaded (cpu_backend.c) and the
+ * output is cut into a grid of tiles that depends only on the shape: each tile
+ * is one sgemm call with the same arguments whatever the thread count, and
+ * OpenMP only decides which thread runs which tile. K is never split. The
+ * price: each tile packs its operands again (bench/RESULTS.md has the cost). */
+#define TILE_M_MIN 256       /* rows of a tile, unless the product has fewer */
+#define TILE_N_MIN 512       /* columns of a tile, unless the product has fewer */
+#define TILE_WORK (1L << 27) /* multiply-adds per tile the grid aims at (~3 ms on one core) */
+#define TILE_MAX 64
 
-static int gemm_block_rows(int M) {
-    int r = (M + GEMM_MAX_BLOCKS - 1) / GEMM_MAX_BLOCKS;
-    r = (r + 15) / 16 * 16;
-    return r < GEMM_MIN_ROWS ? GEMM_MIN_ROWS : r;
+/* The grid: enough tiles for the work (at least 2, at most 64), of at least TILE_M_MIN x TILE_N_MIN, choosing
+ * among the grids with that many tiles the one that repacks least (each tile packs its rows of A and its
+ * columns of B again: gn * M + gm * N elements per K). Depends on the shape only. Small products get 2-3
+ * tiles: on one thread the repacking costs ~1-3% of the GEMM time at SiT-S/2 shapes (4 tiles: ~6%). */
+static void tile_grid(int M, int N, int K, int *tm, int *tn) {
+    long work = (long)((double)M * N * K / TILE_WORK);
+    long want = work < 2 ? 2 : work > TILE_MAX ? TILE_MAX : work;
+    int max_gm = M > TILE_M_MIN ? (M + TILE_M_MIN - 1) / TILE_M_MIN : 1;
+    int max_gn = N > TILE_N_MIN ? (N + TILE_N_MIN - 1) / TILE_N_MIN : 1;
+    if (want > (long)max_gm * max_gn) want = (long)max_gm * max_gn;
+    int best_gm = 1, best_gn = 1;
+    double best = -1;
+    for (int gm = 1; gm <= max_gm; gm++)
+        for (int gn = 1; gn <= max_gn && (long)gm * gn < 2 * want + 2; gn++) {
+            if ((long)gm * gn < want) continue;
+            double cost = (double)gn * M + (double)gm * N + 1e-3 * gm * gn;
+            if (best < 0 || cost < best) best = cost, best_gm = gm, best_gn = gn;
+        }
+    *tm = (M + best_gm - 1) / best_gm;
+    *tn = (N + best_gn - 1) / best_gn;
+}
+
+void cpu_sgemm_sum(ft_backend *be, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                   size_t a_step, const float *B, int ldb, const size_t *b_off, int terms, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    int TM, TN;
+    tile_grid(M, N, K * terms, &TM, &TN);
+    int cols = (N + TN - 1) / TN;
+    long tiles = (long)((M + TM - 1) / TM) * cols;
+    int threads = cpu_threads(be);
+    if (threads > tiles) threads = (int)tiles;
+    if ((double)M * N * K * terms < 64.0 * CPU_PAR_MIN) threads = 1; /* waking the team costs more */
+#pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1)
+    for (long t = 0; t < tiles; t++) {
+        int m0 = (int)(t / cols) * TM, n0 = (int)(t % cols) * TN;
+        int rows = M - m0 < TM ? M - m0 : TM, ncol = N - n0 < TN ? N - n0 : TN;
+        for (int s = 0; s < terms; s++) {
+            const float *b = B + (b_off ? b_off[s] : 0) + (trans_b ? (size_t)n0 * ldb : (size_t)n0);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, rows, ncol, K, alpha,
+                        A + (size_t)s * a_step + (size_t)m0 * lda, lda, b, ldb, s ? 1.0f : 0.0f,
+                        C + (size_t)m0 * ldc + n0, ldc);
+        }
+    }
 }
 
 /* bias + activation over one output row (vectorised; see vec_math.h). */
@@ -32,25 +82,13 @@ CPU_VEC_CLONES static void epilogue_row(float *row, const float *bias, int N, ft
 
 void cpu_linear(ft_backend *be, void *y_, ft_buf_type y_type, const void *x_, const void *w_,
                 const float *bias, int M, int N, int K, ft_epilogue epi) {
-    (void)be;
     (void)y_type; /* f32 and act are both float32 here */
     float *y = y_;
     const float *x = x_, *w = w_;
-    /* Blocks of rows whose height depends on the shape only, each one single-threaded sgemm call (OpenBLAS runs
-     * with one thread) followed by its rows' epilogue: the threads are this backend's OpenMP team, so no second
-     * pool waits or spins, and the calls are the same for any thread count. A block packs the weights once for
-     * its rows; the activations, the wide side, are read once. */
-    int rows = gemm_block_rows(M);
-    int blocks = (M + rows - 1) / rows;
-    int par = (double)M * N * K > GEMM_PAR_MIN_FLOPS && blocks > 1;
-#pragma omp parallel for schedule(static) if (par)
-    for (int b = 0; b < blocks; b++) {
-        int m0 = b * rows, mb = M - m0 < rows ? M - m0 : rows;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mb, N, K, 1.0f, x + (size_t)m0 * K, K, w, K, 0.0f,
-                    y + (size_t)m0 * N, N);
-        if (bias || epi != FT_EPI_NONE)
-            for (int m = m0; m < m0 + mb; m++) epilogue_row(y + (size_t)m * N, bias, N, epi);
-    }
+    cpu_sgemm_sum(be, 1, M, N, K, 1.0f, x, K, 0, w, K, NULL, 1, y, N);
+    if (!bias && epi == FT_EPI_NONE) return;
+#pragma omp parallel for schedule(static) if ((size_t)M * N > CPU_PAR_MIN)
+    for (int m = 0; m < M; m++) epilogue_row(y + (size_t)m * N, bias, N, epi);
 }
 
 void cpu_cast(ft_backend *be, void *dst, ft_buf_type dst_type, const void *src, ft_buf_type src_type,

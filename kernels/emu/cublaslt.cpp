@@ -69,6 +69,15 @@ template <class T> static T *checked(void *p, uint32_t magic) {
     return o && o->magic == magic ? o : nullptr;
 }
 
+/* Frees an object made by a *Create call; a stale or foreign handle gives `bad`. */
+template <class T> static cublasStatus_t destroy(void *p, uint32_t magic, cublasStatus_t bad) {
+    T *o = checked<T>(p, magic);
+    if (!o) return bad;
+    o->magic = 0;
+    delete o;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
 static bool has_bias(uint32_t epi) { return epi == CUBLASLT_EPILOGUE_BIAS || epi == CUBLASLT_EPILOGUE_GELU_BIAS; }
 static bool has_gelu(uint32_t epi) { return epi == CUBLASLT_EPILOGUE_GELU || epi == CUBLASLT_EPILOGUE_GELU_BIAS; }
 
@@ -242,11 +251,7 @@ cublasStatus_t cublasLtCreate(cublasLtHandle_t *h) {
 }
 
 cublasStatus_t cublasLtDestroy(cublasLtHandle_t h) {
-    LtHandle *o = checked<LtHandle>(h, LT_HANDLE);
-    if (!o) return CUBLAS_STATUS_NOT_INITIALIZED;
-    o->magic = 0;
-    delete o;
-    return CUBLAS_STATUS_SUCCESS;
+    return destroy<LtHandle>(h, LT_HANDLE, CUBLAS_STATUS_NOT_INITIALIZED);
 }
 
 cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t *d, cublasComputeType_t compute, cudaDataType_t scale) {
@@ -258,11 +263,7 @@ cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t *d, cublasComputeTy
 }
 
 cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t d) {
-    LtDesc *o = checked<LtDesc>(d, LT_DESC);
-    if (!o) return CUBLAS_STATUS_INVALID_VALUE;
-    o->magic = 0;
-    delete o;
-    return CUBLAS_STATUS_SUCCESS;
+    return destroy<LtDesc>(d, LT_DESC, CUBLAS_STATUS_INVALID_VALUE);
 }
 
 cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t d, cublasLtMatmulDescAttributes_t attr, const void *buf,
@@ -328,11 +329,7 @@ cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t *l, cudaDataTyp
 }
 
 cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t l) {
-    LtLayout *o = checked<LtLayout>(l, LT_LAYOUT);
-    if (!o) return CUBLAS_STATUS_INVALID_VALUE;
-    o->magic = 0;
-    delete o;
-    return CUBLAS_STATUS_SUCCESS;
+    return destroy<LtLayout>(l, LT_LAYOUT, CUBLAS_STATUS_INVALID_VALUE);
 }
 
 cublasStatus_t cublasLtMatrixLayoutSetAttribute(cublasLtMatrixLayout_t l, cublasLtMatrixLayoutAttribute_t attr,
@@ -367,11 +364,7 @@ cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t *p) {
 }
 
 cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t p) {
-    LtPref *o = checked<LtPref>(p, LT_PREF);
-    if (!o) return CUBLAS_STATUS_INVALID_VALUE;
-    o->magic = 0;
-    delete o;
-    return CUBLAS_STATUS_SUCCESS;
+    return destroy<LtPref>(p, LT_PREF, CUBLAS_STATUS_INVALID_VALUE);
 }
 
 cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t p, cublasLtMatmulPreferenceAttributes_t attr,

@@ -18,6 +18,8 @@ class Status(enum.IntEnum):
     BACKEND = 7
     CANCELLED = 8
     INTERNAL = 9
+    BUSY = 10
+    NUMERIC = 11
 
     def describe(self) -> str:
         """The library's name of the status (ft_status_string), e.g. "i/o error"."""
