@@ -406,6 +406,9 @@ def make_table(meta, rows):
 PLOT_MAX_MS = 400  # the near-exact heun:32 would squash the axis; off-scale rows are listed in the title
 
 
+_VARIANT_COLOURS = {"default": "tab:red", "zero": "black"}
+
+
 def plot_style(r):
     """(group label, colour, marker, filled, joined by a line) of a result row."""
     shifted = r["shift"] != 1.0
@@ -416,11 +419,11 @@ def plot_style(r):
         return f"{r['family']}:N", col, "s" if r["family"] == "euler" else "o", True, True
     if r["family"] == "ablation":
         return "H·P·R0 (no refiner)", "tab:orange", "v", True, False
-    cols = {"default": "tab:red", "zero": "black"}
-    palette = ["tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan"]
+    cols = _VARIANT_COLOURS
+    palette = ["tab:purple", "tab:green", "tab:brown", "tab:pink", "tab:olive", "tab:cyan"]
     v = r["variant"]
-    if v not in cols:
-        cols[v] = palette[sum(map(ord, v)) % len(palette)]
+    if v not in cols:  # one colour per refiner tag, in order of appearance (no two tags share one)
+        cols[v] = palette[(len(cols) - 2) % len(palette)]
     zero = v.startswith("zero")
     lab = f"H·P·R· + refiner {v}" + (f" (grid /s{r['shift']:g})" if shifted else "")
     return lab, cols[v], "^" if not shifted else ">", not zero, False
