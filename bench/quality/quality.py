@@ -468,7 +468,7 @@ def cmd_plot(a):
         row_axes[0].legend(fontsize=7, ncol=2)
     fig.suptitle("Fashion-MNIST SiT (depth 8, 2.5 M params) + refiner variants: quality against measured cost")
     fig.tight_layout()
-    out = os.path.join(a.results, "quality_vs_cost.png")
+    out = os.path.join(a.results, a.plot_name)
     fig.savefig(out, dpi=100)
     log(f"plot -> {out}")
 
@@ -589,6 +589,7 @@ def main():
     ap.add_argument("--time-n", type=int, default=32)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--samplers", default=",".join(SAMPLERS))
+    ap.add_argument("--plot-name", default="quality_vs_cost.png", help="plot: the figure's file name in --results")
     ap.add_argument("--grid-samplers", default="", help="grid: the rows (default --samplers)")
     ap.add_argument("--convergence", default=",".join(CONVERGENCE))
     ap.add_argument("--sweep-sampler", default="heun:8")

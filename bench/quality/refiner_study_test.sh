@@ -27,5 +27,5 @@ for c in 4 3 1; do
   K=64; [ $c = 3 ] && K=128
   $Q report --split test --cfgs $c --rk4-steps $K --n-ref 20 -n 200 --time-batch 16 --refiners "$REF" --samplers $(list $c) --convergence ""
 done
-$Q plot --cfgs 4,3,1
+$Q plot --cfgs 4,3,1 --plot-name quality_vs_cost_refiner_study.png
 $Q grid --split test --cfg 4 -n 200 --refiners "$REF" --grid-samplers euler:8,heun:4,heun:8,heun:8/s3,H2P4R2+old,H2P4R2+rs,H2P4R2,H2P4R2+zero,H2P4R2/s1.5,H1P5R3
