@@ -280,13 +280,13 @@ FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_CFLAGS := -g -O1 -Wno-pass-failed -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
 
 fuzz-build:
-	$(MAKE) BUILD=build/fuzz CC=$(FUZZ_CC) CFLAGS="$(FUZZ_CFLAGS)" CUDA=0 fuzz-targets
+	$(MAKE) BUILD=build/fuzz CC=$(FUZZ_CC) CFLAGS="$(FUZZ_CFLAGS)" CUDA=0 MPI=0 fuzz-targets
 
 fuzz-targets: $(FUZZ_BIN)
 
 $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a
 	$(CC) $(filter-out -MMD -MP,$(BASE_CFLAGS)) $(CFLAGS) $< $(HOST_LIB_OBJ) $(BUILD)/libflowturbo.a $(LDLIBS) \
-	    -fsanitize=fuzzer,address,undefined -o $@
+	    $(CLI_LDLIBS) -fsanitize=fuzzer,address,undefined -o $@
 
 fuzz: fuzz-build $(BUILD)/flowturbo
 	bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_JOBS)

@@ -4,6 +4,8 @@
 # = batch 1 with guidance, median of 5 after 1 warm-up) and `flowturbo generate` of 16 embedded-model images
 # (wall time); the builds alternate so that other load on the machine hits both alike. Prints the median over
 # the rounds per build, plus the user CPU time of generate (less sensitive to load than wall time).
+# With AB_VAE=VAE.safetensors, each round also decodes one 256x256 image per build and thread count
+# (build/vae_bench -p, 1 warm-up + 1 timed decode) and the table gains its wall ms and its GroupNorm ms.
 #   bash bench/ab_cpu.sh [BASE_REV] [ROUNDS] [THREADS...]     (default: 4168add 5 1 2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,8 +19,9 @@ mkdir -p "$D"
 [ -f build/bench/sit_s2.safetensors ] || { mkdir -p build/bench &&
     $PY weights_tool/convert.py random --kind sit --preset S/2 --seed 1 -o build/bench/sit_s2.safetensors >/dev/null; }
 rm -rf "$D/base-src" && git clone -q . "$D/base-src" && git -C "$D/base-src" checkout -q "$BASE"
-make -s -C "$D/base-src" CUDA=0 build/cpu_bench build/flowturbo >/dev/null
-make -s BUILD="$D/new" CUDA=0 "$D/new/cpu_bench" "$D/new/flowturbo" >/dev/null
+VAE=${AB_VAE:-}
+make -s -C "$D/base-src" CUDA=0 build/cpu_bench build/flowturbo ${VAE:+build/vae_bench} >/dev/null
+make -s BUILD="$D/new" CUDA=0 "$D/new/cpu_bench" "$D/new/flowturbo" ${VAE:+"$D/new/vae_bench"} >/dev/null
 declare -A BIN=([base]="$D/base-src/build" [new]="$D/new")
 out=$D/results.jsonl
 : > "$out"
@@ -30,7 +33,13 @@ for ((r = 1; r <= ROUNDS; r++)); do
             /usr/bin/time -f '%e %U' -o "$D/time.txt" "${BIN[$b]}/flowturbo" generate --backend cpu -t "$t" -n 16 \
                 --sampler H1P5R3 -o "$D/g_$b.png" --grid >/dev/null 2>&1
             read -r wall user < "$D/time.txt"
-            echo "{\"build\":\"$b\",\"threads\":$t,\"forward_ms\":$ms,\"generate_s\":$wall,\"generate_user_s\":$user}" >> "$out"
+            vae=""
+            if [ -n "$VAE" ]; then
+                "${BIN[$b]}/vae_bench" -m "$VAE" -t "$t" -w 1 -r 1 -p > "$D/vae.txt"
+                vae=",\"vae_ms\":$(sed -n 's/^  repeat 0: \([0-9.]*\) ms.*/\1/p' "$D/vae.txt")"
+                vae+=",\"vae_group_norm_ms\":$(awk '$1 == "group_norm" {print $4}' "$D/vae.txt")"
+            fi
+            echo "{\"build\":\"$b\",\"threads\":$t,\"forward_ms\":$ms,\"generate_s\":$wall,\"generate_user_s\":$user$vae}" >> "$out"
         done
     done
 done
@@ -48,4 +57,14 @@ for t in sorted({r["threads"] for r in rows}):
           f"{m['new']['forward_ms'] / m['base']['forward_ms']:.2f} | {m['base']['generate_s']:.2f} | "
           f"{m['new']['generate_s']:.2f} | {m['new']['generate_s'] / m['base']['generate_s']:.2f} | "
           f"{m['base']['generate_user_s']:.2f} | {m['new']['generate_user_s']:.2f} |")
+vae = [r for r in rows if "vae_ms" in r]
+if vae:
+    print("\n| threads | VAE decode ms base | new | new/base | VAE GroupNorm ms base | new | new/base |")
+    print("|---|---|---|---|---|---|---|")
+    for t in sorted({r["threads"] for r in vae}):
+        m = {b: {k: st.median(r[k] for r in vae if r["build"] == b and r["threads"] == t)
+                 for k in ("vae_ms", "vae_group_norm_ms")} for b in ("base", "new")}
+        print(f"| {t} | {m['base']['vae_ms']:.0f} | {m['new']['vae_ms']:.0f} | {m['new']['vae_ms'] / m['base']['vae_ms']:.2f} | "
+              f"{m['base']['vae_group_norm_ms']:.0f} | {m['new']['vae_group_norm_ms']:.0f} | "
+              f"{m['new']['vae_group_norm_ms'] / m['base']['vae_group_norm_ms']:.2f} |")
 PYEOF

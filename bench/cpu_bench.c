@@ -5,7 +5,7 @@
  *   - a whole sample (noise -> final latents) for each sampler given,
  * each as the median of --repeat runs after --warmup runs, same thread count
  * as the PyTorch reference (bench/cpu_torch.py). Prints one JSON object per
- * line: {"what":..., "ms":..., ...}.
+ * line: {"what":..., "ms":..., ...}, after a first {"what":"cpu", ...} line naming the SIMD path and the BLAS.
  *
  *   build/cpu_bench -m sit.safetensors [-r refiner.safetensors] [-t 2] [-b 1]
  *                   [--sampler H1P5R3 ...] [--repeat 5] [--warmup 1]
@@ -18,6 +18,7 @@
 #include "../engine/flowturbo.h"
 #include "bench_stats.h"
 #include "../engine/sit.h"
+#include "../kernels/cpu/cpu_simd.h"
 
 /* Median ms of one forward of model `path` (role) over N rows. */
 static double time_forward(const char *path, ft_role role, int threads, int N, int warmup, int repeat) {
@@ -82,6 +83,11 @@ int main(int argc, char **argv) {
         return 2;
     }
     int rows = cfg > 1.0f ? 2 * batch : batch;
+    char why[256], blas[256];
+    cpu_simd_reason(why, sizeof why);
+    cpu_blas_describe(blas, sizeof blas);
+    printf("{\"what\":\"cpu\",\"simd\":\"%s\",\"features\":\"%s\",\"conv\":\"%s\",\"blas\":\"%s\"}\n",
+           cpu_simd_path(), why, cpu_conv_path(), blas);
     printf("{\"what\":\"predictor_forward\",\"rows\":%d,\"threads\":%d,\"ms\":%.3f}\n", rows, threads,
            time_forward(model, FT_ROLE_PREDICTOR, threads, rows, warmup, repeat));
     if (refiner)

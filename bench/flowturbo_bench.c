@@ -43,6 +43,7 @@
 #include "../engine/sit.h"
 #include "../engine/vae.h"
 #include "../kernels/backend.h"
+#include "../kernels/cpu/cpu_simd.h"
 #include "ft_random_model.h"
 
 #define MAX_LIST 16
@@ -475,6 +476,12 @@ static void device_json(FILE *f, const options *o) {
     } else
 #endif
         fprintf(f, "\"name\": \"%s\"", o->backend == FT_BACKEND_CPU ? "cpu" : "unknown");
+    if (o->backend == FT_BACKEND_CPU) {
+        char why[256], blas[256];
+        cpu_simd_reason(why, sizeof why);
+        cpu_blas_describe(blas, sizeof blas);
+        fprintf(f, ", \"simd\": \"%s\", \"features\": \"%s\", \"blas\": \"%s\"", cpu_simd_path(), why, blas);
+    }
     fprintf(f, "},\n");
 }
 
@@ -517,6 +524,11 @@ static void write_md(FILE *f, const options *o) {
     fprintf(f, "## flowturbo-bench (commit %s, %s backend, %s, median of %d after %d warm-up)\n\n", o->commit,
             g_backend, o->backend == FT_BACKEND_CPU ? "f32" : o->dtype == FT_DTYPE_F16 ? "fp16" : "bf16", o->reps,
             o->warmup);
+    if (o->backend == FT_BACKEND_CPU) {
+        char blas[256];
+        cpu_blas_describe(blas, sizeof blas);
+        fprintf(f, "CPU SIMD path: %s; BLAS: %s\n\n", cpu_simd_path(), blas);
+    }
     fprintf(f, "| GEMM | backend | M | N | K | ms | TFLOP/s |\n|---|---|---:|---:|---:|---:|---:|\n");
     for (int i = 0; i < g_n_gemm; i++)
         fprintf(f, "| %s | %s | %d | %d | %d | %.4f | %.3g |\n", g_gemm[i].what, g_backend, g_gemm[i].M, g_gemm[i].N,

@@ -18,9 +18,12 @@ OMP_NUM_THREADS=$T $PY bench/cpu_torch.py "${ARGS[@]}" > "$D/torch.jsonl"
 $PY - "$D/engine.jsonl" "$D/torch.jsonl" "$T" <<'PYEOF'
 import json, sys, platform
 eng = [json.loads(l) for l in open(sys.argv[1])]
+info = next((e for e in eng if e["what"] == "cpu"), {})
+eng = [e for e in eng if e["what"] != "cpu"]
 ref = [json.loads(l) for l in open(sys.argv[2])]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
 print(f"CPU: {cpu}, {sys.argv[3]} threads; SiT-S/2 + S/2 refiner, batch 1, cfg 4 (2 rows per call); median ms")
+print(f"SIMD: {info.get('simd', '?')} ({info.get('features', '?')}); BLAS: {info.get('blas', '?')}")
 print("| work | engine ms | PyTorch ms | PyTorch / engine |")
 print("|---|---|---|---|")
 for e, r in zip(eng, ref):

@@ -74,6 +74,7 @@ echo
 echo "VAE decode, 4x32x32 latent -> 3x256x256, SD-VAE size (49.5M params), batch $N, $THREADS threads,"
 echo "$CPU_MODEL ($(nproc) cores), median of $ROUNDS x $REPEATS repeats (each run after $WARMUP warm-up);"
 echo "load average after: $LOAD"
+sed -n 's/^cpu simd: /SIMD: /p' "$C_LOG" | head -1
 echo
 echo "| decoder | ms/img (wall) | cpu ms/img (all threads) | wall vs torch |"
 echo "|---|---|---|---|"

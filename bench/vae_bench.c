@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "../engine/vae.h"
+#include "../kernels/cpu/cpu_simd.h"
 #include "bench_stats.h"
 
 /* CPU time of the process (all threads): on a shared machine, cpu / threads
@@ -135,6 +136,10 @@ int main(int argc, char **argv) {
     for (int i = 0; i < c->n_blocks; i++) printf("%s%d", i ? "," : " ", c->block_out_channels[i]);
     printf(", %d layers/block, latent %dx%dx%d -> %dx%dx%d, batch %d, threads %d, scratch %.1f MiB\n",
            c->layers_per_block, c->latent_channels, s, s, c->out_channels, S, S, n, threads, scratch_bytes / 1048576.0);
+    char why[256], blas[256];
+    cpu_simd_reason(why, sizeof why);
+    cpu_blas_describe(blas, sizeof blas);
+    printf("cpu simd: %s (%s); conv: %s; blas: %s\n", cpu_simd_path(), why, cpu_conv_path(), blas);
     for (int i = 0; i < warmup; i++) vae_decode(be, m, scratch, lat, n, s, img);
     if (be->sync(be) != FT_OK) { fprintf(stderr, "decode failed: %s\n", be->error); return 1; }
     if (profile) wrap(be);

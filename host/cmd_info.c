@@ -7,6 +7,7 @@
 
 #include "../engine/finite.h"
 #include "../engine/safetensors.h"
+#include "../kernels/cpu/cpu_simd.h"
 #include "cli_options.h"
 #include "commands.h"
 
@@ -87,22 +88,37 @@ static int show(const char *path, int names_only) {
     return rc;
 }
 
+/* What the CPU backend runs on this machine (the same lines the CPU benchmarks print). */
+static void show_cpu(void) {
+    char why[256], blas[256];
+    cpu_simd_reason(why, sizeof why);
+    cpu_blas_describe(blas, sizeof blas);
+    printf("cpu simd: %s\ncpu features: %s\ncpu conv: %s\nblas: %s\n", cpu_simd_path(), why, cpu_conv_path(), blas);
+}
+
 int cmd_info(int argc, char **argv) {
-    int names_only = 0;
+    int names_only = 0, cpu = 0;
     cli_opt opts[] = {
         {0, "names", OPT_FLAG, &names_only, NULL, "print only the tensor names, one a line (nothing else)", 0, 0},
+        {0, "cpu", OPT_FLAG, &cpu, NULL,
+         "print the CPU backend's SIMD path (AVX-512, AVX2+FMA or baseline:\nwhat the CPU has and the OS enables) "
+         "and its BLAS; FILE is then optional",
+         0, 0},
     };
-    cli_spec spec = {"info", "flowturbo info [--names] FILE.safetensors [FILE...]",
+    cli_spec spec = {"info", "flowturbo info [--names] FILE.safetensors [FILE...] | flowturbo info --cpu [FILE...]",
                      "Validates engine safetensors files with the library's loader and prints their metadata\n"
                      "(the model config), a table of tensors (name, dtype, shape, parameters) and totals; a file\n"
                      "whose weights hold NaN or Inf is reported (exit status 1).",
-                     "Example:\n  flowturbo info sit-xl-2.safetensors", opts, (int)(sizeof opts / sizeof opts[0]),
+                     "Examples:\n  flowturbo info sit-xl-2.safetensors\n  flowturbo info --cpu", opts, (int)(sizeof opts / sizeof opts[0]),
                      64};
     char *pos[64];
     int npos;
     int pr = cli_parse(&spec, argc, argv, pos, &npos);
     if (pr != CLI_OK) return pr == CLI_HELP ? 0 : EXIT_USAGE;
-    if (npos == 0) return cli_usage_error(&spec, "missing FILE (an engine safetensors file)");
+    if (cpu) show_cpu();
+    if (npos == 0 && cpu) return 0;
+    if (npos == 0) return cli_usage_error(&spec, "missing FILE (an engine safetensors file), or --cpu");
+    if (cpu && !names_only) printf("\n");
     int rc = 0;
     for (int i = 0; i < npos; i++) {
         if (i && !names_only) printf("\n");

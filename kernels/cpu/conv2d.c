@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "cpu_ops.h"
+#include "cpu_simd.h"
 
 /* im2col + sgemm, chunked by output pixels (fallback for huge layers). */
 static void conv_im2col(ft_backend *be, float *y, const float *x, const float *w, int N, int Cin, int S, int Cout,
@@ -345,6 +346,14 @@ static int conv_packed(const conv_kernel *kn, float *y, const float *x, const fl
     return 1;
 }
 #endif
+
+const char *cpu_conv_path(void) {
+#ifdef CONV_KERNELS
+    const conv_kernel *kn = pick_kernel();
+    if (kn) return kn == &k_avx512 ? "own AVX-512 8x48 micro-kernel" : "own AVX2 4x24 micro-kernel";
+#endif
+    return "OpenBLAS sgemm (shifted GEMMs)";
+}
 
 void cpu_conv2d(ft_backend *be, float *y, const float *x, const void *w_, const float *bias, int N, int Cin,
                 int S, int Cout, int k, int pad, int up2x) {

@@ -44,30 +44,7 @@ static void tile_grid(int M, int N, int K, int *tm, int *tn) {
     *tn = (N + best_gn - 1) / best_gn;
 }
 
-void cpu_sgemm_sum(ft_backend *be, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
-                   size_t a_step, const float *B, int ldb, const size_t *b_off, int terms, float *C, int ldc) {
-    if (M <= 0 || N <= 0) return;
-    int TM, TN;
-    tile_grid(M, N, K * terms, &TM, &TN);
-    int cols = (N + TN - 1) / TN;
-    long tiles = (long)((M + TM - 1) / TM) * cols;
-    int threads = cpu_threads(be);
-    if (threads > tiles) threads = (int)tiles;
-    if ((double)M * N * K * terms < 64.0 * CPU_PAR_MIN) threads = 1; /* waking the team costs more */
-#pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1)
-    for (long t = 0; t < tiles; t++) {
-        int m0 = (int)(t / cols) * TM, n0 = (int)(t % cols) * TN;
-        int rows = M - m0 < TM ? M - m0 : TM, ncol = N - n0 < TN ? N - n0 : TN;
-        for (int s = 0; s < terms; s++) {
-            const float *b = B + (b_off ? b_off[s] : 0) + (trans_b ? (size_t)n0 * ldb : (size_t)n0);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, rows, ncol, K, alpha,
-                        A + (size_t)s * a_step + (size_t)m0 * lda, lda, b, ldb, s ? 1.0f : 0.0f,
-                        C + (size_t)m0 * ldc + n0, ldc);
-        }
-    }
-}
-
-/* bias + activation over one output row (vectorised; see vec_math.h). */
+/* bias + activation over one row of an output tile (vectorised; see vec_math.h). */
 CPU_VEC_CLONES static void epilogue_row(float *row, const float *bias, int N, ft_epilogue epi) {
     if (bias)
 #pragma omp simd
@@ -80,15 +57,44 @@ CPU_VEC_CLONES static void epilogue_row(float *row, const float *bias, int N, ft
         for (int n = 0; n < N; n++) row[n] = vsiluf(row[n]);
 }
 
+/* The tiled GEMM; with a bias or an activation, each tile gets its epilogue right after its sgemm, while the
+ * tile is still in cache (an element-wise step, so the results do not depend on it). */
+static void sgemm_tiles(ft_backend *be, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                        size_t a_step, const float *B, int ldb, const size_t *b_off, int terms, float *C, int ldc,
+                        const float *bias, ft_epilogue epi) {
+    if (M <= 0 || N <= 0) return;
+    int TM, TN;
+    tile_grid(M, N, K * terms, &TM, &TN);
+    int cols = (N + TN - 1) / TN;
+    long tiles = (long)((M + TM - 1) / TM) * cols;
+    int threads = cpu_threads(be);
+    if (threads > tiles) threads = (int)tiles;
+    if ((double)M * N * K * terms < 64.0 * CPU_PAR_MIN) threads = 1; /* waking the team costs more */
+    int epilogue = bias || epi != FT_EPI_NONE;
+#pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1)
+    for (long t = 0; t < tiles; t++) {
+        int m0 = (int)(t / cols) * TM, n0 = (int)(t % cols) * TN;
+        int rows = M - m0 < TM ? M - m0 : TM, ncol = N - n0 < TN ? N - n0 : TN;
+        float *c = C + (size_t)m0 * ldc + n0;
+        for (int s = 0; s < terms; s++) {
+            const float *b = B + (b_off ? b_off[s] : 0) + (trans_b ? (size_t)n0 * ldb : (size_t)n0);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, rows, ncol, K, alpha,
+                        A + (size_t)s * a_step + (size_t)m0 * lda, lda, b, ldb, s ? 1.0f : 0.0f, c, ldc);
+        }
+        if (epilogue)
+            for (int m = 0; m < rows; m++) epilogue_row(c + (size_t)m * ldc, bias ? bias + n0 : NULL, ncol, epi);
+    }
+}
+
+void cpu_sgemm_sum(ft_backend *be, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                   size_t a_step, const float *B, int ldb, const size_t *b_off, int terms, float *C, int ldc) {
+    sgemm_tiles(be, trans_b, M, N, K, alpha, A, lda, a_step, B, ldb, b_off, terms, C, ldc, NULL, FT_EPI_NONE);
+}
+
 void cpu_linear(ft_backend *be, void *y_, ft_buf_type y_type, const void *x_, const void *w_,
                 const float *bias, int M, int N, int K, ft_epilogue epi) {
     (void)y_type; /* f32 and act are both float32 here */
-    float *y = y_;
-    const float *x = x_, *w = w_;
-    cpu_sgemm_sum(be, 1, M, N, K, 1.0f, x, K, 0, w, K, NULL, 1, y, N);
-    if (!bias && epi == FT_EPI_NONE) return;
-#pragma omp parallel for schedule(static) if ((size_t)M * N > CPU_PAR_MIN)
-    for (int m = 0; m < M; m++) epilogue_row(y + (size_t)m * N, bias, N, epi);
+    sgemm_tiles(be, 1, M, N, K, 1.0f, x_, K, 0, w_, K, NULL, 1, y_, N, bias, epi);
 }
 
 void cpu_cast(ft_backend *be, void *dst, ft_buf_type dst_type, const void *src, ft_buf_type src_type,

@@ -6,20 +6,58 @@
 #include "cpu_ops.h"
 #include "vec_math.h"
 
-/* One token: h = LN(x) * (1 + scale) + shift, statistics in double. */
-static void ln_mod_row(float *h, const float *x, const float *shift, const float *scale, int D, float eps) {
-    double sum = 0.0;
-    for (int d = 0; d < D; d++) sum += x[d];
-    double mean = sum / D;
-    double var = 0.0;
-    for (int d = 0; d < D; d++) {
-        double c = x[d] - mean;
-        var += c * c;
+/* ---- statistics: float partial sums over blocks of STAT_BLOCK elements,
+ * accumulated in double, written to vectorise (two passes: the mean of
+ * x - x[0], then the variance centred on the mean) ---- */
+#define STAT_BLOCK 2048
+
+static inline __attribute__((always_inline)) double shifted_sum(const float *x, size_t n, float shift,
+                                                                int squares) {
+    double total = 0.0;
+    for (size_t i0 = 0; i0 < n; i0 += STAT_BLOCK) {
+        int m = n - i0 < STAT_BLOCK ? (int)(n - i0) : STAT_BLOCK;
+        const float *xs = x + i0;
+        float s = 0.0f;
+        if (squares) {
+#pragma omp simd reduction(+ : s)
+            for (int i = 0; i < m; i++) s += (xs[i] - shift) * (xs[i] - shift);
+        } else {
+#pragma omp simd reduction(+ : s)
+            for (int i = 0; i < m; i++) s += xs[i] - shift;
+        }
+        total += s;
     }
-    var /= D;
-    float rstd = (float)(1.0 / sqrt(var + eps));
-    float mu = (float)mean;
-    for (int d = 0; d < D; d++) h[d] = ((x[d] - mu) * rstd) * (1.0f + scale[d]) + shift[d];
+    return total;
+}
+
+/* Mean and 1 / sqrt(var + eps) of x[0..count), for x_hat = ((x - *mu) - *resid) * *rstd. Sums of x - x[0]:
+ * float partial sums stay accurate when the data sit on a large offset; x - mu is exact for x near mu, and
+ * the rounding residual of the mean (*resid = mean - mu) is left to the caller to fold into a shift. */
+static inline __attribute__((always_inline)) void moments(const float *x, size_t count, float eps, float *mu,
+                                                          double *resid, float *rstd) {
+    double mean = (double)x[0] + shifted_sum(x, count, x[0], 0) / (double)count;
+    *mu = (float)mean;
+    *resid = mean - (double)*mu;
+    double var = shifted_sum(x, count, *mu, 1) / (double)count - *resid * *resid;
+    if (var < 0) var = 0;
+    *rstd = (float)(1.0 / sqrt(var + eps));
+}
+
+/* One token: h = LN(x) * (1 + scale) + shift (compiled per SIMD level, see vec_math.h). */
+CPU_VEC_CLONES static void ln_mod_row(float *h, const float *x, const float *shift, const float *scale, int D,
+                                      float eps) {
+    float mu, rstd;
+    double resid;
+    moments(x, (size_t)D, eps, &mu, &resid, &rstd);
+    float bias = (float)(-resid * rstd);
+#pragma omp simd
+    for (int d = 0; d < D; d++) h[d] = ((x[d] - mu) * rstd + bias) * (1.0f + scale[d]) + shift[d];
+}
+
+/* x += g * a over one token. */
+CPU_VEC_CLONES static void gated_add_row(float *x, const float *g, const float *a, int D) {
+#pragma omp simd
+    for (int d = 0; d < D; d++) x[d] += g[d] * a[d];
 }
 
 void cpu_layernorm_modulate(ft_backend *be, void *h_, const float *x, const float *shift, const float *scale,
@@ -45,7 +83,7 @@ void cpu_gated_residual(ft_backend *be, float *x, const void *a_, const float *g
         for (int t = 0; t < T; t++) {
             size_t row = ((size_t)n * T + t) * D;
             const float *g = gate + (size_t)n * mod_stride;
-            for (int d = 0; d < D; d++) x[row + d] += g[d] * a[row + d];
+            gated_add_row(x + row, g, a + row, D);
             if (h)
                 ln_mod_row(h + row, x + row, next_shift + (size_t)n * mod_stride,
                            next_scale + (size_t)n * mod_stride, D, eps);
@@ -55,52 +93,23 @@ void cpu_gated_residual(ft_backend *be, float *x, const void *a_, const float *g
 /* ---- GroupNorm (+ SiLU) ----
  * One task per (sample, group). The per-group worker is compiled for AVX-512,
  * AVX2 and baseline x86-64 (picked at load time) when the compiler supports
- * target clones; its loops are written to vectorise: statistics are float
- * partial sums over blocks of GN_BLOCK elements accumulated in double (two
- * passes: mean of x - x[0], then the variance centred on the mean), and
- * SiLU uses a vectorisable exp. */
+ * target clones; its loops are written to vectorise: statistics from
+ * moments() above, and SiLU with the vectorisable exp of vec_math.h. */
 #define GN_CLONES CPU_VEC_CLONES
-#define GN_BLOCK 2048
-
-static inline __attribute__((always_inline)) double gn_sum(const float *x, size_t n, float shift, int squares) {
-    double total = 0.0;
-    for (size_t i0 = 0; i0 < n; i0 += GN_BLOCK) {
-        int m = n - i0 < GN_BLOCK ? (int)(n - i0) : GN_BLOCK;
-        const float *xs = x + i0;
-        float s = 0.0f;
-        if (squares) {
-#pragma omp simd reduction(+ : s)
-            for (int i = 0; i < m; i++) s += (xs[i] - shift) * (xs[i] - shift);
-        } else {
-#pragma omp simd reduction(+ : s)
-            for (int i = 0; i < m; i++) s += xs[i] - shift;
-        }
-        total += s;
-    }
-    return total;
-}
-
 GN_CLONES static void gn_group(float *y, const float *x, const float *gamma, const float *beta, int cg, int HW,
                                float eps, int silu) {
-    size_t count = (size_t)cg * HW;
-    /* sums of x - x[0]: float partial sums stay accurate when the data sit on a large offset */
-    double mean = (double)x[0] + gn_sum(x, count, x[0], 0) / (double)count;
-    float mu = (float)mean;
-    /* x - mu is exact for x near mu; the rounding residual d of the mean is
-     * folded into the shift (y = (x - mu) a + (beta - d a)) */
-    double d = mean - (double)mu;
-    double var = gn_sum(x, count, mu, 1) / (double)count - d * d;
-    if (var < 0) var = 0;
-    float rstd = (float)(1.0 / sqrt(var + eps));
+    float mu, rstd;
+    double resid;
+    moments(x, (size_t)cg * HW, eps, &mu, &resid, &rstd);
     for (int c = 0; c < cg; c++) {
-        float a = rstd * gamma[c], b = (float)(beta[c] - d * a);
+        float a = rstd * gamma[c], b = (float)(beta[c] - resid * a);
         const float *xc = x + (size_t)c * HW;
         float *yc = y + (size_t)c * HW;
         if (silu) {
 #pragma omp simd
             for (int i = 0; i < HW; i++) {
                 float v = (xc[i] - mu) * a + b;
-                yc[i] = v / (1.0f + vexpf(-v));
+                yc[i] = vsiluf(v);
             }
         } else {
 #pragma omp simd

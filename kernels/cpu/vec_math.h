@@ -9,17 +9,41 @@
 #include <string.h>
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define CPU_VEC_HAS_CLONES 1
 #define CPU_VEC_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), noinline))
 #else
+#define CPU_VEC_HAS_CLONES 0
 #define CPU_VEC_CLONES
 #endif
 
+#define VEXP_LO_BITS 0xC2AE999Au /* -87.3f */
+#define VEXP_HI_BITS 0x42B0999Au /* 88.3f */
+
+/* x clamped to [-87.3, 88.3], NaN to -87.3 (so the float-to-int conversion in
+ * vexpf is never undefined). Done on the bits with integer min/max and no
+ * select of a constant: a float compare-and-select (or a NaN test that picks a
+ * constant) becomes a branch that gcc threads into the polynomial, and with
+ * its default -ftrapping-math the AVX2 and SSE clones then stay scalar
+ * ("control flow in loop"; only AVX-512's masking vectorised them). A NaN is
+ * first made negative; unsigned, the bits of floats below -87.3 (-Inf,
+ * negative NaNs) are those above VEXP_LO_BITS; signed, the bits of floats
+ * above 88.3 (+Inf) are those above VEXP_HI_BITS. tests/test_simd.c checks
+ * the AVX2 clones stay vectorised. */
+static inline float vexp_clamp(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    u |= (uint32_t)((u & 0x7FFFFFFFu) > 0x7F800000u) << 31; /* NaN -> a negative NaN */
+    u = u > VEXP_LO_BITS ? VEXP_LO_BITS : u;
+    u = (int32_t)u > (int32_t)VEXP_HI_BITS ? VEXP_HI_BITS : u;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
 /* e^x within 2 ulp over the float range (Cephes expf polynomial, Cody-Waite
  * reduction, round-to-nearest via the 1.5 * 2^23 trick); clamps to
- * [e^-87.3, e^88.3]. */
+ * [e^-87.3, e^88.3], NaN gives e^-87.3. */
 static inline float vexpf(float x) {
-    x = x > -87.3f ? x : -87.3f; /* (NaN -> -87.3: no undefined float-to-int conversion below) */
-    x = x < 88.3f ? x : 88.3f;
+    x = vexp_clamp(x);
     float r = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float f = x - r * 0.693359375f;
     f = f + r * 2.12194440e-4f;
