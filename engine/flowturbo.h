@@ -148,6 +148,9 @@ ft_status ft_load_embedded(ft_context *ctx, ft_role role);
  * FT_DEFAULT_REFINER_NAME. Returns NULL (size 0) for FT_ROLE_VAE: the embedded model works in pixels. */
 #define FT_DEFAULT_PREDICTOR_NAME "embedded:fashion_sit"
 #define FT_DEFAULT_REFINER_NAME "embedded:fashion_refiner"
+/* The sampler for the embedded model: the configuration with the best measured quality per millisecond on it
+ * (bench/RESULTS.md, issue 12); `flowturbo generate` uses it when no --sampler is given. */
+#define FT_DEFAULT_SAMPLER "H2P4R2"
 const void *ft_default_model(ft_role role, size_t *size, const char **name);
 
 typedef struct {
@@ -208,11 +211,13 @@ int ft_decoded_size(const ft_context *ctx, int latent_size);
 
 /* What a sampler string means (no context needed). */
 typedef struct {
-    char name[32];   /* canonical form: "H1P5R3", "heun:8", "euler:50" */
+    char name[32];   /* canonical form: "H1P5R3", "heun:8", "euler:50", "heun:8/s2" (shifted grid) */
     int euler;       /* 1 for euler:N */
     int steps;       /* N: points of the time grid minus one */
     int heun_blocks, pseudo_blocks, refiner_blocks;
-    int predictor_calls, refiner_calls; /* network calls per trajectory (2B rows each with guidance) */
+    int predictor_calls, refiner_calls; /* network calls per trajectory (2B rows each with guidance);
+                                         * refiner_calls counts the released refiner's two calls per R
+                                         * step (a guided refiner, refiner_kind "guided", makes one, on B rows) */
 } ft_sampler_info;
 
 /* Parses a sampler string; on failure writes the reason to err (may be NULL). */

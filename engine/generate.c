@@ -127,7 +127,7 @@ static ft_status get_plan(ft_context *ctx, const ft_plan_env *env, const ft_plan
     for (int i = 0; i < PLAN_CACHE; i++) {
         const ft_plan_key *k = ctx->plans[i] ? plan_key(ctx->plans[i]) : NULL;
         if (k && k->batch == key->batch && k->guided == key->guided && k->decode == key->decode &&
-            strcmp(k->sampler.name, key->sampler.name) == 0) {
+            k->sampler.refine_once == key->sampler.refine_once && strcmp(k->sampler.name, key->sampler.name) == 0) {
             ctx->plan_used[i] = ctx->tick;
             *out = ctx->plans[i];
             return FT_OK;
@@ -203,6 +203,7 @@ ft_status ctx_generate(ft_context *ctx, const ft_generate_params *gp, const ctx_
     const sit_model *pred = ctx_pred(ctx);
     const sit_config *pc = &pred->cfg;
     int want_images = out->rgb || out->frame;
+    sc.refine_once = sc.n_r > 0 && ctx_ref(ctx) && ctx_ref(ctx)->cfg.guided_refiner; /* refiner_kind guided */
     ft_plan_env env = {be, pred, sc.n_r > 0 ? ctx_ref(ctx) : NULL, want_images ? ctx_vae(ctx) : NULL,
                        pc->guided_channels, on_step, on_decoded, ctx, &ctx->cancel};
     int batch = gp->batch_size > 0 ? gp->batch_size : gp->num_images;

@@ -8,7 +8,12 @@
  *    is the full 2B carried velocity;
  *  - Heun carries the velocity at the Euler point x~; a pseudo-corrector step
  *    reuses it instead of a first call; a refiner step computes
- *    d = w + R(x, w, t_i), e = d + R(x~, w, t_{i+1}) and carries d. */
+ *    d = w + R(x, w, t_i), e = d + R(x~, w, t_{i+1}) and carries d.
+ * Not in the released code (issue 12): a guided refiner (refiner_kind
+ * "guided", trained on the guided teacher velocity) runs once per R step on
+ * the B conditional rows, whose carried velocity is the guided one:
+ * d = w + R(x, w, t_i) without a guidance combine, x += h d, carry d. And a
+ * shifted time grid ("/s<F>") gives every step its own h. */
 #include "plan.h"
 
 #include <stdint.h>
@@ -41,6 +46,7 @@ struct ft_plan {
     float *img;
     uint8_t *rgb;
     int *pred_block, *ref_block; /* grid point -> conditioning row block, or -1 */
+    float *h;                    /* step size of each update */
     int n_pred_points, n_ref_points;
     void *graph;
     int warmed_up;   /* one eager run completed: every kernel and GEMM algorithm has run once */
@@ -133,6 +139,7 @@ void plan_free(ft_backend *be, ft_plan *p) {
     if (p->arena) be->free(be, p->arena);
     free(p->pred_block);
     free(p->ref_block);
+    free(p->h);
     free(p->steps);
     free(p);
 }
@@ -173,12 +180,13 @@ ft_status plan_create(const ft_plan_env *env, const ft_plan_key *key, ft_plan **
     if (p) {
         p->pred_block = calloc((size_t)points, sizeof(int));
         p->ref_block = calloc((size_t)points, sizeof(int));
+        p->h = calloc((size_t)key->sampler.steps, sizeof(float));
         p->steps = calloc((size_t)key->sampler.steps, sizeof *p->steps);
     }
     unsigned char *pu = malloc((size_t)points), *ru = malloc((size_t)points);
     float *grid = malloc((size_t)points * sizeof(float));
     ft_status st = FT_OK;
-    if (!p || !p->pred_block || !p->ref_block || !p->steps || !pu || !ru || !grid) {
+    if (!p || !p->pred_block || !p->ref_block || !p->h || !p->steps || !pu || !ru || !grid) {
         st = ft_fail(err, FT_ERR_OUT_OF_MEMORY, "out of host memory creating a sampling plan");
         goto done;
     }
@@ -190,7 +198,7 @@ ft_status plan_create(const ft_plan_env *env, const ft_plan_key *key, ft_plan **
     p->image_size = env->vae ? vae_image_size(env->vae, p->S) : p->S;
     p->image_channels = env->vae ? vae_get_config(env->vae)->out_channels : p->C;
     sampler_used_points(&key->sampler, pu, ru);
-    sampler_time_grid(key->sampler.steps, grid);
+    sampler_grid(&key->sampler, grid, p->h);
     p->n_pred_points = index_points(pu, points, p->pred_block);
     p->n_ref_points = index_points(ru, points, p->ref_block);
     size_t bytes = layout(p, env, 0);
@@ -289,23 +297,23 @@ typedef struct {
     float h;
 } plan_update;
 
-/* The tail of a network call: v = guide(raw) (+ base), then the update u
- * (may be NULL). One fused op where the backend has velocity_tail, else the
- * composed ops (the CPU reference). */
+/* The tail of a network call over 2B rows (guided) or B rows: v =
+ * guide(raw) (+ base), then the update u (may be NULL). One fused op where
+ * the backend has velocity_tail, else the composed ops (the CPU reference). */
 static void call_tail(const ft_plan *p, const ft_plan_env *env, float *v, float *raw, const float *base,
-                      const plan_update *u) {
+                      const plan_update *u, int guided) {
     ft_backend *be = env->be;
     size_t n = (size_t)p->key.batch * p->state;
     if (be->velocity_tail) {
-        be->velocity_tail(be, v, raw, base, p->key.batch, p->key.guided, p->C, p->S * p->S, p->cfg_scale,
+        be->velocity_tail(be, v, raw, base, p->key.batch, guided, p->C, p->S * p->S, p->cfg_scale,
                           env->guided_channels, u ? u->x_out : NULL, u ? u->x_in : NULL, u ? u->d : NULL,
                           u ? u->h : 0.0f);
         return;
     }
-    if (p->key.guided)
+    if (guided)
         be->cfg_combine(be, base ? raw : v, raw, p->key.batch, p->C, p->S * p->S, p->cfg_scale,
                         env->guided_channels);
-    if (base) be->add(be, v, base, raw, (size_t)p->nb * p->state);
+    if (base) be->add(be, v, base, raw, (size_t)(guided ? 2 : 1) * p->key.batch * p->state);
     if (!u) return;
     if (u->d) be->heun_update(be, u->x_out, u->x_in, u->d, v, u->h, n);
     else be->euler_update(be, u->x_out, u->x_in, v, u->h, n);
@@ -317,16 +325,21 @@ static void velocity(const ft_plan *p, const ft_plan_env *env, const float *x_in
     float *dst = p->key.guided ? p->raw : out;
     range_push(env->be, "predictor");
     sit_forward(env->be, env->pred, &p->fwd, x_in, p->key.batch, NULL, pred_mod(p, env, point), p->nb, dst);
-    call_tail(p, env, out, dst, NULL, u);
+    call_tail(p, env, out, dst, NULL, u, p->key.guided);
     range_pop(env->be);
 }
 
-/* out = base + Δ(x_in, w, t_point): a refined velocity; then u. */
+/* out = base + Δ(x_in, w, t_point): a refined velocity; then u. The
+ * released refiner runs on all rows and is guided like the predictor; a
+ * guided refiner runs on the B conditional rows only (the first B rows of its
+ * conditioning block carry the labels) and its offset is not combined. */
 static void refine(const ft_plan *p, const ft_plan_env *env, const float *x_in, const float *w, const float *base,
                    int point, float *out, const plan_update *u) {
+    int once = p->key.sampler.refine_once;
     range_push(env->be, "refiner");
-    sit_forward(env->be, env->ref, &p->fwd, x_in, p->key.batch, w, ref_mod(p, env, point), p->nb, p->raw);
-    call_tail(p, env, out, p->raw, base, u);
+    sit_forward(env->be, env->ref, &p->fwd, x_in, p->key.batch, w, ref_mod(p, env, point),
+                once ? p->key.batch : p->nb, p->raw);
+    call_tail(p, env, out, p->raw, base, u, p->key.guided && !once);
     range_pop(env->be);
 }
 
@@ -368,7 +381,6 @@ static void emit_trajectory(ft_plan *p, const ft_plan_env *env) {
     ft_backend *be = env->be;
     const ft_sampler_cfg *sc = &p->key.sampler;
     size_t n = (size_t)p->key.batch * p->state; /* x update: conditional rows only */
-    float h = 1.0f / (float)sc->steps;           /* = t[1] - t[0] of the float32 grid */
     range_push(be, "condition");
     sit_condition_table(be, env->pred, &p->cond, p->t_pred, p->ytab_pred, p->labels, p->n_pred_points * p->nb,
                         p->mod_pred);
@@ -385,6 +397,7 @@ static void emit_trajectory(ft_plan *p, const ft_plan_env *env) {
         char kind = sc->euler ? 'E' : k < sc->n_h ? 'H' : k < sc->n_h + sc->n_p ? 'P' : 'R';
         snprintf(block, sizeof block, "%c block %d", kind, k + 1);
         range_push(be, block);
+        float h = p->h[k]; /* uniform grid: 1/N = t[1] - t[0] of the float32 grid, as released */
         if (sc->euler) {
             float *d = p->vel[0];
             plan_update u = {p->x, p->x, NULL, h};
@@ -399,6 +412,12 @@ static void emit_trajectory(ft_plan *p, const ft_plan_env *env) {
             plan_update uh = {p->x, p->x, d, h};
             velocity(p, env, p->xt, i + 1, e, &uh);
             carry = e;
+        } else if (sc->refine_once) {
+            float *w = carry;
+            float *d = spare(p, w, NULL);
+            plan_update ue = {p->x, p->x, NULL, h};
+            refine(p, env, p->x, w, w, i, d, &ue);
+            carry = d;
         } else {
             float *w = carry;
             float *d = spare(p, w, NULL);

@@ -19,9 +19,46 @@ static int parse_count(const char **p, int *out) {
     return 1;
 }
 
+/* "/s<F>" after the sampler: the grid shift F in (0, 100]. */
+static ft_status parse_shift(const char *full, const char *suffix, float *shift, ft_err *err) {
+    char *end;
+    errno = 0;
+    double v = suffix[0] == 's' && suffix[1] && !isspace((unsigned char)suffix[1]) ? strtod(suffix + 1, &end) : 0.0;
+    if (suffix[0] != 's' || end == suffix + 1 || *end || errno || !(v > 0.0 && v <= 100.0))
+        return ft_fail(err, FT_ERR_INVALID_ARGUMENT,
+                       "sampler '%s': the grid shift suffix must be /s<F> with F in (0, 100], e.g. heun:8/s2", full);
+    *shift = (float)v;
+    return FT_OK;
+}
+
+static ft_status parse_base(const char *text, ft_sampler_cfg *cfg, ft_err *err);
+
 static ft_status parse_text(const char *text, ft_sampler_cfg *cfg, ft_err *err) {
     memset(cfg, 0, sizeof *cfg);
     if (!text || !*text) return ft_fail(err, FT_ERR_INVALID_ARGUMENT, "empty sampler string");
+    const char *slash = strchr(text, '/');
+    char base[64];
+    float shift = 1.0f;
+    if (slash) {
+        if ((size_t)(slash - text) >= sizeof base)
+            return ft_fail(err, FT_ERR_INVALID_ARGUMENT, "unknown sampler '%.60s...'", text);
+        ft_status st = parse_shift(text, slash + 1, &shift, err);
+        if (st != FT_OK) return st;
+        memcpy(base, text, (size_t)(slash - text));
+        base[slash - text] = 0;
+        if (!base[0]) return ft_fail(err, FT_ERR_INVALID_ARGUMENT, "sampler '%s': nothing before the grid shift", text);
+    }
+    ft_status st = parse_base(slash ? base : text, cfg, err);
+    if (st != FT_OK) return st;
+    cfg->shift = shift;
+    if (shift != 1.0f) {
+        size_t n = strlen(cfg->name);
+        snprintf(cfg->name + n, sizeof cfg->name - n, "/s%g", (double)shift);
+    }
+    return FT_OK;
+}
+
+static ft_status parse_base(const char *text, ft_sampler_cfg *cfg, ft_err *err) {
     const char *colon = strchr(text, ':');
     if (colon) {
         size_t klen = (size_t)(colon - text);
@@ -86,7 +123,7 @@ int sampler_predictor_calls(const ft_sampler_cfg *cfg) {
     return 2 * cfg->n_h + cfg->n_p + (cfg->n_h == 0 && cfg->n_p > 0 ? 1 : 0);
 }
 
-int sampler_refiner_calls(const ft_sampler_cfg *cfg) { return cfg->euler ? 0 : 2 * cfg->n_r; }
+int sampler_refiner_calls(const ft_sampler_cfg *cfg) { return cfg->euler ? 0 : (cfg->refine_once ? 1 : 2) * cfg->n_r; }
 
 void sampler_time_grid(int steps, float *t) {
     /* ATen's linspace formula (its CUDA kernel and CPU scalar path): step =
@@ -98,6 +135,21 @@ void sampler_time_grid(int steps, float *t) {
     float step = 1.0f / (float)steps;
     int halfway = n / 2;
     for (int i = 0; i < n; i++) t[i] = i < halfway ? 0.0f + step * (float)i : 1.0f - step * (float)(n - 1 - i);
+}
+
+void sampler_grid(const ft_sampler_cfg *cfg, float *t, float *h) {
+    int n = cfg->steps;
+    if (cfg->shift == 1.0f) {
+        sampler_time_grid(n, t);
+        for (int k = 0; k < n; k++) h[k] = 1.0f / (float)n; /* one constant step, as released */
+        return;
+    }
+    double s = cfg->shift;
+    for (int i = 0; i <= n; i++) {
+        double u = (double)i / n;
+        t[i] = i == n ? 1.0f : (float)(s * u / (1.0 + (s - 1.0) * u));
+    }
+    for (int k = 0; k < n; k++) h[k] = t[k + 1] - t[k];
 }
 
 void sampler_used_points(const ft_sampler_cfg *cfg, unsigned char *pred_used, unsigned char *ref_used) {
@@ -113,5 +165,8 @@ void sampler_used_points(const ft_sampler_cfg *cfg, unsigned char *pred_used, un
         if (k == 0 && cfg->n_h == 0) pred_used[i] = 1; /* no cached velocity yet */
         pred_used[i + 1] = 1;
     }
-    for (int k = 0; k < cfg->n_r; k++, i++) ref_used[i] = ref_used[i + 1] = 1;
+    for (int k = 0; k < cfg->n_r; k++, i++) {
+        ref_used[i] = 1;
+        if (!cfg->refine_once) ref_used[i + 1] = 1;
+    }
 }

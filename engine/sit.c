@@ -35,6 +35,11 @@ ft_status sit_config_read(const st_file *f, ft_role role, sit_config *c, ft_err 
     if (c->guided_channels > c->in_channels)
         return ft_fail(err, FT_ERR_FORMAT, "%s: guided_channels %d exceeds in_channels %d", f->path,
                        c->guided_channels, c->in_channels);
+    const char *kind = c->is_refiner ? st_meta(f, "refiner_kind") : NULL;
+    if (kind && strcmp(kind, "released") && strcmp(kind, "guided"))
+        return ft_fail(err, FT_ERR_FORMAT, "%s: unknown refiner_kind '%s' (expected 'released' or 'guided')", f->path,
+                       kind);
+    c->guided_refiner = kind && !strcmp(kind, "guided");
     double mlp = c->hidden * ratio;
     if (ratio > 64 || mlp < 1)
         return ft_fail(err, FT_ERR_FORMAT, "%s: mlp_ratio %g is out of range", f->path, ratio);

@@ -24,6 +24,10 @@ typedef struct {
     int is_refiner;
     int input_size, in_channels, out_channels, patch, hidden, depth, heads, head_dim;
     int mlp_hidden, num_classes, learn_sigma, guided_channels;
+    /* refiner metadata "refiner_kind": "released" (or absent) = the released
+     * FlowTurbo refiner; "guided" = trained on the guided velocity, run once
+     * per R step on the guided rows (engine/plan.c) */
+    int guided_refiner;
     float mlp_ratio;
     /* derived */
     int tokens;         /* (input_size / patch)^2 */

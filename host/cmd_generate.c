@@ -87,7 +87,9 @@ int cmd_generate(int argc, char **argv) {
                                                   "0,1,2,... over the images", 0, 0},
         {'n', "num", OPT_INT, &a.num, "N", "images to make (default: the number of classes listed, or 1)", 0, 0},
         {'s', "seed", OPT_I64, &a.seed, "N", "seed; image k uses noise seed N+k (default 42; < 0: random)", 0, 0},
-        {0, "sampler", OPT_STR, &a.sampler, "NAME", "H<a>P<b>R<c> (FlowTurbo), heun:N or euler:N (default H1P5R3)", 0, 0},
+        {0, "sampler", OPT_STR, &a.sampler, "NAME", "H<a>P<b>R<c> (FlowTurbo), heun:N or euler:N, each optionally\n"
+                                                    "with a shifted time grid /s<F> (e.g. heun:8/s2); default H1P5R3,\n"
+                                                    "for the embedded model " FT_DEFAULT_SAMPLER, 0, 0},
         {0, "cfg-scale", OPT_FLOAT, &a.cfg_scale, "F", "classifier-free guidance scale (default 4.0; <= 1: none)", 0, 0},
         {'b', "batch", OPT_INT, &a.batch, "N", "images per model batch (default 8)", 0, 0},
         {'o', "output", OPT_STR, &a.output, "PATTERN", "output image (default output.png); the extension picks the\n"
@@ -116,6 +118,7 @@ int cmd_generate(int argc, char **argv) {
     int pr = cli_parse(&spec, argc, argv, pos, &npos);
     if (pr != CLI_OK) return pr == CLI_HELP ? 0 : EXIT_USAGE;
     int embedded = !a.model; /* the built-in Fashion-MNIST models */
+    if (embedded && !cli_seen(&spec, "sampler")) a.sampler = FT_DEFAULT_SAMPLER;
     if (embedded && a.vae) return cli_usage_error(&spec, "--vae needs -m/--model (the embedded model works in pixels)");
     if (engine_opts_check(&spec, &a.eo)) return EXIT_USAGE;
     ft_sampler_info sc;

@@ -13,6 +13,9 @@
  *                                              RK4 solutions stay within bench/quality/thresholds.json
  *   quality_flowturbo_vs_heun_ranking          the order of the table's best FlowTurbo configuration and the Heun
  *                                              sampler of equal or lower cost (FD and PSNR) stays as measured
+ *   quality_refiner_beats_zero_ablation        the shipped refiner against itself with the final layer zeroed
+ *                                              (r = 0, same cost; issue 12): on every metric it won when the
+ *                                              thresholds were derived, it still wins
  * Thresholds were derived from these exact samples (FT_QUALITY_DERIVE=1
  * build/test_runner quality_accuracy rewrites them; see bench/quality/README.md).
  * Every test SKIPs while the models are the smoke-run exports (their
@@ -126,17 +129,18 @@ static int write_npy(const char *path, const float *x, int n, int c, int s) {
     return fclose(f) == 0 && ok;
 }
 
-static void sampler_file(char *buf, size_t cap, const char *dir, const char *sampler) {
+static void sampler_file(char *buf, size_t cap, const char *dir, const char *sampler, const char *suffix) {
     char name[64];
     size_t j = 0;
     for (size_t i = 0; sampler[i] && j + 1 < sizeof name; i++)
         if (sampler[i] != ':') name[j++] = sampler[i];
     name[j] = 0;
-    snprintf(buf, cap, "%s/%s.npy", dir, name);
+    snprintf(buf, cap, "%s/%s%s.npy", dir, name, suffix);
 }
 
-/* Makes n images per sampler (seed Q_SEED + k, label k % 10) into dir/<sampler>.npy. */
-static int generate(const char *dir, const char *const *samplers, int n_samplers, int n) {
+/* Makes n images per sampler (seed Q_SEED + k, label k % 10) with this refiner into dir/<sampler><suffix>.npy. */
+static int generate(const char *dir, const char *const *samplers, int n_samplers, int n, const char *refiner,
+                    const char *suffix) {
     ft_context_params cp;
     ft_context_params_init(&cp);
     cp.backend = FT_BACKEND_CPU;
@@ -147,7 +151,7 @@ static int generate(const char *dir, const char *const *samplers, int n_samplers
     int ok = 0;
     float *x = NULL;
     int *labels = NULL;
-    if (ft_load(ctx, FT_ROLE_PREDICTOR, Q_SIT) != FT_OK || ft_load(ctx, FT_ROLE_REFINER, Q_REFINER) != FT_OK) {
+    if (ft_load(ctx, FT_ROLE_PREDICTOR, Q_SIT) != FT_OK || ft_load(ctx, FT_ROLE_REFINER, refiner) != FT_OK) {
         test_note("load: %s", ft_last_error(ctx));
         goto done;
     }
@@ -172,7 +176,7 @@ static int generate(const char *dir, const char *const *samplers, int n_samplers
             goto done;
         }
         char path[512];
-        sampler_file(path, sizeof path, dir, samplers[i]);
+        sampler_file(path, sizeof path, dir, samplers[i], suffix);
         if (!write_npy(path, x, n, c, s)) {
             test_note("cannot write %s", path);
             goto done;
@@ -214,7 +218,7 @@ static const char *pair_dir(void) {
     if (state == 0) {
         snprintf(dir, sizeof dir, "%s/quality_pair", test_tmpdir());
         mkdir(dir, 0755);
-        state = generate(dir, pair_samplers, 2, Q_N) ? 1 : -1;
+        state = generate(dir, pair_samplers, 2, Q_N, Q_REFINER, "") ? 1 : -1;
     }
     return state == 1 ? dir : NULL;
 }
@@ -235,7 +239,7 @@ TEST(quality_engine_matches_reference_trained) {
     snprintf(dir, sizeof dir, "%s/quality_ref", test_tmpdir());
     mkdir(dir, 0755);
     int ns = (int)(sizeof ref_samplers / sizeof ref_samplers[0]);
-    CHECK(generate(dir, ref_samplers, ns, Q_REF_N), "generating the samples failed");
+    CHECK(generate(dir, ref_samplers, ns, Q_REF_N, Q_REFINER, ""), "generating the samples failed");
     char args[700], list[200] = "";
     for (int i = 0; i < ns; i++) {
         strcat(list, ref_samplers[i]);
@@ -249,3 +253,22 @@ TEST(quality_engine_matches_reference_trained) {
 TEST(quality_accuracy_fd_psnr_within_thresholds) { return pair_check("metrics"); }
 
 TEST(quality_flowturbo_vs_heun_ranking) { return pair_check("ranking"); }
+
+/* The pair's FlowTurbo sampler with the shipped refiner and with its final layer zeroed (regress.py zero-refiner):
+ * the same noise, r = 0 in the second, i.e. the refiner ablation at equal cost. */
+TEST(quality_refiner_beats_zero_ablation) {
+    if (!models_ready()) return SKIP;
+    char dir[300], zero[400], args[700];
+    snprintf(dir, sizeof dir, "%s/quality_ablation", test_tmpdir());
+    mkdir(dir, 0755);
+    snprintf(zero, sizeof zero, "%s/zero_refiner.safetensors", dir);
+    snprintf(args, sizeof args, "zero-refiner --refiner %s --out %s", Q_REFINER, zero);
+    test_result r = run_regress(args, "zero_refiner");
+    if (r != PASS) return r;
+    static const char *const ft[] = {Q_FLOWTURBO};
+    CHECK(generate(dir, ft, 1, Q_N, Q_REFINER, "") && generate(dir, ft, 1, Q_N, zero, "-zero"),
+          "generating the samples failed");
+    snprintf(args, sizeof args, "ablation --dir %s --cfg %g --seed %d --n %d --samplers %s", dir, (double)Q_CFG, Q_SEED,
+             Q_N, Q_FLOWTURBO);
+    return run_regress(args, "ablation");
+}

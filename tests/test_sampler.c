@@ -1,6 +1,8 @@
 /* tests/test_sampler.c — sampler configs, the time grid, and whole
  * trajectories through the public API against the PyTorch reference
- * (tests/data/sampler_{a,b}.golden.safetensors). */
+ * (tests/data/sampler_{a,b,c}.golden.safetensors; c: shifted time grids and
+ * the guided refiner kind of issue 12). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,8 @@ TEST(sampler_parse_valid) {
         {"H1P5R3", "H1P5R3", 9, 7, 6},  {"h8p9r5", "H8P9R5", 22, 25, 10}, {"heun:8", "heun:8", 8, 16, 0},
         {"euler:50", "euler:50", 50, 50, 0}, {"H8", "heun:8", 8, 16, 0}, {"H2P4", "H2P4R0", 6, 8, 0},
         {"H0P3R2", "H0P3R2", 5, 4, 4}, {"P2R1", "H0P2R1", 3, 3, 2},  {"H2R1", "H2P0R1", 3, 4, 2},
+        {"heun:8/s2", "heun:8/s2", 8, 16, 0}, {"H2P4R2/s1.5", "H2P4R2/s1.5", 8, 8, 4},
+        {"euler:8/s1", "euler:8", 8, 8, 0},   {"h1p5r3/s0.25", "H1P5R3/s0.25", 9, 7, 6},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ft_sampler_cfg c;
@@ -39,6 +43,9 @@ TEST(sampler_parse_rejects_with_reason) {
         {"dpm:10", "unknown"},   {"H1X2", "unknown"},            {"R1H2", "order"},
         {"H1H2", "order"},       {"H", "block count"},           {"euler:5x", "step count"},
         {"H999P999", "more than"}, {"euler:-3", "step count"},
+        {"heun:8/s0", "grid shift"}, {"heun:8/s", "grid shift"},   {"heun:8/x2", "grid shift"},
+        {"heun:8/s2x", "grid shift"}, {"heun:8/s101", "grid shift"}, {"/s2", "nothing before"},
+        {"heun:8/s-1", "grid shift"}, {"heun:8/snan", "grid shift"}, {"heun:0/s2", "zero steps"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ft_sampler_cfg c;
@@ -92,6 +99,30 @@ TEST(sampler_time_grid_matches_torch) {
     /* second half counts down from 1: t[N-1] = 1 - step exactly */
     CHECK(t22[21] == 1.0f - 1.0f / 22.0f && t22[0] == 0.0f && t22[22] == 1.0f, "N=22 grid ends %a", t22[21]);
     for (int i = 0; i < 22; i++) CHECK(t22[i] < t22[i + 1], "grid not increasing at %d", i);
+    return PASS;
+}
+
+/* The shifted grid: t_i = F u / (1 + (F - 1) u) (computed independently here), ends at exactly 0 and 1, steps
+ * h_k = t[k+1] - t[k] shrinking towards t = 1 for F > 1; F = 1 is the released grid with one h = 1/N. */
+TEST(sampler_shifted_grid) {
+    ft_sampler_cfg c;
+    float t[12], h[11], u[12];
+    CHECK(sampler_parse("heun:11/s3", &c, NULL) == FT_OK && c.shift == 3.0f, "parse");
+    sampler_grid(&c, t, h);
+    CHECK(t[0] == 0.0f && t[11] == 1.0f, "ends %a %a", t[0], t[11]);
+    for (int i = 0; i <= 11; i++) {
+        double v = (double)i / 11;
+        CHECK(fabs(t[i] - 3 * v / (1 + 2 * v)) < 1e-6, "t[%d] = %.8f", i, t[i]);
+    }
+    for (int k = 0; k < 11; k++) {
+        CHECK(h[k] == t[k + 1] - t[k], "h[%d]", k);
+        if (k) CHECK(h[k] < h[k - 1], "steps do not shrink towards t = 1 at %d", k);
+    }
+    CHECK(sampler_parse("H1P5R3", &c, NULL) == FT_OK && c.shift == 1.0f, "uniform");
+    sampler_grid(&c, t, h);
+    sampler_time_grid(9, u);
+    for (int i = 0; i <= 9; i++) CHECK(t[i] == u[i], "uniform grid differs at %d", i);
+    for (int k = 0; k < 9; k++) CHECK(h[k] == 1.0f / 9.0f, "uniform h[%d] = %a", k, h[k]);
     return PASS;
 }
 
@@ -196,20 +227,58 @@ TEST(sampler_golden_pixel_model) {
     return run_cases("sampler_b.golden.safetensors", "sit_b.safetensors", NULL, "cases", "", 3);
 }
 
+/* Shifted grids for Euler, Heun and H/P/R (released refiner), F > 1 and < 1. */
+TEST(sampler_golden_shifted_grid) {
+    return run_cases("sampler_c.golden.safetensors", "sit_a.safetensors", "sit_a_refiner.safetensors", "cases", "", 3);
+}
+
+/* refiner_kind "guided": one refiner call per R step on the B guided rows, no combine; guided and unguided,
+ * 3-of-4-channel guidance (the carried velocity's cond rows), N_H = 0 and a shifted grid. */
+TEST(sampler_golden_guided_refiner) {
+    return run_cases("sampler_c.golden.safetensors", "sit_a.safetensors", "sit_a_refiner_guided.safetensors",
+                     "cases_guided", "guided.", 3);
+}
+
+/* An unknown refiner_kind is refused at load with the value named. */
+TEST(sampler_guided_refiner_kind_checked) {
+    FILE *f = fopen(test_data("sit_a_refiner_guided.safetensors"), "rb");
+    CHECK(f != NULL, "fixture missing");
+    static unsigned char buf[1 << 18];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    CHECK(n > 8 && n < sizeof buf, "fixture size %zu", n);
+    ft_context_params cp;
+    ft_context_params_init(&cp);
+    cp.backend = FT_BACKEND_CPU;
+    ft_context *ctx = ft_context_new(&cp);
+    CHECK(ctx && ft_load_memory(ctx, FT_ROLE_REFINER, buf, n, "guided") == FT_OK, "good file: %s", ft_last_error(ctx));
+    unsigned char *hit = NULL;
+    for (size_t i = 0; !hit && i + 8 <= n; i++)
+        if (!memcmp(buf + i, "\"guided\"", 8)) hit = buf + i;
+    CHECK(hit != NULL, "no refiner_kind in the fixture's header");
+    memcpy(hit, "\"guixed\"", 8);
+    ft_status st = ft_load_memory(ctx, FT_ROLE_REFINER, buf, n, "bad");
+    int ok = st == FT_ERR_FORMAT && strstr(ft_last_error(ctx), "unknown refiner_kind 'guixed'");
+    if (!ok) test_note("status %d: %s", st, ft_last_error(ctx));
+    ft_context_free(ctx);
+    return ok ? PASS : FAIL;
+}
+
 /* Network calls per trajectory agree with what the reference counted. */
-TEST(sampler_nfe_matches_reference) {
+static int nfe_cases(const char *golden_name, const char *list_key, const char *prefix, int refine_once) {
     golden g;
-    if (!golden_open(&g, "sampler_a.golden.safetensors")) return FAIL;
+    if (!golden_open(&g, golden_name)) return 0;
     char buf[512];
-    snprintf(buf, sizeof buf, "%s", st_meta(&g.f, "cases") ? st_meta(&g.f, "cases") : "");
+    snprintf(buf, sizeof buf, "%s", st_meta(&g.f, list_key) ? st_meta(&g.f, list_key) : "");
     int ok = buf[0] != 0;
     for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
         char key[64], sampler[32];
-        snprintf(key, sizeof key, "nfe.%s", tok);
+        snprintf(key, sizeof key, "nfe.%s%s", prefix, tok);
         const char *want = st_meta(&g.f, key);
         snprintf(sampler, sizeof sampler, "%.*s", (int)(strchr(tok, '@') - tok), tok);
         ft_sampler_cfg c;
         ok &= want && sampler_parse(sampler, &c, NULL) == FT_OK;
+        c.refine_once = refine_once;
         char got[32];
         snprintf(got, sizeof got, "%d,%d", sampler_predictor_calls(&c), sampler_refiner_calls(&c));
         if (!want || strcmp(got, want)) {
@@ -218,5 +287,12 @@ TEST(sampler_nfe_matches_reference) {
         }
     }
     golden_close(&g);
+    return ok;
+}
+
+TEST(sampler_nfe_matches_reference) {
+    int ok = nfe_cases("sampler_a.golden.safetensors", "cases", "", 0);
+    ok &= nfe_cases("sampler_c.golden.safetensors", "cases", "", 0);
+    ok &= nfe_cases("sampler_c.golden.safetensors", "cases_guided", "guided.", 1);
     return ok ? PASS : FAIL;
 }

@@ -204,23 +204,33 @@ def rmse_psnr(x, ref):
 
 
 class RealReference:
-    """Features of the Fashion-MNIST reference set (t10k, all 10 000) and, for the real-vs-real baseline, of a
-    class-balanced train subset of n images (seed 1234; train is disjoint from t10k)."""
+    """Features of the reference images: split 't10k' = the Fashion-MNIST test set (all 10 000, or a class-balanced
+    subset of ref_n, seed 4321), the reported tables' reference; split 'holdout' = the 5000 train images held out of
+    refiner training (weights_tool/fashion/data.holdout_indices), the reference for selecting models and samplers
+    (issue 12). real_baseline draws a class-balanced train subset (seed 1234; disjoint from t10k)."""
 
-    def __init__(self, clf, ref_n=10000, cache_dir=None):
+    def __init__(self, clf, ref_n=10000, cache_dir=None, split="t10k"):
         key = None
         self.clf = clf
+        self.split = split
+        self.describe = (f"Fashion-MNIST t10k ({ref_n} images)" if split == "t10k" else
+                         "Fashion-MNIST train images held out of refiner training (data.holdout_indices, 5000)")
         if cache_dir:
-            key = os.path.join(cache_dir, f"t10k_feats_{ref_n}_{file_hash(clf.path)}.npz")
+            key = os.path.join(cache_dir, f"{split}_feats_{ref_n}_{file_hash(clf.path)}.npz")
             if os.path.exists(key):
                 z = np.load(key)
                 self.feats, self.labels = z["feats"], z["labels"]
                 self.acc = float(z["acc"])
                 self.mu, self.sigma = stats(self.feats)
                 return
-        x, y = load_split("t10k")
-        if ref_n < len(x):
-            idx = balanced_subset(y, ref_n, seed=4321)
+        if split == "t10k":
+            x, y = load_split("t10k")
+            if ref_n < len(x):
+                idx = balanced_subset(y, ref_n, seed=4321)
+                x, y = x[idx], y[idx]
+        else:
+            x, y = load_split("train")
+            idx = holdout_indices(y)
             x, y = x[idx], y[idx]
         self.feats, logits = clf.features_logits(x)
         self.labels = y
@@ -247,6 +257,15 @@ class RealReference:
                     acc=float((logits.argmax(1) == np.asarray(labels)).mean()))
 
 
+def holdout_indices(labels):
+    """The train images held out of refiner training (weights_tool/fashion/data.py, the one definition)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("fashion_data", os.path.join(REPO, "weights_tool/fashion/data.py"))
+    fashion_data = importlib.util.module_from_spec(spec)  # by path: bench/quality/data/ would shadow 'import data'
+    spec.loader.exec_module(fashion_data)
+    return fashion_data.holdout_indices(torch.from_numpy(np.asarray(labels))).numpy()
+
+
 def file_hash(path):
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()[:12]
@@ -255,6 +274,19 @@ def file_hash(path):
 # ---------------------------------------------------------------------------------------------------------------------
 # models and the high-accuracy guided ODE solution (reference.py's SiT forward + the same CFG combine)
 # ---------------------------------------------------------------------------------------------------------------------
+
+def write_zero_refiner(path, out):
+    """The refiner of `path` with its final linear layer zeroed (r = 0 exactly: every R step then steps with the
+    carried velocity, d = w) into `out`: same layout, metadata (kind included) and cost; the refiner ablation."""
+    sys.path.insert(0, os.path.join(REPO, "weights_tool"))
+    import safetensors_io as st
+    w, meta = st_load(path)
+    for k in ("final_layer.linear.weight", "final_layer.linear.bias"):
+        w[k] = np.zeros_like(w[k])
+    meta = dict(meta, source="bench/quality: " + meta.get("source", "") + " -- final layer ZEROED (refiner ablation)")
+    st.save(out, w, meta, dtype="F16")
+    return out
+
 
 def load_sit(path):
     import reference as R

@@ -9,9 +9,14 @@ directory; this script compares them). Run with /usr/bin/python3.
                                                                   vs the stored RK4 solutions, against the thresholds
                                                                   in bench/quality/thresholds.json
   regress.py ranking   --dir D ... --ranking FT,HEUN              the order (FD and PSNR) of the pair stays as derived
+  regress.py zero-refiner --out F                                 writes the shipped refiner with its final layer
+                                                                  zeroed (r = 0: the refiner ablation at equal cost)
+  regress.py ablation  --dir D --cfg S --n N --samplers FT        FT with the shipped refiner (D/FT.npy) against FT with
+                                                                  the zeroed one (D/FT-zero.npy): on every metric the
+                                                                  trained refiner won at derivation it must still win
 
-FT_QUALITY_DERIVE=1 (metrics): instead of checking, write the measured numbers and the thresholds derived from
-them (see derive()) into thresholds.json. Exit status: 0 pass, 1 fail, 77 torch missing, 78 data/models missing.
+FT_QUALITY_DERIVE=1 (metrics, ablation): instead of checking, write the measured numbers and the thresholds derived
+from them (see derive(), derive_ablation()) into thresholds.json. Exit status: 0 pass, 1 fail, 77 torch missing, 78 data/models missing.
 """
 import argparse
 import json
@@ -133,6 +138,51 @@ def derive(a, measured):
     return 0
 
 
+def derive_ablation(a, measured):
+    """The trained refiner against its zero ablation (same sampler, same samples): the metrics on which the trained
+    refiner was better at derivation are recorded as 'won' and checked to stay won; the others are recorded only
+    (the ablation is not a bound the product must keep losing)."""
+    ft = a.samplers[0]
+    t, z = measured[ft], measured[ft + "-zero"]
+    won = [k for k, high in (("psnr", True), ("fd", False), ("acc", True)) if k in t and
+           (t[k] > z[k] if high else t[k] < z[k])]
+    th = json.load(open(THRESHOLDS))
+    th["ablation"] = dict(sampler=ft, cfg=a.cfg, n=a.n, measured=dict(trained=t, zero=z), won=won,
+                          derivation=derive_ablation.__doc__.strip())
+    json.dump(th, open(THRESHOLDS, "w"), indent=1)
+    print(f"wrote the ablation entry of {THRESHOLDS}: the trained refiner wins on {won or 'nothing'}")
+    return 0
+
+
+def cmd_ablation(a):
+    ft = a.samplers[0]
+    a.samplers = [ft, ft + "-zero"]
+    measured = measure(a)
+    if os.environ.get("FT_QUALITY_DERIVE") == "1":
+        return derive_ablation(a, measured)
+    th = json.load(open(THRESHOLDS)) if os.path.exists(THRESHOLDS) else {}
+    ab = th.get("ablation")
+    if not ab or (ab["sampler"], ab["cfg"], ab["n"]) != (ft, a.cfg, a.n):
+        print(f"{THRESHOLDS} has no ablation entry for {ft} at cfg {a.cfg:g}, n {a.n}: derive it")
+        return 1
+    if not check_models(th):
+        return 1
+    if not ab["won"]:
+        print("the trained refiner won on no metric at derivation: nothing to guard")
+        return 1
+    ok = True
+    for k in ab["won"]:
+        t, z = measured[ft][k], measured[ft + "-zero"][k]
+        good = t > z if k != "fd" else t < z
+        ok &= bool(good)
+        print(f"  {k}: trained {t:.4f} vs zeroed {z:.4f} (derivation {ab['measured']['trained'][k]:.4f} vs "
+              f"{ab['measured']['zero'][k]:.4f}): {'trained better, ok' if good else 'FAIL'}")
+    for k in sorted(set(ab["measured"]["trained"]) - set(ab["won"])):
+        print(f"  {k}: trained {measured[ft][k]:.4f} vs zeroed {measured[ft + '-zero'][k]:.4f} (not won at derivation; "
+              "recorded only)")
+    return 0 if ok else 1
+
+
 def cmd_metrics(a):
     measured = measure(a)
     if os.environ.get("FT_QUALITY_DERIVE") == "1" and a.command == "metrics":
@@ -174,12 +224,13 @@ def cmd_metrics(a):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["reference", "metrics", "ranking"])
-    ap.add_argument("--dir", required=True)
-    ap.add_argument("--cfg", type=float, required=True)
+    ap.add_argument("command", choices=["reference", "metrics", "ranking", "zero-refiner", "ablation"])
+    ap.add_argument("--dir", default=None)
+    ap.add_argument("--out", default=None, help="zero-refiner: the file to write")
+    ap.add_argument("--cfg", type=float, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n", type=int, default=None)
-    ap.add_argument("--samplers", required=True)
+    ap.add_argument("--samplers", default="")
     ap.add_argument("--ranking", default="", help="the FLOWTURBO,HEUN pair whose order the ranking check keeps")
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--sit", default=qlib.SIT)
@@ -188,6 +239,14 @@ def main():
     a = ap.parse_args()
     a.samplers = [s for s in a.samplers.split(",") if s]
     a.ranking = [s for s in a.ranking.split(",") if s]
+    if a.command == "zero-refiner":
+        if not a.out:
+            ap.error("zero-refiner needs --out")
+        qlib.write_zero_refiner(a.refiner, a.out)
+        print(f"wrote {a.out} ({a.refiner} with its final layer zeroed)")
+        return 0
+    if not a.dir or a.cfg is None or not a.samplers:
+        ap.error(f"{a.command} needs --dir, --cfg and --samplers")
     if a.command == "reference":
         return cmd_reference(a)
     if not os.path.exists(a.classifier):
@@ -196,7 +255,7 @@ def main():
     if not qlib.have_data():
         print(f"SKIPPED: Fashion-MNIST is not installed in {qlib.DATA_DIR} (apt-get install dataset-fashion-mnist)")
         return 78
-    return cmd_metrics(a)
+    return cmd_ablation(a) if a.command == "ablation" else cmd_metrics(a)
 
 
 if __name__ == "__main__":

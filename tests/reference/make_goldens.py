@@ -1,10 +1,12 @@
 """Writes the golden fixtures the C engine is tested against into tests/data/ (deterministic: torch.manual_seed).
 
 Models (engine format, weights_tool/FORMAT.md, F32, random non-zero weights):
-  sit_a.safetensors, sit_a_refiner.safetensors, sit_a_g4.safetensors, sit_b.safetensors, vae_tiny.safetensors
+  sit_a.safetensors, sit_a_refiner.safetensors, sit_a_g4.safetensors, sit_b.safetensors, vae_tiny.safetensors,
+  sit_a_refiner_guided.safetensors (refiner_kind "guided")
 Fixtures:
   sit_a_forward / sit_a_refiner_forward / sit_b_forward .golden.safetensors   per-op intermediates of one forward
   sampler_a.golden.safetensors, sampler_b.golden.safetensors                 sampler end states
+  sampler_c.golden.safetensors                  shifted time grids and the guided refiner kind (issue 12)
   vae_tiny_forward.golden.safetensors                                         decoder intermediates + uint8 image
   rng.golden.safetensors                                                      the engine's Philox noise
 
@@ -56,6 +58,11 @@ SAMPLER_A_CASES = [("H1P5R3", 4), ("H1P5R3", 1.5), ("H1P5R3", 1), ("H2P0R1", 4),
                    ("H2P1R2", 2), ("euler:6", 1), ("euler:6", 4), ("heun:3", 1), ("heun:3", 1.5)]
 SAMPLER_A_G4_CASES = [("H1P5R3", 4), ("heun:3", 4)]
 SAMPLER_B_CASES = [("euler:4", 1), ("heun:2", 3), ("H1P2R0", 2)]
+# issue 12: shifted grids (every sampler family, released refiner) with sit_a + sit_a_refiner, and the guided refiner
+# kind (one call per R step on the B guided rows) with sit_a + sit_a_refiner_guided, guided and unguided
+SAMPLER_C_CASES = [("euler:6/s2", 4), ("heun:3/s1.5", 1.5), ("H1P5R3/s2", 4), ("H2P0R1/s3", 1), ("H1P3R2/s0.5", 2)]
+SAMPLER_C_GUIDED_CASES = [("H1P5R3", 4), ("H2P0R2", 1.5), ("H1P2R3", 1), ("H0P3R2/s2", 3)]
+CFG_A_REF_GUIDED = dict(CFG_A_REF, refiner_kind="guided")
 RNG_SEEDS = [0, 1, 42, 4294967301]
 
 
@@ -270,6 +277,22 @@ def main():
     summary.append("sampler_b:")
     run_cases(wb, cb, None, None, noise_b, labels_b, SAMPLER_B_CASES, "", tens, meta)
     save(args.out, "sampler_b.golden.safetensors", tens, meta, written)
+
+    # ---- issue 12: shifted grids and the guided refiner kind (new files; the ones above are unchanged) ---------------
+    wrg = random_sit(CFG_A_REF_GUIDED, 105)
+    assert all(bool((t != 0).all()) for t in wrg.values())
+    save(args.out, "sit_a_refiner_guided.safetensors", wrg, R.cfg_to_metadata(CFG_A_REF_GUIDED), written)
+    wrg, crg = reload("sit_a_refiner_guided.safetensors")
+    assert crg["refiner_kind"] == "guided"
+    tens = {"noise": noise_a, "labels": labels_a}
+    meta = {"cases": ",".join(case_name(s, c) for s, c in SAMPLER_C_CASES),
+            "cases_guided": ",".join(case_name(s, c) for s, c in SAMPLER_C_GUIDED_CASES),
+            "predictor": "sit_a.safetensors", "refiner": "sit_a_refiner.safetensors",
+            "refiner_guided": "sit_a_refiner_guided.safetensors", "source": SOURCE}
+    summary.append("sampler_c:")
+    run_cases(wa, ca, wr, cr, noise_a, labels_a, SAMPLER_C_CASES, "", tens, meta)
+    run_cases(wa, ca, wrg, crg, noise_a, labels_a, SAMPLER_C_GUIDED_CASES, "guided.", tens, meta)
+    save(args.out, "sampler_c.golden.safetensors", tens, meta, written)
 
     # ---- VAE fixture ------------------------------------------------------------------------------------------------
     g = torch.Generator().manual_seed(401)

@@ -215,7 +215,9 @@ def sit_forward(w, cfg, x, t, y, v=None, trace=None):
 # ---------------------------------------------------------------------------------------------------------------------
 
 def parse_sampler(s):
-    """'H1P5R3' -> ('flowturbo', 1, 5, 3); 'heun:3' -> ('flowturbo', 3, 0, 0); 'euler:6' -> ('euler', 6, 0, 0)."""
+    """'H1P5R3' -> ('flowturbo', 1, 5, 3); 'heun:3' -> ('flowturbo', 3, 0, 0); 'euler:6' -> ('euler', 6, 0, 0).
+    A grid-shift suffix '/s<F>' is not part of this tuple (see split_shift)."""
+    s = split_shift(s)[0]
     m = re.fullmatch(r"H(\d+)P(\d+)R(\d+)", s)
     if m:
         return ("flowturbo",) + tuple(int(g) for g in m.groups())
@@ -226,6 +228,37 @@ def parse_sampler(s):
     if m:
         return ("euler", int(m.group(1)), 0, 0)
     raise ValueError("unknown sampler %r" % s)
+
+
+def split_shift(s):
+    """'heun:8/s2' -> ('heun:8', 2.0); 'heun:8' -> ('heun:8', 1.0)."""
+    m = re.fullmatch(r"(.+)/s([0-9.eE+-]+)", s)
+    if not m:
+        return s, 1.0
+    shift = float(np.float32(m.group(2)))
+    if not 0.0 < shift <= 100.0:
+        raise ValueError("grid shift out of (0, 100]: %r" % s)
+    return m.group(1), shift
+
+
+def shifted_grid(n_steps, shift):
+    """The shifted grid t_i = F u / (1 + (F - 1) u), u = i / N (float64, rounded to float32; t_N = 1 exactly) and the
+    per-step sizes h_k = t[k+1] - t[k] in float32. Written from the grid definition in engine/sampler.h."""
+    s = float(np.float32(shift))
+    t = np.array([s * (i / n_steps) / (1.0 + (s - 1.0) * (i / n_steps)) for i in range(n_steps + 1)])
+    t = t.astype(np.float32)
+    t[-1] = np.float32(1.0)
+    t = torch.from_numpy(t)
+    return t, t[1:] - t[:-1]
+
+
+def grid_for(n_steps, shift):
+    """(t, h per step): the released uniform grid with one constant h when shift == 1, else shifted_grid."""
+    if shift == 1.0:
+        t, h = time_grid(n_steps)
+        return t, [h] * n_steps
+    t, h = shifted_grid(n_steps, shift)
+    return t, list(h)
 
 
 def time_grid(n_steps):
@@ -256,6 +289,11 @@ def _cfg_combine(out, B, guided, s):
 def sample(pred_w, pred_cfg, ref_w, ref_cfg, noise, labels, sampler, cfg_scale, guided_channels=None, stats=None):
     """Runs the sampler and returns the final latents of the conditional half, [B, C, S, S].
 
+    sampler may end in '/s<F>': the shifted time grid (shifted_grid), each update with its own h.
+    ref_cfg["refiner_kind"] == "guided" (issue 12, not in the released code): each R step makes ONE refiner call on
+    the B conditional rows (labels, x[:B], the carried guided velocity w[:B]), adds its raw offset (no guidance
+    combine) and takes an Euler step: d = w + r(x, w, t_i), x += h d, carry d.
+
     Guidance (cfg_scale > 1): state doubled to 2B = [cond; uncond], y = [labels; null]; every model call sees
     x = [x[:B]; x[:B]]; guidance on channels [0, guided_channels) (default: the predictor's guided_channels; the
     refiner uses the same rule). The refiner's v input is the full 2B carried velocity (not re-halved).
@@ -263,6 +301,8 @@ def sample(pred_w, pred_cfg, ref_w, ref_cfg, noise, labels, sampler, cfg_scale, 
     stats: optional dict receiving NFE counts.
     """
     kind, nh, npc, nr = parse_sampler(sampler)
+    shift = split_shift(sampler)[1]
+    guided_refiner = ref_cfg is not None and ref_cfg.get("refiner_kind", "released") == "guided"
     noise = torch.as_tensor(noise, dtype=torch.float32)
     labels = torch.as_tensor(labels).long()
     B = noise.shape[0]
@@ -287,6 +327,11 @@ def sample(pred_w, pred_cfg, ref_w, ref_cfg, noise, labels, sampler, cfg_scale, 
             return _cfg_combine(sit_forward(pred_w, pred_cfg, xin, tt, y), B, guided_channels, cfg_scale)
         return sit_forward(pred_w, pred_cfg, xs, tt, y)
 
+    def R_guided(xs, ws, tv):
+        """One guided-refiner call: the B conditional rows only, raw offset."""
+        nfe["refiner"] += 1
+        return sit_forward(ref_w, ref_cfg, xs[:B], torch.ones(B) * tv, y[:B], v=ws[:B])
+
     def R(xs, ws, tv):
         nfe["refiner"] += 1
         tt = torch.ones(n_rows) * tv
@@ -296,18 +341,17 @@ def sample(pred_w, pred_cfg, ref_w, ref_cfg, noise, labels, sampler, cfg_scale, 
         return sit_forward(ref_w, ref_cfg, xs, tt, y, v=ws)
 
     if kind == "euler":
-        t, h = time_grid(nh)
+        t, hs = grid_for(nh, shift)
         for i in range(nh):
             d = V(x, t[i])
-            x = x + h * d
+            x = x + hs[i] * d
     else:
         N = nh + npc + nr
         if N == 0:
             raise ValueError("empty sampler")
         if nr > 0 and nh + npc == 0:
             raise ValueError("refiner steps need a preceding Heun or pseudo-corrector step")
-        t, h = time_grid(N)
-        half_h = 0.5 * h
+        t, hs = grid_for(N, shift)
         carry = None
         i = 0
         for blk in range(nh + npc):
@@ -316,17 +360,26 @@ def sample(pred_w, pred_cfg, ref_w, ref_cfg, noise, labels, sampler, cfg_scale, 
                 d = carry
             else:
                 d = V(x, t[i])
+            h = hs[i]
             xt = x + h * d
             e = V(xt, t[i + 1])
-            x = x + half_h * (d + e)
+            x = x + (0.5 * h) * (d + e)
             carry = e
             i += 1
         for _ in range(nr):
             wv = carry
+            h = hs[i]
+            if guided_refiner:
+                d = R_guided(x, wv, t[i]) + wv[:B]
+                d = torch.cat([d, d]) if guided else d  # the second half of the state is never read
+                x = x + h * d
+                carry = d
+                i += 1
+                continue
             d = R(x, wv, t[i]) + wv
             xt = x + h * d
             e = R(xt, wv, t[i + 1]) + d
-            x = x + half_h * (d + e)
+            x = x + (0.5 * h) * (d + e)
             carry = d
             i += 1
     if stats is not None:

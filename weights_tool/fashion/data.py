@@ -52,6 +52,23 @@ def to_uint8(x):
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).squeeze(1).numpy()
 
 
+HOLDOUT_PER_CLASS = 500
+HOLDOUT_SEED = 2024
+
+
+def holdout_indices(labels, per_class=HOLDOUT_PER_CLASS, seed=HOLDOUT_SEED):
+    """The validation split held out of refiner training (issue 12): per_class train images of every class, drawn
+    with a fixed seed; sorted indices into the train split. Refiner variants are selected on it (validation loss,
+    and FD of validation samples against its images); t10k is kept for the reported tables."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.as_tensor(labels)
+    idx = []
+    for c in range(NUM_CLASSES):
+        members = torch.nonzero(labels == c).flatten()
+        idx.append(members[torch.randperm(len(members), generator=g)[:per_class]])
+    return torch.sort(torch.cat(idx)).values
+
+
 def step_generator(seed, step, stream=0):
     """Deterministic per-step generator: every random draw of step `step` comes from this, so a resumed run
     draws exactly what an uninterrupted run would have."""

@@ -56,9 +56,9 @@ def sit_metadata(cfg, role, source):
     }
 
 
-def export_sit(sd, cfg, role, path, dtype, source):
+def export_sit(sd, cfg, role, path, dtype, source, extra_meta=None):
     tensors = {k: v.float() for k, v in sd.items()}
-    st.save(path, tensors, sit_metadata(cfg, role, source), dtype=dtype)
+    st.save(path, tensors, dict(sit_metadata(cfg, role, source), **(extra_meta or {})), dtype=dtype)
     back, meta = st.load(path)
     assert set(back) == set(tensors), "tensor names changed"
     m32 = build_model(cfg)
@@ -66,6 +66,41 @@ def export_sit(sd, cfg, role, path, dtype, source):
     mq = build_model(cfg)
     mq.load_state_dict({k: torch.from_numpy(v) for k, v in back.items()})
     return m32.eval(), mq.eval(), os.path.getsize(path), meta
+
+
+def refiner_source(rk):
+    """The export's 'source' metadata: what was trained, how long (tests/test_quality.c reads the step count)."""
+    a = rk["args"]
+    if a.get("data"):  # cached teacher pairs (issue 12, refiner_data.py)
+        spec = json.load(open(os.path.join(a["data"], "spec.json")))
+        how = (f"{spec['kind']} kind, t{'+dt' if spec['t_of'] == 'end' else ''} ~ U{list(spec['t_range'])}, "
+               f"dt ~ U{list(spec['dt_range'])}" + (f", guidance ~ U{list(spec['cfg_range'])}"
+                                                      if spec["kind"] == "guided" else "")
+               + f", {spec['n']} cached teacher pairs")
+    else:
+        how = f"algorithm.md 6.1, dt~U[0,{a['dt_max']})"
+    return (f"flowturbo weights_tool/fashion: FlowTurbo velocity refiner ({how}) for fashion_sit, {rk['step']} steps "
+            f"of batch {a['batch']}, {rk['which']} weights")
+
+
+def export_refiner(rk, path, dtype):
+    """refiner_final.pt -> engine file with metadata refiner_kind; returns (F32 module, reloaded module, size, meta)."""
+    kind = rk.get("kind", "released")
+    return export_sit(rk["weights"], rk["config"], "refiner", path, dtype, refiner_source(rk), {"refiner_kind": kind})
+
+
+def main_refiner_only(args):
+    """--refiner-only: export a variant's refiner_final.pt (issue 12 runs have no predictor / classifier of their
+    own) and check that the F16 file reproduces the F32 weights."""
+    rk = torch.load(os.path.join(args.run, "refiner_final.pt"), map_location="cpu")
+    r32, rq, rsize, rmeta = export_refiner(rk, args.refiner, args.dtype)
+    g = torch.Generator().manual_seed(123)
+    x, v = torch.randn(32, 1, 32, 32, generator=g), torch.randn(32, 1, 32, 32, generator=g)
+    t, y = torch.rand(32, generator=g), torch.randint(0, 11, (32,), generator=g)
+    with torch.no_grad():
+        dr = (r32(torch.cat([x, v], 1), t, y) - rq(torch.cat([x, v], 1), t, y)).abs().max().item()
+    print(f"refiner ({rmeta['refiner_kind']}) -> {args.refiner}: {rsize} B, {args.dtype} max|diff| {dr:.2e}; "
+          f"source: {rmeta['source']}", flush=True)
 
 
 def main():
@@ -78,8 +113,11 @@ def main():
     ap.add_argument("--dtype", default="F16", choices=["F32", "F16", "BF16"])
     ap.add_argument("--report", default=None, help="JSON report path (default <run>/export_report.json)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--refiner-only", action="store_true", help="export only <run>/refiner_final.pt to --refiner")
     args = ap.parse_args()
     setup_threads(args.threads)
+    if args.refiner_only:
+        return main_refiner_only(args)
     report = {}
     for p in (args.sit, args.refiner, args.classifier):
         os.makedirs(os.path.dirname(os.path.abspath(p)), exist_ok=True)
@@ -90,10 +128,8 @@ def main():
     src_p = (f"flowturbo weights_tool/fashion: SiT trained from scratch on Fashion-MNIST train (60k), 28x28 padded to "
              f"32x32 with -1, x = pixel/127.5 - 1; linear flow matching, EMA weights after {pk['step']} steps of batch "
              f"{pk['args']['batch']}; null class {pcfg['num_classes']}")
-    src_r = (f"flowturbo weights_tool/fashion: FlowTurbo velocity refiner (algorithm.md 6.1, dt~U[0,{rk['args']['dt_max']}))"
-             f" for fashion_sit, {rk['step']} steps of batch {rk['args']['batch']}, {rk['which']} weights")
     p32, pq, psize, pmeta = export_sit(pk["ema"], pcfg, "predictor", args.sit, args.dtype, src_p)
-    r32, rq, rsize, rmeta = export_sit(rk["weights"], rcfg, "refiner", args.refiner, args.dtype, src_r)
+    r32, rq, rsize, rmeta = export_refiner(rk, args.refiner, args.dtype)
 
     g = torch.Generator().manual_seed(123)
     B = 32

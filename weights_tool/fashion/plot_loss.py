@@ -29,11 +29,40 @@ def smooth(y, k=50):
     return out
 
 
+def plot_variants(runs, out):
+    """Issue 12: one panel per refiner variant (runs/study/<v>): training loss and the zero refiner's on the same
+    batches (moving averages), and the held-out validation losses every --val-every steps."""
+    fig, ax = plt.subplots(1, len(runs), figsize=(5.2 * len(runs), 4.2), squeeze=False)
+    for a, run in zip(ax[0], runs):
+        r = read(os.path.join(run, "refiner_loss.csv"))
+        if not r:
+            continue
+        s = [int(x["step"]) for x in r]
+        a.plot(s, smooth([float(x["base_loss"]) for x in r]), lw=1.2, color="C0", label="zero refiner, train (avg 50)")
+        a.plot(s, smooth([float(x["loss"]) for x in r]), lw=1.5, color="C1", label="refiner, train (avg 50)")
+        v = [(int(x["step"]), float(x["val_loss"]), float(x["val_base_loss"])) for x in r if x.get("val_loss")]
+        if v:
+            a.plot([q[0] for q in v], [q[2] for q in v], "s--", ms=3, color="C0", label="zero refiner, held-out")
+            a.plot([q[0] for q in v], [q[1] for q in v], "o-", ms=3, color="C3", label="refiner, held-out")
+        a.set_yscale("log")
+        a.set_title(os.path.basename(os.path.normpath(run)), fontsize=10)
+        a.set_xlabel("step (batch 128)")
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7)
+    ax[0][0].set_ylabel("MSE against the teacher velocity")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    print(f"wrote {out}")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--run", required=True)
+    ap.add_argument("--run", default=None)
+    ap.add_argument("--variants", default=None, help="comma-separated refiner variant runs: one panel each (issue 12)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
+    if args.variants:
+        return plot_variants(args.variants.split(","), args.out)
     p = read(os.path.join(args.run, "predictor_loss.csv"))
     r = read(os.path.join(args.run, "refiner_loss.csv"))
     c = read(os.path.join(args.run, "classifier_loss.csv"))

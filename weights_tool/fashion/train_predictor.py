@@ -9,6 +9,11 @@ stay in cache); the loss is the mean over the whole batch, so this is the same o
 Seeded and resumable: every random draw of step s comes from a generator seeded with (seed, s), and the data order is
 an epoch-wise seeded permutation, so a resumed run draws the same batches/noise as an uninterrupted one.
 Checkpoints: <out>/predictor_last.pt (atomic, every --ckpt-every steps), loss CSV: <out>/predictor_loss.csv.
+
+Issue 12 (is the stiffness near t = 1 the predictor's fault?): --init FILE starts from an exported predictor
+(engine safetensors, e.g. host/models/fashion_sit.safetensors) instead of a fresh init, i.e. continues its training
+with a fresh optimiser; --t-logit-normal m,s draws t = sigmoid(m + s n), n ~ N(0, 1) (m > 0 puts more weight near
+the data end), mixed with U[0, 1) for a fraction --t-uniform-frac of the samples.
 """
 import argparse
 import json
@@ -42,6 +47,9 @@ def main():
     ap.add_argument("--patch", type=int, default=4)
     ap.add_argument("--mlp-ratio", type=float, default=4.0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--init", default=None, help="start from this exported predictor (engine safetensors)")
+    ap.add_argument("--t-logit-normal", default=None, help="m,s: t = sigmoid(m + s n) instead of U[0, 1)")
+    ap.add_argument("--t-uniform-frac", type=float, default=0.0, help="with --t-logit-normal: this fraction U[0, 1)")
     args = ap.parse_args()
     setup_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
@@ -51,7 +59,12 @@ def main():
                num_heads=args.heads, mlp_ratio=args.mlp_ratio, num_classes=data.NUM_CLASSES, in_channels_scale=1)
     torch.manual_seed(args.seed)
     model = build_model(cfg)
-    tr = Trainer(model, cfg, args, ckpt_path)
+    if args.init:
+        from refiner_data import load_teacher
+        init, icfg = load_teacher(args.init)
+        assert icfg == cfg, f"--init {args.init} has config {icfg}, not {cfg}"
+        model.load_state_dict(init.state_dict())
+    tr = Trainer(model, cfg, args, ckpt_path)  # a checkpoint, when present, replaces the init
     n_params = sum(p.numel() for p in model.parameters())
     print(f"config {json.dumps(cfg)} params {n_params} args {vars(args)}", flush=True)
 
@@ -69,6 +82,10 @@ def main():
         t = torch.rand(args.batch, generator=g)
         x0 = torch.randn(x1.shape, generator=g)
         drop = torch.rand(args.batch, generator=g) < args.label_drop
+        if args.t_logit_normal:
+            m, sd = (float(v) for v in args.t_logit_normal.split(","))
+            ln = torch.sigmoid(m + sd * torch.randn(args.batch, generator=g))
+            t = torch.where(torch.rand(args.batch, generator=g) < args.t_uniform_frac, t, ln)
         y[drop] = data.NUM_CLASSES
         xt = t.view(-1, 1, 1, 1) * x1 + (1 - t.view(-1, 1, 1, 1)) * x0
         target = x1 - x0
