@@ -114,7 +114,9 @@ TEST(simd_info_cpu_names_the_path) {
     CHECK(test_cli_run(out, sizeof out, "info --cpu") == 0, "%s", out);
     char want[256];
     snprintf(want, sizeof want, "cpu simd: %s\n", cpu_simd_path());
-    CHECK(strstr(out, want) != NULL, "want \"%s\" in:\n%s", want, out);
+    /* a build without clones (the sanitizers') runs the default CLI of the normal build: only the line is checked */
+    int same_build = CPU_VEC_HAS_CLONES || getenv("FT_CLI");
+    CHECK(strstr(out, same_build ? want : "cpu simd: ") != NULL, "want \"%s\" in:\n%s", want, out);
     CHECK(strstr(out, "cpu features: ") && strstr(out, "cpu conv: ") && strstr(out, "blas: OpenBLAS"), "%s", out);
     if (CPU_VEC_HAS_CLONES)
         CHECK(strstr(out, "AVX-512") || strstr(out, "AVX2+FMA") || strstr(out, "baseline SSE2"), "%s", out);

@@ -15,14 +15,12 @@
 
 /* In-place softmax of one score row (max-subtracted, vectorised exp). */
 CPU_VEC_CLONES static void softmax_row(float *row, int T) {
-    float mx = -INFINITY, sum = 0.0f;
+    float mx = -INFINITY, sum;
 #pragma omp simd reduction(max : mx)
     for (int j = 0; j < T; j++) mx = row[j] > mx ? row[j] : mx;
-#pragma omp simd reduction(+ : sum)
-    for (int j = 0; j < T; j++) {
-        row[j] = vexpf(row[j] - mx);
-        sum += row[j];
-    }
+#pragma omp simd
+    for (int j = 0; j < T; j++) row[j] = vexpf(row[j] - mx);
+    sum = fixed_shifted_sum(row, T, 0.0f, 0); /* the same bits in every clone */
     float inv = 1.0f / sum;
 #pragma omp simd
     for (int j = 0; j < T; j++) row[j] *= inv;

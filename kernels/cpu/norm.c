@@ -6,9 +6,10 @@
 #include "cpu_ops.h"
 #include "vec_math.h"
 
-/* ---- statistics: float partial sums over blocks of STAT_BLOCK elements,
- * accumulated in double, written to vectorise (two passes: the mean of
- * x - x[0], then the variance centred on the mean) ---- */
+/* ---- statistics: float partial sums over blocks of STAT_BLOCK elements
+ * (fixed_shifted_sum: vectorised, the same bits at any vector width),
+ * accumulated in double (two passes: the mean of x - x[0], then the
+ * variance centred on the mean) ---- */
 #define STAT_BLOCK 2048
 
 static inline __attribute__((always_inline)) double shifted_sum(const float *x, size_t n, float shift,
@@ -17,15 +18,7 @@ static inline __attribute__((always_inline)) double shifted_sum(const float *x, 
     for (size_t i0 = 0; i0 < n; i0 += STAT_BLOCK) {
         int m = n - i0 < STAT_BLOCK ? (int)(n - i0) : STAT_BLOCK;
         const float *xs = x + i0;
-        float s = 0.0f;
-        if (squares) {
-#pragma omp simd reduction(+ : s)
-            for (int i = 0; i < m; i++) s += (xs[i] - shift) * (xs[i] - shift);
-        } else {
-#pragma omp simd reduction(+ : s)
-            for (int i = 0; i < m; i++) s += xs[i] - shift;
-        }
-        total += s;
+        total += squares ? fixed_shifted_sum(xs, m, shift, 1) : fixed_shifted_sum(xs, m, shift, 0);
     }
     return total;
 }

@@ -16,6 +16,36 @@
 #define CPU_VEC_CLONES
 #endif
 
+/* Sums in an order that does not depend on the vector width: 16 interleaved partial sums (lane l takes the
+ * elements i with i % 16 == l, in order), combined in a fixed order at the end. Every clone (AVX-512 one
+ * vector, AVX2 two, SSE four) and a build without clones (sanitizers, -O1) add the same numbers in the same
+ * order, so they give the same bits: an `omp simd reduction` would sum in an order set by the width. */
+#define FIXED_SUM_LANES 16
+
+static inline __attribute__((always_inline)) float fixed_sum_lanes(const float acc[FIXED_SUM_LANES]) {
+    float s = 0.0f;
+    for (int l = 0; l < FIXED_SUM_LANES; l++) s += acc[l];
+    return s;
+}
+
+/* sum over i of (x[i] - shift), or of its square */
+static inline __attribute__((always_inline)) float fixed_shifted_sum(const float *x, int n, float shift,
+                                                                     int squares) {
+    float acc[FIXED_SUM_LANES] = {0};
+    int i = 0;
+    for (; i + FIXED_SUM_LANES <= n; i += FIXED_SUM_LANES)
+#pragma omp simd
+        for (int l = 0; l < FIXED_SUM_LANES; l++) {
+            float d = x[i + l] - shift;
+            acc[l] += squares ? d * d : d;
+        }
+    for (; i < n; i++) {
+        float d = x[i] - shift;
+        acc[i % FIXED_SUM_LANES] += squares ? d * d : d;
+    }
+    return fixed_sum_lanes(acc);
+}
+
 #define VEXP_LO_BITS 0xC2AE999Au /* -87.3f */
 #define VEXP_HI_BITS 0x42B0999Au /* 88.3f */
 
