@@ -96,7 +96,7 @@ echo "|---|---|---|---|"
 awk -v cw="$CW" -v cc="$CC" 'BEGIN { printf "| flowturbo C (CPU backend) | %.0f | %.0f | 1.00x |\n", cw, cc }'
 for i in "${!TORCH_SIDES[@]}"; do
     awk -v cw="$CW" -v tw="$(median "$DIR/vae_torch$i.log" 1)" -v tc="$(median "$DIR/vae_torch$i.log" 2)" \
-        -v name="${TORCH_SIDES[$i]%%|*}" 'BEGIN { printf "| PyTorch %s | %.0f | %.0f | %.2fx |\n", name, tw, tc, tw / cw }'
+        -v name="${TORCH_SIDES[$i]%%|*}" 'BEGIN { printf "| PyTorch: %s | %.0f | %.0f | %.2fx |\n", name, tw, tc, tw / cw }'
 done
 echo
 for i in "${!TORCH_SIDES[@]}"; do

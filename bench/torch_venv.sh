@@ -1,11 +1,13 @@
+# shellcheck shell=bash
 # bench/torch_venv.sh — sourced by the CPU benchmark scripts: the PyTorch sides they time the engine against.
 #   TORCH_SIDES   "name|python|extra args" lines: Debian's torch 1.13 (/usr/bin/python3) where it imports,
 #                 and PyTorch 2.x eager and torch.compile from a venv this creates (FT_TORCH2_VENV, default
 #                 build/torch2-venv; FT_TORCH2=0 skips it). The CPU-only wheel index is tried first (a smaller
 #                 download), then PyPI.
-#   torch_side_run NAME PY ARGS... runs one side; the venv's python gets the wheel's torch/lib first on
-#                 LD_LIBRARY_PATH, because inductor's AVX2 probe otherwise links Debian's libtorch, fails on a
-#                 missing Sleef symbol and torch.compile emits scalar code.
+#   torch_side_run PY ARGS... runs one side; the venv's python gets the wheel's torch/lib first on
+#                 LD_LIBRARY_PATH so that nothing it or a child process loads resolves to Debian's libtorch 1.13.
+#                 (That alone does not keep torch.compile vectorised: inductor *links* against Debian's libtorch;
+#                 bench/torch_side.py fixes its link line and reports the ISA it picked.)
 TORCH_SIDES=()
 if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
     TORCH_SIDES+=("torch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)') eager|/usr/bin/python3|")
