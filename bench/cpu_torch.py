@@ -3,7 +3,8 @@ one predictor forward on the guidance batch, one refiner forward, and whole samp
 after warm-up, with the same thread count. Prints one JSON object per line.
 
   /usr/bin/python3 bench/cpu_torch.py -m sit.safetensors [-r refiner.safetensors] [-t 2] [-b 1]
-                                      [--sampler H1P5R3 ...] [--repeat 5] [--warmup 1]
+                                      [--sampler H1P5R3 ...] [--repeat 5] [--warmup 1] [--compile]
+The last line describes the torch side (bench/torch_side.py).
 """
 import argparse
 import json
@@ -17,8 +18,10 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
 sys.path.insert(0, os.path.join(ROOT, "weights_tool"))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
 import reference as ref  # noqa: E402
 import safetensors_io as st  # noqa: E402
+import torch_side  # noqa: E402
 
 
 def load(path):
@@ -46,7 +49,10 @@ def main():
     ap.add_argument("--sampler", action="append", default=[])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
+    torch_side.add_args(ap)
     a = ap.parse_args()
+    # ref.sample calls ref.sit_forward through the module, so this compiles the samples' forwards too
+    ref.sit_forward = torch_side.maybe_compile(ref.sit_forward, a.compile)
     torch.set_num_threads(a.t)
     pw, pc = load(a.m)
     rw, rc = load(a.r) if a.r else (None, None)
@@ -69,6 +75,7 @@ def main():
             fn = lambda: ref.sample(pw, pc, rw, rc, noise, labels, s, a.cfg_scale)  # noqa: E731
             print(json.dumps({"what": "sample", "sampler": s, "batch": a.b, "cfg": a.cfg_scale, "threads": a.t,
                               "ms": round(timed(fn, a.warmup, a.repeat), 3)}))
+    print(json.dumps(torch_side.describe(a.compile)))
 
 
 if __name__ == "__main__":

@@ -5,12 +5,13 @@
 tests/reference/reference.py) and the same timing protocol (warm-up, then the median of repeats).
 
   /usr/bin/python3 bench/vae_torch.py -m VAE.safetensors [-t threads] [-n images] [-s latent_side]
-                                      [-w warmup] [-r repeats] [--compare out.f32]
+                                      [-w warmup] [-r repeats] [--compare out.f32] [--compile]
 
 --compare reads the raw float32 output of `vae_bench -o` (same -n/-s) and prints the relative L2 error of the
 C decoder against this one.
 """
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -23,7 +24,9 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "weights_tool"))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "reference"))
+sys.path.insert(0, HERE)
 import safetensors_io as st  # noqa: E402
+import torch_side  # noqa: E402
 
 EPS = 1e-6
 
@@ -103,11 +106,12 @@ def main():
     ap.add_argument("-w", type=int, default=1)
     ap.add_argument("-r", type=int, default=5)
     ap.add_argument("--compare")
+    torch_side.add_args(ap)
     a = ap.parse_args()
     if a.t > 0:
         torch.set_num_threads(a.t)
     w, cfg = load(a.m)
-    dec = Decoder(w, cfg)
+    dec = torch_side.maybe_compile(Decoder(w, cfg).__call__, a.compile)
     z = latents(a.n, cfg["latent_channels"], a.s, 1234)
     S = a.s * 2 ** (len(cfg["block_out_channels"]) - 1)
     print("vae_torch: torch %s, %d threads, mkldnn %s, latent %dx%dx%d -> %dx%dx%d, batch %d"
@@ -125,6 +129,7 @@ def main():
             print("  repeat %d: %.1f ms/img (cpu %.1f ms/img)" % (r, ms[-1], cms[-1]), flush=True)
     print("median %.1f ms/img (min %.1f, max %.1f) over %d repeats; cpu median %.1f ms/img"
           % (statistics.median(ms), min(ms), max(ms), len(ms), statistics.median(cms)))
+    print("torch side: " + json.dumps(torch_side.describe(a.compile)))
     if a.compare:
         c = np.fromfile(a.compare, dtype=np.float32)
         ref = out.numpy().reshape(-1).astype(np.float64)

@@ -71,3 +71,29 @@ def test_torch_baseline_runs_the_fid_pipeline_on_the_cpu(tmp_path: Path) -> None
     assert len(fid) == 1 and fid[0]["impl"] == "torch-eager" and fid[0]["backend"] == "cpu", fid
     assert fid[0]["img_per_s"] > 0 and fid[0]["img_per_s_npz"] > 0 and fid[0]["decode_ms_per_batch"] > 0
     assert "| FID pipeline: impl |" in p.stdout
+
+
+def test_cpu_torch_names_the_torch_it_timed(tmp_path: Path) -> None:
+    """bench/cpu_torch.py (the PyTorch side of `make bench`) ends with a line naming its torch, mode and BLAS, so
+    every benchmark table can say what the engine was compared against."""
+    import importlib.util
+    import sys
+
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("numpy") is None:
+        import pytest
+
+        pytest.skip("PyTorch or NumPy is not installed")
+    model = tmp_path / "sit.safetensors"
+    subprocess.run([sys.executable, str(REPO / "weights_tool" / "convert.py"), "random", "--kind", "sit", "--hidden",
+                    "32", "--depth", "1", "--heads", "2", "--patch", "2", "--input-size", "8", "--num-classes", "10",
+                    "-o", str(model)], check=True, capture_output=True)
+    p = subprocess.run([*one_cpu(), sys.executable, str(REPO / "bench" / "cpu_torch.py"), "-m", str(model), "-t", "1",
+                        "--repeat", "1", "--warmup", "0"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    lines = [json.loads(ln) for ln in p.stdout.splitlines()]
+    assert lines[0]["what"] == "predictor_forward" and lines[0]["ms"] > 0, lines
+    import torch
+
+    side = lines[-1]
+    assert side["what"] == "torch" and side["version"] == torch.__version__ and side["mode"] == "eager", side
+    assert side["blas"] and "CPU capability" in side["blas"] and "isa" not in side, side
