@@ -182,10 +182,10 @@ $(BUILD)/flowturbo-bench: $(BUILD)/obj/bench/flowturbo_bench.o $(BENCH_HOST_OBJ)
 gpu-bench: $(BUILD)/flowturbo-bench
 
 # The CUDA tests alone (no host/ objects: needs neither libpng nor zlib).
-$(BUILD)/test_cuda: $(BUILD)/obj/tests/runner.o $(BUILD)/obj/tests/util.o $(BUILD)/obj/tests/test_cuda.o \
-                    $(BUILD)/obj/tests/test_cuda_output.o $(BUILD)/obj/tests/fid_lanes_check.o \
-                    $(BUILD)/obj/host/fid_lanes.o $(BUILD)/obj/host/errmsg.o \
-                    $(BUILD)/libflowturbo.a
+# (tests/cuda_emu/mutate.py links its mutants from TEST_CUDA_OBJ too: print-build-flags)
+TEST_CUDA_OBJ := $(addprefix $(BUILD)/obj/,tests/runner.o tests/util.o tests/test_cuda.o tests/test_cuda_output.o \
+                   tests/fid_lanes_check.o host/fid_lanes.o host/errmsg.o)
+$(BUILD)/test_cuda: $(TEST_CUDA_OBJ) $(BUILD)/libflowturbo.a
 	$(CC) $^ $(LDLIBS) -o $@
 
 # The device-memory frames of ft_submit use the CUDA runtime API directly (caller streams, cudaMallocPitch).
@@ -215,6 +215,7 @@ print-build-flags:
 	@echo 'EMU_CXXFLAGS=$(EMU_CXXFLAGS)'
 	@echo 'EMU_KERNEL_FLAGS=$(EMU_KERNEL_FLAGS)'
 	@echo 'LDLIBS=$(LDLIBS)'
+	@echo 'TEST_CUDA_OBJ=$(TEST_CUDA_OBJ)'
 	@echo 'LIB_OBJ=$(LIB_OBJ)'
 
 $(BUILD)/libflowturbo.a: $(LIB_OBJ)

@@ -161,7 +161,7 @@ def main():
     print("baseline: the unmutated build passes every selection (%.0f s)" % (time.time() - t_start))
 
     lib_obj = flags["LIB_OBJ"].split()
-    test_obj = ["build/emu/obj/tests/%s.o" % n for n in ("runner", "util", "test_cuda")]
+    test_obj = flags["TEST_CUDA_OBJ"].split()
     missed = []
     for name, path, old, new, test_filter, env, why in chosen:
         t0 = time.time()
