@@ -21,10 +21,15 @@ static int parse_count(const char **p, int *out) {
 
 /* "/s<F>" after the sampler: the grid shift F in (0, 100]. */
 static ft_status parse_shift(const char *full, const char *suffix, float *shift, ft_err *err) {
-    char *end;
-    errno = 0;
-    double v = suffix[0] == 's' && suffix[1] && !isspace((unsigned char)suffix[1]) ? strtod(suffix + 1, &end) : 0.0;
-    if (suffix[0] != 's' || end == suffix + 1 || *end || errno || !(v > 0.0 && v <= 100.0))
+    int ok = suffix[0] == 's' && suffix[1] && !isspace((unsigned char)suffix[1]);
+    double v = 0.0;
+    if (ok) { /* (end is only set by strtod: "/s" alone or "/s " never reads it) */
+        char *end;
+        errno = 0;
+        v = strtod(suffix + 1, &end);
+        ok = end != suffix + 1 && !*end && !errno && v > 0.0 && v <= 100.0;
+    }
+    if (!ok)
         return ft_fail(err, FT_ERR_INVALID_ARGUMENT,
                        "sampler '%s': the grid shift suffix must be /s<F> with F in (0, 100], e.g. heun:8/s2", full);
     *shift = (float)v;

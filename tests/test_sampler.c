@@ -46,6 +46,7 @@ TEST(sampler_parse_rejects_with_reason) {
         {"heun:8/s0", "grid shift"}, {"heun:8/s", "grid shift"},   {"heun:8/x2", "grid shift"},
         {"heun:8/s2x", "grid shift"}, {"heun:8/s101", "grid shift"}, {"/s2", "nothing before"},
         {"heun:8/s-1", "grid shift"}, {"heun:8/snan", "grid shift"}, {"heun:0/s2", "zero steps"},
+        {"heun:8/s ", "grid shift"}, {"euler:4/s\t2", "grid shift"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ft_sampler_cfg c;
