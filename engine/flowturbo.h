@@ -100,7 +100,8 @@ typedef struct {
     int device;              /* CUDA device ordinal */
     int n_threads;           /* CPU threads; <= 0: all cores available to the process; more than that is capped
                                 to it; above FT_MAX_THREADS the context refuses to start */
-    ft_dtype compute_dtype;  /* GEMM operand type on GPU backends (CPU is always F32) */
+    ft_dtype compute_dtype;  /* GEMM operand type of the transformers on GPU backends (CPU is always F32; the
+                                VAE decoder runs fp16 on GPUs whatever this is: see kernels/backend.h) */
     int use_graphs;          /* CUDA: capture whole trajectories into graphs (default 1) */
     ft_log_cb log_cb;        /* NULL: quiet */
     void *log_user;

@@ -188,6 +188,16 @@ static ft_status build_specs(vae_model *m, ft_wspec_list *l) {
     return st;
 }
 
+/* The VAE's act scope: its weights, plans and ops use f16 as the act type on backends that have one
+ * (backend.h, set_act_dtype: bf16 feature maps miss the uint8 accuracy the decode needs). */
+static ft_dtype vae_act_begin(ft_backend *be) {
+    return be->set_act_dtype ? be->set_act_dtype(be, FT_DTYPE_F16) : FT_DTYPE_F32;
+}
+
+static void vae_act_end(ft_backend *be, ft_dtype prev) {
+    if (be->set_act_dtype) be->set_act_dtype(be, prev);
+}
+
 ft_status vae_load(ft_backend *be, const st_file *f, vae_model **out, ft_load_progress progress, void *user,
                    ft_err *err) {
     *out = NULL;
@@ -206,7 +216,11 @@ ft_status vae_load(ft_backend *be, const st_file *f, vae_model **out, ft_load_pr
     ft_wspec_list specs = {0};
     st = build_specs(m, &specs);
     if (st != FT_OK) st = ft_fail(err, st, "out of memory");
-    else st = weights_load(be, f, &specs, &m->arena, &m->n_params, progress, user, err);
+    else {
+        ft_dtype prev = vae_act_begin(be);
+        st = weights_load(be, f, &specs, &m->arena, &m->n_params, progress, user, err);
+        vae_act_end(be, prev);
+    }
     wspec_free(&specs);
     if (st != FT_OK) {
         free(m->resnet_store);
@@ -310,8 +324,11 @@ static size_t carve(ft_backend *be, const vae_model *m, size_t act_size, int n, 
 }
 
 size_t vae_scratch_bytes(ft_backend *be, const vae_model *m, int n, int latent_size) {
-    /* act is at most 4 bytes (f32 on the CPU, bf16/fp16 on GPUs) */
-    return carve(be, m, sizeof(float), n, latent_size, NULL, NULL);
+    /* act is at most 4 bytes (f32 on the CPU, bf16/fp16 on GPUs); the conv workspaces are sized for f16 maps */
+    ft_dtype prev = vae_act_begin(be);
+    size_t bytes = carve(be, m, sizeof(float), n, latent_size, NULL, NULL);
+    vae_act_end(be, prev);
+    return bytes;
 }
 
 /* ---- forward ---- */
@@ -409,36 +426,41 @@ static void decode_fm(ft_backend *be, const vae_model *m, const vae_bufs *b, con
     be->fm_to_nchw(be, img, b->p[f], n, c->out_channels, S);
 }
 
-void vae_decode(ft_backend *be, const vae_model *m, void *scratch, const float *latents, int n, int latent_size,
-                float *img) {
+/* The f32 NCHW path (the CPU, and CUDA without cuDNN). */
+static void decode_nchw(ft_backend *be, const vae_model *m, const vae_bufs *b, const float *latents, int n,
+                        int latent_size, float *img) {
     const vae_config *c = &m->cfg;
-    vae_bufs b;
-    carve(be, m, be->act_size, n, latent_size, scratch, &b);
-    if (be->fm_conv) {
-        decode_fm(be, m, &b, latents, n, latent_size, img);
-        return;
-    }
     int S = latent_size, L = c->latent_channels, G = c->groups;
     int top = c->block_out_channels[c->n_blocks - 1];
     /* z / scaling_factor as a reciprocal multiply (within 1 ulp of torch's division) */
-    be->scale(be, b.p[1], latents, 1.0f / c->scaling_factor, (size_t)n * L * S * S);
-    be->conv2d(be, b.p[2], b.p[1], m->pq_w, m->pq_b, n, L, S, L, 1, 0, 0);
-    be->conv2d(be, b.p[0], b.p[2], m->in_w, m->in_b, n, L, S, top, 3, 1, 0);
+    be->scale(be, b->p[1], latents, 1.0f / c->scaling_factor, (size_t)n * L * S * S);
+    be->conv2d(be, b->p[2], b->p[1], m->pq_w, m->pq_b, n, L, S, L, 1, 0, 0);
+    be->conv2d(be, b->p[0], b->p[2], m->in_w, m->in_b, n, L, S, top, 3, 1, 0);
     int cur = 0;
-    cur = resnet_fwd(be, m, &m->mid[0], &b, cur, n, S);
-    cur = attention_fwd(be, m, &b, cur, n, S);
-    cur = resnet_fwd(be, m, &m->mid[1], &b, cur, n, S);
+    cur = resnet_fwd(be, m, &m->mid[0], b, cur, n, S);
+    cur = attention_fwd(be, m, b, cur, n, S);
+    cur = resnet_fwd(be, m, &m->mid[1], b, cur, n, S);
     for (int i = 0; i < c->n_blocks; i++) {
         const vae_up_block *u = &m->up[i];
-        for (int j = 0; j <= c->layers_per_block; j++) cur = resnet_fwd(be, m, &u->resnets[j], &b, cur, n, S);
+        for (int j = 0; j <= c->layers_per_block; j++) cur = resnet_fwd(be, m, &u->resnets[j], b, cur, n, S);
         if (u->up_w) {
             int o = (cur + 1) % 3;
-            be->conv2d(be, b.p[o], b.p[cur], u->up_w, u->up_b, n, u->cout, S, u->cout, 3, 1, 1);
+            be->conv2d(be, b->p[o], b->p[cur], u->up_w, u->up_b, n, u->cout, S, u->cout, 3, 1, 1);
             cur = o;
             S *= 2;
         }
     }
     int C = m->up[c->n_blocks - 1].cout, o = (cur + 1) % 3;
-    be->group_norm(be, b.p[o], b.p[cur], m->norm_out_w, m->norm_out_b, n, C, S * S, G, VAE_GN_EPS, 1);
-    be->conv2d(be, img, b.p[o], m->out_w, m->out_b, n, C, S, c->out_channels, 3, 1, 0);
+    be->group_norm(be, b->p[o], b->p[cur], m->norm_out_w, m->norm_out_b, n, C, S * S, G, VAE_GN_EPS, 1);
+    be->conv2d(be, img, b->p[o], m->out_w, m->out_b, n, C, S, c->out_channels, 3, 1, 0);
+}
+
+void vae_decode(ft_backend *be, const vae_model *m, void *scratch, const float *latents, int n, int latent_size,
+                float *img) {
+    vae_bufs b;
+    ft_dtype prev = vae_act_begin(be);
+    carve(be, m, be->act_size, n, latent_size, scratch, &b);
+    if (be->fm_conv) decode_fm(be, m, &b, latents, n, latent_size, img);
+    else decode_nchw(be, m, &b, latents, n, latent_size, img);
+    vae_act_end(be, prev);
 }

@@ -30,7 +30,7 @@ void engine_opts_init(engine_opts *eo);
     {'t', "threads", OPT_INT, &(eo).threads, "N", "CPU threads (default: all cores)", 0, 0},                   \
     {0, "backend", OPT_STR, &(eo).backend, "NAME", "cpu, cuda or auto (default auto: cuda when a GPU is usable)", 0, 0}, \
     {0, "device", OPT_INT, &(eo).device, "N", "CUDA device ordinal (default 0)", 0, 0},                       \
-    {0, "dtype", OPT_STR, &(eo).dtype, "TYPE", "GPU GEMM operand type: bf16, f16 or f32 (default bf16)", 0, 0}, \
+    {0, "dtype", OPT_STR, &(eo).dtype, "TYPE", "GPU transformer GEMM type: bf16, f16 or f32 (default bf16; VAE: f16)", 0, 0}, \
     {0, "no-graphs", OPT_FLAG, &(eo).no_graphs, NULL, "CUDA: do not capture sampler trajectories as CUDA graphs", 0, 0}, \
     {'v', "verbose", OPT_FLAG, &(eo).verbose, NULL, "print the engine's debug messages", 0, 0}
 

@@ -233,6 +233,11 @@ struct ft_backend {
      * overlaps other streams' work; NULL on backends where malloc is as good (the CPU). */
     void *(*host_alloc)(ft_backend *be, size_t bytes);
     void (*host_free)(ft_backend *be, void *ptr);
+    /* The act type (FT_DTYPE_BF16 / FT_DTYPE_F16; both 2 bytes) of the ops enqueued, plans sized and weights
+     * uploaded from now on; returns the previous one (NULL on the CPU, whose act type is f32). The VAE runs
+     * its feature maps in f16 whatever the compute dtype: bf16's 8-bit mantissa in the stored maps moves ~2 %
+     * of the decoded uint8 values by more than 2 levels, f16 none (SD-VAE ft-EMA stays in f16's range). */
+    ft_dtype (*set_act_dtype)(ft_backend *be, ft_dtype act);
 };
 
 /* Creates a backend; on failure returns NULL and writes the reason to err. */

@@ -58,6 +58,7 @@ typedef struct {
     /* key */
     int transa, transb, m, n, k, lda, ldb, ldc;
     int c_type;    /* 0 f32, 1 act */
+    int act;       /* the act type (ft_dtype) of the operands and act output */
     int epi;       /* ft_epilogue requested */
     int has_bias;
     int bias_act;  /* the bias is the act copy of an FT_WEIGHT_BIAS (else f32) */
@@ -87,7 +88,8 @@ typedef struct {
     int cc_major, cc_minor, sm_count;
     char name[256];
     size_t smem_optin; /* max dynamic shared memory per block (opt-in) */
-    ft_dtype act;      /* FT_DTYPE_BF16 or FT_DTYPE_F16 */
+    ft_dtype act;      /* FT_DTYPE_BF16 or FT_DTYPE_F16: the act type of the ops enqueued and weights uploaded
+                          now (compute_dtype, or the VAE's f16 inside its scope: set_act_dtype) */
     cudaDataType_t act_cuda;
     cudaStream_t stream;
     cublasLtHandle_t lt;

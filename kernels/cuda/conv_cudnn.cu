@@ -34,6 +34,7 @@
 typedef struct {
     int valid;
     int N, Cin, S, Cout, k, pad, up2x; /* key */
+    ft_dtype act;                      /* key: the feature maps' type */
     cudnnTensorDescriptor_t x, y, b;
     cudnnFilterDescriptor_t w;
     cudnnConvolutionDescriptor_t conv;
@@ -107,7 +108,7 @@ static cu_conv_entry *conv_entry(ft_backend *be, int N, int Cin, int S, int Cout
     for (int i = 0; i < CU_CONV_CACHE; i++) {
         cu_conv_entry *e = &d->e[i];
         if (e->valid && e->N == N && e->Cin == Cin && e->S == S && e->Cout == Cout && e->k == k && e->pad == pad &&
-            e->up2x == up2x)
+            e->up2x == up2x && e->act == c->act)
             return e;
     }
     cu_conv_entry *e = &d->e[d->next];
@@ -115,6 +116,7 @@ static cu_conv_entry *conv_entry(ft_backend *be, int N, int Cin, int S, int Cout
     entry_release(e);
     e->valid = 1;
     e->N = N, e->Cin = Cin, e->S = S, e->Cout = Cout, e->k = k, e->pad = pad, e->up2x = up2x;
+    e->act = c->act;
     e->fused = -1;
     const cudnnDataType_t dt = c->act == FT_DTYPE_F16 ? CUDNN_DATA_HALF : CUDNN_DATA_BFLOAT16;
     const int Si = up2x ? 2 * S : S, So = Si + 2 * pad - k + 1;

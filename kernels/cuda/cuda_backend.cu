@@ -320,6 +320,17 @@ int ft_cuda_available(void) {
     return n > 0;
 }
 
+/* Both act types are 2 bytes, so buffers sized for one hold the other. */
+static ft_dtype cu_set_act_dtype(ft_backend *be, ft_dtype act) {
+    cu_impl *c = cu_of(be);
+    ft_dtype prev = c->act;
+    if (act == FT_DTYPE_F16 || act == FT_DTYPE_BF16) {
+        c->act = act;
+        c->act_cuda = act == FT_DTYPE_F16 ? CUDA_R_16F : CUDA_R_16BF;
+    }
+    return prev;
+}
+
 ft_backend *ft_backend_cuda_create(int device, ft_dtype compute_dtype, char *err, size_t err_size) {
     if (compute_dtype != FT_DTYPE_BF16 && compute_dtype != FT_DTYPE_F16) {
         snprintf(err, err_size,
@@ -378,8 +389,7 @@ ft_backend *ft_backend_cuda_create(int device, ft_dtype compute_dtype, char *err
     c->sm_count = prop.multiProcessorCount;
     snprintf(c->name, sizeof c->name, "%s", prop.name);
     c->smem_optin = prop.sharedMemPerBlockOptin;
-    c->act = compute_dtype;
-    c->act_cuda = compute_dtype == FT_DTYPE_F16 ? CUDA_R_16F : CUDA_R_16BF;
+    cu_set_act_dtype(be, compute_dtype);
     const char *what = NULL;
     if ((e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess) what = "stream";
     else if (cublasLtCreate(&c->lt) != CUBLAS_STATUS_SUCCESS) what = "cuBLASLt handle", e = cudaErrorUnknown;
@@ -400,7 +410,7 @@ ft_backend *ft_backend_cuda_create(int device, ft_dtype compute_dtype, char *err
     c->small_floats = CU_SMALL_FLOATS;
     const char *ag = getenv("FT_CUDA_ATTENTION_GEMM");
     c->attn_gemm = !(ag && strcmp(ag, "0") == 0);
-    /* cuDNN for the VAE (NHWC bf16 feature maps); without it the VAE runs on
+    /* cuDNN for the VAE (NHWC f16 feature maps); without it the VAE runs on
      * the f32 NCHW ops (im2col convolutions) */
     char dnn_err[256];
     const char *nd = getenv("FT_CUDA_NO_CUDNN");
@@ -457,6 +467,7 @@ ft_backend *ft_backend_cuda_create(int device, ft_dtype compute_dtype, char *err
     be->stream_wait_event = cu_stream_wait_event;
     be->event_sync = cu_event_sync;
     be->event_query = cu_event_query;
+    be->set_act_dtype = cu_set_act_dtype;
     if (have_dnn) {
         be->upload_conv_weight = cu_upload_conv_weight;
         be->fm_from_nchw = cu_fm_from_nchw;

@@ -109,7 +109,7 @@ void cu_gemm_cache_free(cu_impl *c) {
 
 static int same_key(const cu_gemm_entry *a, const cu_gemm_entry *b) {
     return a->transa == b->transa && a->transb == b->transb && a->m == b->m && a->n == b->n && a->k == b->k &&
-           a->lda == b->lda && a->ldb == b->ldb && a->ldc == b->ldc && a->c_type == b->c_type && a->epi == b->epi &&
+           a->lda == b->lda && a->ldb == b->ldb && a->ldc == b->ldc && a->c_type == b->c_type && a->act == b->act && a->epi == b->epi &&
            a->has_bias == b->has_bias && a->bias_act == b->bias_act && a->align_a == b->align_a &&
            a->align_b == b->align_b && a->align_c == b->align_c && a->align_bias == b->align_bias;
 }
@@ -208,6 +208,7 @@ void cu_matmul(ft_backend *be, int transa, int transb, int m, int n, int k, cons
     key.ldb = ldb;
     key.ldc = ldc;
     key.c_type = d_is_act;
+    key.act = (int)c->act;
     key.epi = (int)epi;
     key.has_bias = bias != NULL;
     /* an act-output GEMM takes the bias in the output's type when the weight has an act copy */
