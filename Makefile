@@ -133,7 +133,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CUDA_OBJ)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps deps-python test test-asan test-python test-serve examples goldens bench bench-vae gpu-bench gpu-check test-cuda \
+.PHONY: all deps deps-python test test-asan test-python test-serve examples goldens bench bench-vae bench-blas gpu-bench gpu-check test-cuda \
         test-cuda-emu test-cuda-emu-mutations print-build-flags clean install uninstall info \
         fuzz fuzz-build fuzz-targets test-reliability
 
@@ -326,6 +326,10 @@ $(BUILD)/vae_bench: $(BUILD)/obj/bench/vae_bench.o $(BUILD)/libflowturbo.a
 
 bench-vae: $(BUILD)/vae_bench
 	bash bench/run_vae_bench.sh
+
+# one-thread SGEMM of each BLAS candidate at the CPU engine's tile shapes (issue 15 item 2)
+bench-blas:
+	bash bench/blas_candidates.sh
 
 deps-python:
 	@$(MAKE) --no-print-directory deps DEB_PKGS="$(PY_DEB_PKGS)"

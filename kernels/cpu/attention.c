@@ -1,9 +1,12 @@
 /* kernels/cpu/attention.c — multi-head softmax attention from a packed qkv
- * buffer. Work is split into (sample, head, block of Q_BLOCK queries) tasks
- * over OpenMP; each task computes its Q_BLOCK x T score block with one sgemm
- * (never the full T x T matrix), a row softmax, and P V with a second sgemm.
- * OpenBLAS runs single-threaded (always, see gemm.c); the task split does not
- * depend on the thread count, so neither do the results. */
+ * buffer. Work is split into (sample, head, block of queries) tasks over
+ * OpenMP; each task computes its block x T scores with one sgemm, a row
+ * softmax, and P V with a second sgemm. Up to Q_WHOLE tokens a block is the
+ * whole sequence, so each head's K and V are packed (inside the sgemm) once
+ * rather than once per block; longer sequences use blocks of Q_BLOCK queries
+ * (the score block stays in cache; never the full T x T matrix). OpenBLAS
+ * runs single-threaded (always, see gemm.c); the task split depends on T
+ * only, not on the thread count, so neither do the results. */
 #include <math.h>
 #include <omp.h>
 #include <cblas.h>
@@ -12,6 +15,10 @@
 #include "vec_math.h"
 
 #define Q_BLOCK 64
+#define Q_WHOLE 256
+
+/* Queries per task; depends on T only (the results must not depend on the thread count). */
+static int q_block(int T) { return T <= Q_WHOLE ? T : Q_BLOCK; }
 
 /* In-place softmax of one score row (max-subtracted, vectorised exp). */
 CPU_VEC_CLONES static void softmax_row(float *row, int T) {
@@ -35,14 +42,15 @@ void cpu_attention(ft_backend *be, void *o_, const void *qkv_, int N, int T, int
     float scale = 1.0f / sqrtf((float)hd);
     size_t scratch_floats;
     float *scratch = cpu_scratch(be, &scratch_floats);
-    size_t block = (size_t)Q_BLOCK * T; /* scores of one task */
+    int qb_rows = q_block(T);
+    size_t block = (size_t)qb_rows * T; /* scores of one task */
     int threads = cpu_threads(be);
     if ((size_t)threads * block > scratch_floats) threads = (int)(scratch_floats / block);
     if (threads < 1) {
         ft_backend_fail(be, "attention: sequence length %d exceeds the CPU scratch", T);
         return;
     }
-    int n_qb = (T + Q_BLOCK - 1) / Q_BLOCK;
+    int n_qb = (T + qb_rows - 1) / qb_rows;
     long tasks = (long)N * H * n_qb;
     if (threads > tasks) threads = (int)tasks;
     if ((size_t)N * H * T * T * hd < CPU_PAR_MIN) threads = 1;
@@ -52,7 +60,7 @@ void cpu_attention(ft_backend *be, void *o_, const void *qkv_, int N, int T, int
 #pragma omp for schedule(static)
         for (long task = 0; task < tasks; task++) {
             int n = (int)(task / ((long)H * n_qb)), h = (int)(task / n_qb % H), qb = (int)(task % n_qb);
-            int q0 = qb * Q_BLOCK, rows = T - q0 < Q_BLOCK ? T - q0 : Q_BLOCK;
+            int q0 = qb * qb_rows, rows = T - q0 < qb_rows ? T - q0 : qb_rows;
             const float *base = qkv + (size_t)n * T * ld + (size_t)h * hd;
             const float *q = base + (size_t)q0 * ld, *k = base + D, *v = base + 2 * D;
             /* s[rows, T] = scale * q k^T */
