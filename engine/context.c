@@ -312,7 +312,10 @@ ft_status ft_sampler_describe(const char *sampler, ft_sampler_info *info, char *
         info->pseudo_blocks = cfg.n_p;
         info->refiner_blocks = cfg.n_r;
         info->predictor_calls = sampler_predictor_calls(&cfg);
+        cfg.refine_once = 0; /* the refiner's kind comes from the loaded file, not from the string: give both */
         info->refiner_calls = sampler_refiner_calls(&cfg);
+        cfg.refine_once = 1;
+        info->guided_refiner_calls = sampler_refiner_calls(&cfg);
     }
     return FT_OK;
 }

@@ -216,9 +216,11 @@ typedef struct {
     int euler;       /* 1 for euler:N */
     int steps;       /* N: points of the time grid minus one */
     int heun_blocks, pseudo_blocks, refiner_blocks;
-    int predictor_calls, refiner_calls; /* network calls per trajectory (2B rows each with guidance);
-                                         * refiner_calls counts the released refiner's two calls per R
-                                         * step (a guided refiner, refiner_kind "guided", makes one, on B rows) */
+    int predictor_calls;      /* predictor calls per trajectory (2B rows each with guidance) */
+    int refiner_calls;        /* refiner calls per trajectory with a released refiner (metadata refiner_kind
+                               * "released" or none): two per R step, 2B rows each with guidance */
+    int guided_refiner_calls; /* the same with a guided refiner (refiner_kind "guided"): one per R step, on the
+                               * B guided rows. Which one a run makes depends on the loaded refiner */
 } ft_sampler_info;
 
 /* Parses a sampler string; on failure writes the reason to err (may be NULL). */

@@ -31,6 +31,7 @@ static int load_models(serve_state *s, engine_session *es, const serve_args *a) 
     s->model_name = embedded ? FT_DEFAULT_PREDICTOR_NAME : a->model;
     s->refiner_name = a->refiner ? a->refiner : embedded ? FT_DEFAULT_REFINER_NAME : NULL;
     s->vae_name = a->vae;
+    s->default_sampler = embedded ? FT_DEFAULT_SAMPLER : s->refiner_name ? "H1P5R3" : "H1P5";
     ft_output_shape sh;
     ft_model_info mi;
     if (ft_get_output_shape(es->ctx, &sh) != FT_OK || !sh.can_make_images)

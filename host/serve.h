@@ -107,6 +107,8 @@ struct serve_state {
     const char *class_names[1024]; /* the model's names, or the ids as text */
     char class_ids[1024][8];
     const char *model_name, *refiner_name, *vae_name;
+    const char *default_sampler; /* of requests without one: FT_DEFAULT_SAMPLER for the embedded model, as in
+                                  * `flowturbo generate`; else H1P5R3 with a refiner, H1P5 without */
     /* state, under mu */
     pthread_mutex_t mu;
     pthread_cond_t work;          /* workers: a request or a stream wants work */

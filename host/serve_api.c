@@ -162,7 +162,7 @@ int serve_parse_generate(const serve_state *s, const char *body, size_t len, ser
     memset(p, 0, sizeof *p);
     p->n = 1;
     p->cfg_scale = 4.0f;
-    snprintf(p->sampler, sizeof p->sampler, "%s", s->refiner_name ? "H1P5R3" : "H1P5");
+    snprintf(p->sampler, sizeof p->sampler, "%s", s->default_sampler);
     /* the whole body is checked to be JSON first, then read member by member (the engine's streaming reader) */
     json_reader r;
     json_reader_init(&r, body, len, 16);
@@ -212,7 +212,7 @@ int serve_parse_stream(const serve_state *s, const char *(*get)(void *user, cons
     p->cfg_scale = 4.0f;
     p->walk = 1;
     p->walk_frames = 24;
-    snprintf(p->sampler, sizeof p->sampler, "%s", s->refiner_name ? "H1P5R3" : "H1P5");
+    snprintf(p->sampler, sizeof p->sampler, "%s", s->default_sampler);
     const char *v;
     char *end;
     if ((v = get(user, "class")) && strcmp(v, "all") != 0) {
@@ -312,7 +312,7 @@ char *serve_json_models(const serve_state *s) {
     sb_printf(&b, ",\"samplers\":[%s\"H1P5\",\"H2P4\",\"heun:4\",\"heun:8\",\"euler:8\",\"euler:20\"],",
               s->refiner_name ? "\"H1P5R3\",\"H1P3R2\",\"H2P4R2\"," : "");
     sb_printf(&b, "\"defaults\":{\"sampler\":\"%s\",\"cfg_scale\":4,\"seed\":0,\"num_images\":1,\"format\":\"png\"},",
-              s->refiner_name ? "H1P5R3" : "H1P5");
+              s->default_sampler);
     sb_printf(&b, "\"limits\":{\"num_images\":%d,\"batch\":%d,\"queue\":%d,\"streams\":%d,\"body_bytes\":%d,"
                   "\"cfg_scale\":%g}}",
               SERVE_MAX_IMAGES, s->opt.max_batch, s->opt.queue, s->opt.max_streams, SERVE_MAX_BODY, CFG_MAX);

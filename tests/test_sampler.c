@@ -30,6 +30,12 @@ TEST(sampler_parse_valid) {
         CHECK(c.steps == cases[i].steps, "%s: %d steps", cases[i].text, c.steps);
         CHECK(sampler_predictor_calls(&c) == cases[i].pred && sampler_refiner_calls(&c) == cases[i].ref,
               "%s: %d/%d calls", cases[i].text, sampler_predictor_calls(&c), sampler_refiner_calls(&c));
+        /* the public description: a released refiner makes two calls per R step, a guided one one */
+        ft_sampler_info info;
+        CHECK(ft_sampler_describe(cases[i].text, &info, NULL, 0) == FT_OK && info.predictor_calls == cases[i].pred &&
+                  info.refiner_calls == cases[i].ref && info.guided_refiner_calls == cases[i].ref / 2,
+              "%s: described %d/%d/%d calls", cases[i].text, info.predictor_calls, info.refiner_calls,
+              info.guided_refiner_calls);
     }
     return PASS;
 }
@@ -284,6 +290,14 @@ static int nfe_cases(const char *golden_name, const char *list_key, const char *
         snprintf(got, sizeof got, "%d,%d", sampler_predictor_calls(&c), sampler_refiner_calls(&c));
         if (!want || strcmp(got, want)) {
             test_note("%s: engine %s, reference %s", tok, got, want ? want : "?");
+            ok = 0;
+        }
+        ft_sampler_info info; /* ft_sampler_describe gives the count of each refiner kind */
+        ok &= ft_sampler_describe(sampler, &info, NULL, 0) == FT_OK;
+        snprintf(got, sizeof got, "%d,%d", info.predictor_calls,
+                 refine_once ? info.guided_refiner_calls : info.refiner_calls);
+        if (!want || strcmp(got, want)) {
+            test_note("%s: ft_sampler_describe %s, reference %s", tok, got, want ? want : "?");
             ok = 0;
         }
     }

@@ -330,6 +330,8 @@ def cmd_report(a):
     labels = qlib.labels_for(a.n)
     refs = {steps: np.load(ref_path(a, steps)) for steps in (a.rk4_steps, a.rk4_steps // 2)
             if os.path.exists(ref_path(a, steps))}
+    if a.rk4_file:  # another high-accuracy solution of the same noises (e.g. velocity_t1.py's final states)
+        refs = {a.rk4_steps: np.load(a.rk4_file)[:a.n_ref]}
     ref = refs.get(a.rk4_steps)
     selfcons = None
     if ref is not None and a.rk4_steps // 2 in refs:
@@ -355,7 +357,8 @@ def cmd_report(a):
             f"PSNR {row.get('psnr', float('nan')):6.2f} FD {row.get('fd', float('nan')):7.3f} "
             f"KID {row.get('kid', float('nan')):.3f} acc {row.get('acc', float('nan')):.4f}")
     meta = dict(split=a.split, seed_base=SEED_BASE[a.split], fd_reference=real.describe, cfg_scale=a.cfg, n=a.n,
-                n_ref=a.n_ref, rk4_steps=a.rk4_steps, rk4_selfconsistency=selfcons, real_baseline=base,
+                n_ref=a.n_ref, rk4_steps=a.rk4_steps, rk4_file=a.rk4_file, rk4_selfconsistency=selfcons,
+                real_baseline=base,
                 classifier_reference_acc=real.acc, sit_fingerprint=fingerprints(a)["sit"],
                 sit_source=qlib.st_metadata(a.sit).get("source"),
                 refiners={t: dict(file=os.path.relpath(refiner_path(a, t), REPO) if os.path.isabs(refiner_path(a, t))
@@ -580,6 +583,8 @@ def main():
     ap.add_argument("-n", "--n", type=int, default=2000, help="samples per sampler for FD/KID/accuracy")
     ap.add_argument("--n-ref", type=int, default=100, help="images with an RK4 reference (PSNR)")
     ap.add_argument("--rk4-steps", type=int, default=128)
+    ap.add_argument("--rk4-file", default="", help="report: PSNR against this solution (.npy of the first --n-ref "
+                                                   "images) instead of the RK4 file of --rk4-steps")
     ap.add_argument("--store-test-ref", action="store_true",
                     help="reference: also store the first 20 solutions as the regression test's PSNR reference")
     ap.add_argument("-t", "--threads", type=int, default=1, help="engine / torch threads")

@@ -7,6 +7,7 @@ from weights_tool/convert.py). Prints one line per check; exit status 1 when any
 import base64
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -15,13 +16,18 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from serve_util import ROOT, Server, read_png, request  # noqa: E402
+from serve_util import CLI, ROOT, Server, read_png, request  # noqa: E402
 
 FAILED = []
 THREADS = os.environ.get("FT_SERVE_THREADS", "2")
+# the embedded model's default sampler (`flowturbo generate` and `serve` share the rule)
+DEFAULT_SAMPLER = re.search(r'#define FT_DEFAULT_SAMPLER "([^"]+)"',
+                            open(os.path.join(ROOT, "engine", "flowturbo.h")).read()).group(1)
 
 
 def check(name, cond, detail=""):
+    if isinstance(detail, bytes):  # response bodies
+        detail = detail.decode("utf-8", "replace")
     print("%s %s%s" % ("PASS" if cond else "FAIL", name, (": " + detail) if detail and not cond else ""))
     if not cond:
         FAILED.append(name)
@@ -86,8 +92,8 @@ def endpoints(srv):
     st, hd, b = request(srv.url + "/api/models")
     m = jbody(b)
     check("models", st == 200 and m["image_size"] == 32 and m["channels"] == 1 and len(m["classes"]) == 10
-          and m["predictor"]["num_classes"] == 10 and m["refiner"] and m["vae"] is None and "H1P5R3" in m["samplers"],
-          b[:300])
+          and m["predictor"]["num_classes"] == 10 and m["refiner"] and m["vae"] is None and "H1P5R3" in m["samplers"]
+          and m["defaults"]["sampler"] == DEFAULT_SAMPLER and DEFAULT_SAMPLER in m["samplers"], b[:300])
     st, hd, b = request(srv.url + "/api/classes")
     c = jbody(b)
     check("classes", st == 200 and c["classes"][7] == {"id": 7, "name": "Sneaker"}, b[:200])
@@ -100,9 +106,17 @@ def generate(srv):
     ok = st == 200 and hd["Content-Type"] == "image/png"
     w, h, ch, px, texts = read_png(png) if ok else (0, 0, 0, b"", {})
     check("generate png", ok and (w, h, ch) == (32, 32, 1) and texts["parameters"].startswith("class 7\n")
-          and "Seed: 5" in texts["parameters"] and "Sampler: H1P5R3" in texts["parameters"], str(st) + str(texts))
-    st2, _, png2 = post(srv, {"class": 7, "seed": 5, "sampler": "H1P5R3", "cfg_scale": 4})
+          and "Seed: 5" in texts["parameters"] and "Sampler: %s," % DEFAULT_SAMPLER in texts["parameters"],
+          str(st) + str(texts))
+    st2, _, png2 = post(srv, {"class": 7, "seed": 5, "sampler": DEFAULT_SAMPLER, "cfg_scale": 4})
     check("generate deterministic", st2 == 200 and png2 == png)
+    with tempfile.TemporaryDirectory() as d:  # the same image as `flowturbo generate` with its defaults
+        p = subprocess.run([CLI, "generate", "--class", "7", "-s", "5", "-t", "1", "-o", d + "/g.png"],
+                           capture_output=True, text=True)
+        g = read_png(open(d + "/g.png", "rb").read()) if p.returncode == 0 else (0, 0, 0, b"", {})
+        check("default sampler = generate's", ok and g[4].get("parameters", "").startswith("class 7 (Sneaker)\n")
+              and "Sampler: %s," % DEFAULT_SAMPLER in g[4]["parameters"] and pixels_close(g[3], px),
+              str(g[4]) + p.stderr[-200:])
     st, hd, b = post(srv, {"classes": [1, "Bag"], "seed": 40, "format": "json", "sampler": "heun:4"})
     r = jbody(b)
     ok = st == 200 and r and len(r["images"]) == 2
@@ -175,6 +189,8 @@ def streams(srv):
     fr = stream_events(srv, "class=all&walk=0&sampler=heun:2&seed=100", 3)
     check("stream without walk: a new seed and class per frame",
           len(fr) == 3 and [f["seed_a"] for f in fr] == [100, 101, 102] and [f["class_a"] for f in fr] == [0, 1, 2])
+    fr = stream_events(srv, "class=1&walk=0", 1)
+    check("stream default sampler", len(fr) == 1 and fr[0]["sampler"] == DEFAULT_SAMPLER, str(fr[:1])[:200])
     check("streams closed", wait_streams(srv, 0))
     socks = []
     for _ in range(4):  # the default limit
@@ -298,6 +314,7 @@ def full_models():
               and len(m["classes"]) == 1000 and m["classes"][999]["name"] == "999", str(m)[:300])
         st, hd, png = post(srv, {"class": 207, "seed": 0, "sampler": "H1P5R3"})
         check("full models: generate", st == 200 and read_png(png)[:3] == (32, 32, 3), str(st))
+        check("full models: default sampler H1P5R3", m["defaults"]["sampler"] == "H1P5R3", str(m["defaults"]))
         fr = stream_events(srv, "class=207&sampler=H1P1R1", 1)
         check("full models: stream", len(fr) == 1 and fr[0]["size"] == 32 and fr[0]["name_a"] == "207")
     finally:
@@ -307,8 +324,9 @@ def full_models():
         st, hd, b = post(srv, {"class": 1, "sampler": "H1P5R3"})
         check("no refiner: R samplers refused", st == 400 and jbody(b)["field"] == "sampler"
               and "refiner" in jbody(b)["error"], b[:200])
-        st, hd, b = post(srv, {"class": 1})
-        check("no refiner: the default sampler works", st == 200, b[:200])
+        st, hd, b = post(srv, {"class": 1, "format": "json"})
+        check("no refiner: the default sampler (H1P5) works", st == 200 and jbody(b)["parameters"]["sampler"] == "H1P5",
+              b[:200])
     finally:
         srv.stop()
 

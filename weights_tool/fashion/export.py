@@ -103,6 +103,42 @@ def main_refiner_only(args):
           f"source: {rmeta['source']}", flush=True)
 
 
+def predictor_source(pk):
+    """The export's 'source' metadata: how the EMA weights were trained (tests/test_quality.c reads the step count)."""
+    a, cfg = pk["args"], pk["config"]
+    head = ("flowturbo weights_tool/fashion: SiT trained from scratch on Fashion-MNIST train (60k), 28x28 padded to "
+            "32x32 with -1, x = pixel/127.5 - 1; linear flow matching")
+    if not a.get("init"):
+        return f"{head}, EMA weights after {pk['step']} steps of batch {a['batch']}; null class {cfg['num_classes']}"
+    base = trained_steps_of(a["init"])  # issue 12: a continuation of an exported predictor
+    t = (f"t = sigmoid({a['t_logit_normal'].replace(',', ' + ')} n) (logit-normal), U[0, 1) for a fraction "
+         f"{a['t_uniform_frac']:g}" if a.get("t_logit_normal") else "t ~ U[0, 1)")
+    return (f"{head}, EMA weights after {base + pk['step']} steps of batch {a['batch']} ({base} from scratch, then "
+            f"{pk['step']} continued from {os.path.basename(a['init'])} with {t}, lr {a['lr']:g}); null class "
+            f"{cfg['num_classes']}")
+
+
+def trained_steps_of(path):
+    import re
+    _, meta = st.load(path)
+    m = re.search(r"(\d+) steps", meta.get("source", ""))
+    return int(m.group(1)) if m else 0
+
+
+def main_predictor_only(args):
+    """--predictor-only (issue 12, a continued predictor): export <run>/predictor_ema.pt to --sit and check that
+    the F16 file reproduces the F32 EMA weights."""
+    pk = torch.load(os.path.join(args.run, "predictor_ema.pt"), map_location="cpu")
+    p32, pq, psize, pmeta = export_sit(pk["ema"], pk["config"], "predictor", args.sit, args.dtype,
+                                       predictor_source(pk))
+    g = torch.Generator().manual_seed(123)
+    x, t, y = torch.randn(32, 1, 32, 32, generator=g), torch.rand(32, generator=g), torch.randint(0, 11, (32,), generator=g)
+    with torch.no_grad():
+        dp = (p32(x, t, y) - pq(x, t, y)).abs().max().item()
+    print(f"predictor -> {args.sit}: {psize} B, {args.dtype} max|diff| {dp:.2e}; source: {pmeta['source']}",
+          flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", required=True, help="run directory with predictor_ema.pt, refiner_final.pt, "
@@ -114,10 +150,13 @@ def main():
     ap.add_argument("--report", default=None, help="JSON report path (default <run>/export_report.json)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--refiner-only", action="store_true", help="export only <run>/refiner_final.pt to --refiner")
+    ap.add_argument("--predictor-only", action="store_true", help="export only <run>/predictor_ema.pt to --sit")
     args = ap.parse_args()
     setup_threads(args.threads)
     if args.refiner_only:
         return main_refiner_only(args)
+    if args.predictor_only:
+        return main_predictor_only(args)
     report = {}
     for p in (args.sit, args.refiner, args.classifier):
         os.makedirs(os.path.dirname(os.path.abspath(p)), exist_ok=True)
@@ -125,10 +164,7 @@ def main():
     pk = torch.load(os.path.join(args.run, "predictor_ema.pt"), map_location="cpu")
     rk = torch.load(os.path.join(args.run, "refiner_final.pt"), map_location="cpu")
     pcfg, rcfg = pk["config"], rk["config"]
-    src_p = (f"flowturbo weights_tool/fashion: SiT trained from scratch on Fashion-MNIST train (60k), 28x28 padded to "
-             f"32x32 with -1, x = pixel/127.5 - 1; linear flow matching, EMA weights after {pk['step']} steps of batch "
-             f"{pk['args']['batch']}; null class {pcfg['num_classes']}")
-    p32, pq, psize, pmeta = export_sit(pk["ema"], pcfg, "predictor", args.sit, args.dtype, src_p)
+    p32, pq, psize, pmeta = export_sit(pk["ema"], pcfg, "predictor", args.sit, args.dtype, predictor_source(pk))
     r32, rq, rsize, rmeta = export_refiner(rk, args.refiner, args.dtype)
 
     g = torch.Generator().manual_seed(123)

@@ -55,14 +55,39 @@ def plot_variants(runs, out):
     print(f"wrote {out}")
 
 
+def plot_predictor(run, out):
+    """Issue 12: a predictor run alone (e.g. a continuation of the shipped one): loss per step and its moving average,
+    lr on a second axis."""
+    p = read(os.path.join(run, "predictor_loss.csv"))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    s = [int(x["step"]) for x in p]
+    lo = [float(x["loss"]) for x in p]
+    ax.plot(s, lo, alpha=0.25, lw=0.6, label="per step")
+    ax.plot(s, smooth(lo), lw=1.5, label="moving avg (50)")
+    ax.set_xlabel("step (batch 128)")
+    ax.set_ylabel("flow-matching MSE (the run's t distribution)")
+    ax.set_title(os.path.basename(os.path.normpath(run)), fontsize=10)
+    ax.grid(alpha=0.3)
+    ax2 = ax.twinx()
+    ax2.plot(s, [float(x["lr"]) for x in p], color="C3", lw=0.8, label="lr")
+    ax2.set_ylabel("lr")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    print(f"wrote {out}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", default=None)
     ap.add_argument("--variants", default=None, help="comma-separated refiner variant runs: one panel each (issue 12)")
+    ap.add_argument("--predictor", action="store_true", help="--run is a predictor run alone (issue 12): one panel")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     if args.variants:
         return plot_variants(args.variants.split(","), args.out)
+    if args.predictor:
+        return plot_predictor(args.run, args.out)
     p = read(os.path.join(args.run, "predictor_loss.csv"))
     r = read(os.path.join(args.run, "refiner_loss.csv"))
     c = read(os.path.join(args.run, "classifier_loss.csv"))

@@ -100,6 +100,7 @@ class SamplerInfo(Structure):
         ("refiner_blocks", c_int),
         ("predictor_calls", c_int),
         ("refiner_calls", c_int),
+        ("guided_refiner_calls", c_int),
     ]
 
 

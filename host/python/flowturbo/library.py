@@ -36,6 +36,7 @@ def sampler_info(sampler: str) -> SamplerInfo:
         refiner_blocks=info.refiner_blocks,
         predictor_calls=info.predictor_calls,
         refiner_calls=info.refiner_calls,
+        guided_refiner_calls=info.guided_refiner_calls,
     )
 
 

@@ -65,7 +65,8 @@ class SamplerInfo:
     pseudo_blocks: int
     refiner_blocks: int
     predictor_calls: int  # network calls per trajectory (2B rows each with guidance)
-    refiner_calls: int
+    refiner_calls: int  # with a released refiner: two per R step (2B rows each with guidance)
+    guided_refiner_calls: int  # with a guided refiner (refiner_kind "guided"): one per R step, on the B guided rows
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,7 @@ def test_installed_package_bundles_library_and_cli() -> None:
 def test_sampler_info_canonical_and_near_misses() -> None:
     info = flowturbo.sampler_info("h1p5r3")
     assert (info.name, info.steps, info.predictor_calls, info.refiner_calls) == ("H1P5R3", 9, 7, 6)
+    assert info.guided_refiner_calls == 3  # a guided refiner makes one call per R step
     assert flowturbo.sampler_info("H8").name == "heun:8"
     with pytest.raises(flowturbo.FlowturboError) as e:
         flowturbo.sampler_info("heun")
