@@ -43,6 +43,8 @@ void test_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Path of a file under tests/data (FT_TEST_DATA overrides the directory). */
 const char *test_data(const char *name);
+/* The whole file at path (malloc'd; the caller frees), its size in *n; NULL (and *n = 0) when it cannot be read. */
+unsigned char *test_read_file(const char *path, size_t *n);
 /* A fresh temporary directory for this test run (removed at exit). */
 const char *test_tmpdir(void);
 

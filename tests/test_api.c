@@ -168,11 +168,9 @@ TEST(api_deterministic_and_reusable) {
 
 /* A model image in memory loads like the file (the embedded-model path). */
 TEST(api_load_from_memory) {
-    FILE *f = fopen(test_data("sit_b.safetensors"), "rb");
-    CHECK(f != NULL, "fixture missing");
-    static unsigned char buf[1 << 20];
-    size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
+    size_t n;
+    unsigned char *buf = test_read_file(test_data("sit_b.safetensors"), &n);
+    CHECK(buf != NULL, "fixture missing");
     int labels[2] = {1, 2}, ok = 1;
     static float a[2 * 3 * 12 * 12], b[2 * 3 * 12 * 12];
     ft_generate_params gp;
@@ -185,6 +183,7 @@ TEST(api_load_from_memory) {
     ok &= expect(mem, ft_load_memory(mem, FT_ROLE_PREDICTOR, buf, n / 3, "cut image"), FT_ERR_FORMAT, "cut image:");
     ft_context_free(ctx);
     ft_context_free(mem);
+    free(buf);
     return ok ? PASS : FAIL;
 }
 

@@ -22,18 +22,6 @@ static char out[65536];
 #define cli(...) test_cli_run(out, sizeof out, __VA_ARGS__)
 #define tmp(name) test_tmp_path("surface_", name)
 
-static unsigned char *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *buf = size > 0 ? malloc((size_t)size) : NULL;
-    *n = buf ? fread(buf, 1, (size_t)size, f) : 0;
-    fclose(f);
-    return buf;
-}
-
 /* The Exif UserComment of an EXIF block as ASCII ("" when absent). A JPEG APP1 block starts with "Exif\0\0", a
  * WebP EXIF chunk is the bare TIFF structure (which libexif only finds behind that header). */
 static void exif_comment(const unsigned char *data, size_t n, char *text, size_t cap) {
@@ -98,7 +86,7 @@ static int read_jpeg(const char *path, decoded *d) {
 static int read_webp(const char *path, decoded *d) {
     memset(d, 0, sizeof *d);
     size_t n;
-    unsigned char *buf = read_all(path, &n);
+    unsigned char *buf = test_read_file(path, &n);
     if (!buf) return 0;
     uint8_t *rgb = WebPDecodeRGB(buf, n, &d->w, &d->h);
     if (rgb) {
@@ -310,7 +298,7 @@ TEST(cli_random_seed_is_printed_and_reproduces) {
     CHECK(cli("generate -m %s --backend cpu --sampler H2P1 -s %llu --latents-out %s", m, seed, tmp("r2.npy")) == 0,
           "%s", out);
     size_t n1, n2;
-    unsigned char *a = read_all(tmp("r1.npy"), &n1), *b = read_all(tmp("r2.npy"), &n2);
+    unsigned char *a = test_read_file(tmp("r1.npy"), &n1), *b = test_read_file(tmp("r2.npy"), &n2);
     int same = a && b && n1 == n2 && memcmp(a, b, n1) == 0;
     free(a);
     free(b);

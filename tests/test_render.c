@@ -16,23 +16,6 @@
 #include "../engine/flowturbo.h"
 #include "test.h"
 
-/* The file image of tests/data/<name> (malloc'd), or NULL. */
-static uint8_t *read_fixture(const char *name, size_t *size) {
-    FILE *f = fopen(test_data(name), "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = n > 0 ? malloc((size_t)n) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *size = (size_t)n;
-    return buf;
-}
-
 /* Replaces row `row` of the F32 label table in a file image with w_a E[a] + w_b E[b] (a < b, in float, the
  * order flowturbo.h documents), computed here from the file's own values. */
 static int patch_table_row(uint8_t *image, size_t size, int row, int a, float w_a, int b, float w_b) {
@@ -59,7 +42,8 @@ static int patch_table_row(uint8_t *image, size_t size, int row, int a, float w_
 
 TEST(render_class_blend_equals_blended_embedding_table) {
     size_t ps, rs;
-    uint8_t *pred = read_fixture("sit_a.safetensors", &ps), *ref = read_fixture("sit_a_refiner.safetensors", &rs);
+    uint8_t *pred = test_read_file(test_data("sit_a.safetensors"), &ps);
+    uint8_t *ref = test_read_file(test_data("sit_a_refiner.safetensors"), &rs);
     CHECK(pred && ref, "cannot read the fixtures");
     ft_context *blend = test_cpu_context(1), *patched = test_cpu_context(1);
     int ok = ft_load_memory(blend, FT_ROLE_PREDICTOR, pred, ps, "a") == FT_OK &&

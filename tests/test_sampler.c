@@ -248,12 +248,9 @@ TEST(sampler_golden_guided_refiner) {
 
 /* An unknown refiner_kind is refused at load with the value named. */
 TEST(sampler_guided_refiner_kind_checked) {
-    FILE *f = fopen(test_data("sit_a_refiner_guided.safetensors"), "rb");
-    CHECK(f != NULL, "fixture missing");
-    static unsigned char buf[1 << 18];
-    size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    CHECK(n > 8 && n < sizeof buf, "fixture size %zu", n);
+    size_t n;
+    unsigned char *buf = test_read_file(test_data("sit_a_refiner_guided.safetensors"), &n);
+    CHECK(buf != NULL && n > 8, "fixture missing (size %zu)", n);
     ft_context_params cp;
     ft_context_params_init(&cp);
     cp.backend = FT_BACKEND_CPU;
@@ -268,6 +265,7 @@ TEST(sampler_guided_refiner_kind_checked) {
     int ok = st == FT_ERR_FORMAT && strstr(ft_last_error(ctx), "unknown refiner_kind 'guixed'");
     if (!ok) test_note("status %d: %s", st, ft_last_error(ctx));
     ft_context_free(ctx);
+    free(buf);
     return ok ? PASS : FAIL;
 }
 

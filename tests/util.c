@@ -130,6 +130,22 @@ int test_cli_run(char *out, size_t out_size, const char *fmt, ...) {
     return rc;
 }
 
+unsigned char *test_read_file(const char *path, size_t *n) {
+    *n = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    unsigned char *buf = NULL;
+    long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (size > 0 && fseek(f, 0, SEEK_SET) == 0) buf = malloc((size_t)size);
+    if (buf && fread(buf, 1, (size_t)size, f) != (size_t)size) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) *n = (size_t)size;
+    return buf;
+}
+
 const char *test_tmp_path(const char *prefix, const char *name) {
     static char paths[16][512];
     static int next;
