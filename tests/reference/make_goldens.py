@@ -256,27 +256,30 @@ def main():
                            % (prefix + nm, o.pow(2).mean().sqrt(), st["predictor"], st["refiner"],
                               (o1 - o[:1]).abs().max()))
 
+    def sampler_golden(name, noise, labels, files, runs):
+        """One sampler golden file: the noise, the labels and every run's cases (prefix -> metadata 'cases_<prefix>')
+        with the model files named in the metadata."""
+        tens = {"noise": noise, "labels": labels}
+        meta = {("cases_" + prefix.rstrip(".")) if prefix else "cases": ",".join(case_name(s, c) for s, c in cases)
+                for _, _, _, _, cases, prefix in runs}
+        meta.update(files)
+        meta["source"] = SOURCE
+        summary.append(name.split(".")[0] + ":")
+        for pw, pc, rw, rc, cases, prefix in runs:
+            run_cases(pw, pc, rw, rc, noise, labels, cases, prefix, tens, meta)
+        save(args.out, name, tens, meta, written)
+
     g = torch.Generator().manual_seed(301)
     noise_a = torch.randn(3, 4, 8, 8, generator=g)
     labels_a = torch.tensor([1.0, 4.0, 2.0])
-    tens = {"noise": noise_a, "labels": labels_a}
-    meta = {"cases": ",".join(case_name(s, c) for s, c in SAMPLER_A_CASES),
-            "cases_g4": ",".join(case_name(s, c) for s, c in SAMPLER_A_G4_CASES),
-            "predictor": "sit_a.safetensors", "refiner": "sit_a_refiner.safetensors",
-            "predictor_g4": "sit_a_g4.safetensors", "source": SOURCE}
-    summary.append("sampler_a:")
-    run_cases(wa, ca, wr, cr, noise_a, labels_a, SAMPLER_A_CASES, "", tens, meta)
-    run_cases(wa4, ca4, wr, cr, noise_a, labels_a, SAMPLER_A_G4_CASES, "g4.", tens, meta)
-    save(args.out, "sampler_a.golden.safetensors", tens, meta, written)
-
+    sampler_golden("sampler_a.golden.safetensors", noise_a, labels_a,
+                   {"predictor": "sit_a.safetensors", "refiner": "sit_a_refiner.safetensors",
+                    "predictor_g4": "sit_a_g4.safetensors"},
+                   [(wa, ca, wr, cr, SAMPLER_A_CASES, ""), (wa4, ca4, wr, cr, SAMPLER_A_G4_CASES, "g4.")])
     noise_b = torch.randn(3, 3, 12, 12, generator=g)
     labels_b = torch.tensor([0.0, 2.0, 1.0])
-    tens = {"noise": noise_b, "labels": labels_b}
-    meta = {"cases": ",".join(case_name(s, c) for s, c in SAMPLER_B_CASES), "predictor": "sit_b.safetensors",
-            "source": SOURCE}
-    summary.append("sampler_b:")
-    run_cases(wb, cb, None, None, noise_b, labels_b, SAMPLER_B_CASES, "", tens, meta)
-    save(args.out, "sampler_b.golden.safetensors", tens, meta, written)
+    sampler_golden("sampler_b.golden.safetensors", noise_b, labels_b, {"predictor": "sit_b.safetensors"},
+                   [(wb, cb, None, None, SAMPLER_B_CASES, "")])
 
     # ---- issue 12: shifted grids and the guided refiner kind (new files; the ones above are unchanged) ---------------
     wrg = random_sit(CFG_A_REF_GUIDED, 105)
@@ -284,15 +287,10 @@ def main():
     save(args.out, "sit_a_refiner_guided.safetensors", wrg, R.cfg_to_metadata(CFG_A_REF_GUIDED), written)
     wrg, crg = reload("sit_a_refiner_guided.safetensors")
     assert crg["refiner_kind"] == "guided"
-    tens = {"noise": noise_a, "labels": labels_a}
-    meta = {"cases": ",".join(case_name(s, c) for s, c in SAMPLER_C_CASES),
-            "cases_guided": ",".join(case_name(s, c) for s, c in SAMPLER_C_GUIDED_CASES),
-            "predictor": "sit_a.safetensors", "refiner": "sit_a_refiner.safetensors",
-            "refiner_guided": "sit_a_refiner_guided.safetensors", "source": SOURCE}
-    summary.append("sampler_c:")
-    run_cases(wa, ca, wr, cr, noise_a, labels_a, SAMPLER_C_CASES, "", tens, meta)
-    run_cases(wa, ca, wrg, crg, noise_a, labels_a, SAMPLER_C_GUIDED_CASES, "guided.", tens, meta)
-    save(args.out, "sampler_c.golden.safetensors", tens, meta, written)
+    sampler_golden("sampler_c.golden.safetensors", noise_a, labels_a,
+                   {"predictor": "sit_a.safetensors", "refiner": "sit_a_refiner.safetensors",
+                    "refiner_guided": "sit_a_refiner_guided.safetensors"},
+                   [(wa, ca, wr, cr, SAMPLER_C_CASES, ""), (wa, ca, wrg, crg, SAMPLER_C_GUIDED_CASES, "guided.")])
 
     # ---- VAE fixture ------------------------------------------------------------------------------------------------
     g = torch.Generator().manual_seed(401)
