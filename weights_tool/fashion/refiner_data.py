@@ -17,7 +17,8 @@ i.e. where a sampler's R blocks evaluate it). dt is drawn per pair (the released
 
 Data: Fashion-MNIST train without the held-out validation split (data.holdout_indices), or with --split holdout only
 that split (validation pairs). Every chunk is seeded by (seed, chunk), so an interrupted run resumes where it
-stopped (finished chunk files are kept and skipped) and yields the same pairs.
+stopped (finished chunk files are kept and skipped) and yields the same pairs; --part I/N lets N processes share
+one run (process I makes the chunks c with c % N == I; the pairs are the same as one process's).
 
   refiner_data.py --out runs/r_seg/data --kind released --t-of end --t-range 0.6,1 --dt-range 0.0833,0.1667
 """
@@ -128,11 +129,15 @@ def main():
     ap.add_argument("--micro", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--part", default="0/1", help="I/N: make only chunks c with c %% N == I (N processes share a run)")
     a = ap.parse_args()
+    part, parts = (int(v) for v in a.part.split("/"))
+    if not 0 <= part < parts:
+        raise SystemExit(f"bad --part {a.part}")
     setup_threads(a.threads)
     torch.set_grad_enabled(False)
     os.makedirs(a.out, exist_ok=True)
-    spec = {k: v for k, v in vars(a).items() if k not in ("out", "threads", "micro")}
+    spec = {k: v for k, v in vars(a).items() if k not in ("out", "threads", "micro", "part")}
     spec_path = os.path.join(a.out, "spec.json")
     if os.path.exists(spec_path) and json.load(open(spec_path)) != json.loads(json.dumps(spec)):
         raise SystemExit(f"{spec_path} was written with other options: {json.load(open(spec_path))}")
@@ -150,7 +155,7 @@ def main():
     print(f"{a.kind} pairs: {chunks} chunks of {a.chunk} from {len(pool)} {a.split} images -> {a.out}", flush=True)
     for c in range(chunks):
         path = os.path.join(a.out, f"chunk_{c:05d}.pt")
-        if os.path.exists(path):
+        if c % parts != part or os.path.exists(path):
             continue
         t0 = time.time()
         atomic_save(make_chunk(a, teacher, x_all, y_all, pool, c), path)
