@@ -30,10 +30,15 @@ def smooth(y, k=50):
 
 
 def plot_variants(runs, out):
-    """Issue 12: one panel per refiner variant (runs/study/<v>): training loss and the zero refiner's on the same
-    batches (moving averages), and the held-out validation losses every --val-every steps."""
-    fig, ax = plt.subplots(1, len(runs), figsize=(5.2 * len(runs), 4.2), squeeze=False)
-    for a, run in zip(ax[0], runs):
+    """Issue 12: one panel per refiner variant (runs/<study>/<v>, titled '<study>/<v>'; two columns): training loss
+    and the zero refiner's on the same batches (moving averages), and the held-out validation losses every
+    --val-every steps."""
+    cols = min(len(runs), 2)
+    rows = (len(runs) + cols - 1) // cols
+    fig, ax = plt.subplots(rows, cols, figsize=(5.6 * cols, 4.0 * rows), squeeze=False)
+    for a in ax.flat[len(runs):]:
+        a.set_visible(False)
+    for a, run in zip(ax.flat, runs):
         r = read(os.path.join(run, "refiner_loss.csv"))
         if not r:
             continue
@@ -45,11 +50,12 @@ def plot_variants(runs, out):
             a.plot([q[0] for q in v], [q[2] for q in v], "s--", ms=3, color="C0", label="zero refiner, held-out")
             a.plot([q[0] for q in v], [q[1] for q in v], "o-", ms=3, color="C3", label="refiner, held-out")
         a.set_yscale("log")
-        a.set_title(os.path.basename(os.path.normpath(run)), fontsize=10)
+        a.set_title("/".join(os.path.normpath(run).split(os.sep)[-2:]), fontsize=10)
         a.set_xlabel("step (batch 128)")
         a.grid(alpha=0.3)
         a.legend(fontsize=7)
-    ax[0][0].set_ylabel("MSE against the teacher velocity")
+    for r in range(rows):
+        ax[r][0].set_ylabel("MSE against the teacher velocity")
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     print(f"wrote {out}")
