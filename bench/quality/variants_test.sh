@@ -7,11 +7,14 @@
 #   gu   the guided refiner trained with uniform t (TRAINING.md section 8) on the shipped predictor -> build/quality/test_gu
 # Resumable (finished samples / references in build/quality are kept).
 # Usage: bench/quality/variants_test.sh [FT_SIT] [GU_REFINER]
+#   NAME=uni bench/quality/variants_test.sh runs/pred_uni/fashion_sit_uni.safetensors ""   (-> build/quality/test_uni;
+#   an empty GU_REFINER skips the gu rows)
 set -e
 cd "$(dirname "$0")/../.."
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 FT=${1:-weights_tool/fashion/runs/pred_t1/fashion_sit_t1.safetensors}
-GU=${2:-weights_tool/fashion/runs/study/guided_uni/fashion_refiner.safetensors}
+GU=${2-weights_tool/fashion/runs/study/guided_uni/fashion_refiner.safetensors}
+NAME=${NAME:-ft}
 Q="/usr/bin/python3 bench/quality/quality.py"
 W=build/quality
 steps() { [ "$1" = 3 ] && echo 128 || echo 64; }
@@ -20,7 +23,8 @@ for c in 4 3 1; do
   $Q reference --split test --sit "$FT" --cfgs $c --rk4-steps $K --n-ref 20 -n 200
   $Q generate --split test --sit "$FT" --cfgs $c -n 200 --samplers euler:8,heun:4,H2P4R2,H2P4R2+zero --convergence ""
   $Q report --split test --sit "$FT" --cfgs $c --rk4-steps $K --n-ref 20 -n 200 \
-      --samplers euler:8,heun:4,H2P4R2,H2P4R2+zero --convergence "" --results $W/test_ft
+      --samplers euler:8,heun:4,H2P4R2,H2P4R2+zero --convergence "" --results $W/test_$NAME
+  [ -n "$GU" ] || continue
   $Q generate --split test --cfgs $c -n 200 --refiners "gu=$GU" --samplers H2P4R2+gu --convergence ""
   $Q report --split test --cfgs $c --rk4-steps $K --n-ref 20 -n 200 --refiners "gu=$GU" \
       --samplers H2P4R2,H2P4R2+gu,H2P4R2+zero --convergence "" --results $W/test_gu
