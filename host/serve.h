@@ -105,7 +105,7 @@ struct serve_state {
     /* model facts */
     int num_classes, image_size, channels, latent_channels, latent_size;
     const char *class_names[1024]; /* the model's names, or the ids as text */
-    char class_ids[1024][8];
+    char class_ids[1024][12]; /* "%d" of any int: no truncation warning from gcc */
     const char *model_name, *refiner_name, *vae_name;
     const char *default_sampler; /* of requests without one: FT_DEFAULT_SAMPLER for the embedded model, as in
                                   * `flowturbo generate`; else H1P5R3 with a refiner, H1P5 without */
