@@ -141,7 +141,9 @@ def main():
     spec_path = os.path.join(a.out, "spec.json")
     if os.path.exists(spec_path) and json.load(open(spec_path)) != json.loads(json.dumps(spec)):
         raise SystemExit(f"{spec_path} was written with other options: {json.load(open(spec_path))}")
-    json.dump(spec, open(spec_path, "w"), indent=1)
+    tmp = f"{spec_path}.{os.getpid()}.tmp"  # written whole, then renamed: the --part processes never read half a file
+    json.dump(spec, open(tmp, "w"), indent=1)
+    os.replace(tmp, spec_path)
     teacher, _ = load_teacher(a.teacher)
     x_all, y_all = data.load("train")
     hold = data.holdout_indices(y_all)

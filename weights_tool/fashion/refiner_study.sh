@@ -22,7 +22,6 @@ pairs() {
   for ((i = 0; i < PARTS; i++)); do
     $PY refiner_data.py "${TEACHER_ARG[@]}" "$@" --part $i/$PARTS &
     pids+=($!)
-    sleep 2  # the first process writes spec.json before the others read it
   done
   for i in "${pids[@]}"; do wait "$i"; done
 }
