@@ -32,6 +32,8 @@ static const hot_fn hot[] = {
     {"ln_mod_row", 0, "mulps", 3},    /* statistics, normalise + modulate (norm.c) */
     {"gated_add_row", 0, "mulps", 1}, /* gated residual (norm.c) */
     {"silu_span", 1, "divps", 1},     /* SiLU (elementwise.c) */
+    {"transform_patches", 0, "subps", 8}, /* Winograd input transform (conv_winograd.c) */
+    {"transform_outputs", 0, "addps", 8}, /* Winograd output transform, both variants (conv_winograd.c) */
 };
 #define N_HOT (int)(sizeof hot / sizeof hot[0])
 

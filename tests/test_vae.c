@@ -62,10 +62,11 @@ static void ref_conv(float *y, const float *x, const float *w, const float *b, i
                 }
 }
 
-/* Runs one conv shape through every path (the CPU's own micro-kernel, the
- * forced AVX2 one, OpenBLAS) against one naive reference. */
+/* Runs one conv shape through every path (Winograd with the CPU's best
+ * micro-kernel and with the AVX2 one, the direct path with the own AVX2
+ * kernel and with the best one, OpenBLAS) against one naive reference. */
 static int conv_case(ft_backend *be, int N, int Cin, int S, int Cout, int k, int pad, int up2x, int bias) {
-    static const char *paths[] = {"", "avx2", "blas"};
+    static const char *paths[][2] = {{"", ""}, {"avx2", ""}, {"avx2", "0"}, {"", "0"}, {"blas", ""}};
     int Si = up2x ? 2 * S : S, So = Si + 2 * pad - k + 1;
     size_t nx = (size_t)N * Cin * S * S, nw = (size_t)Cout * Cin * k * k, ny = (size_t)N * Cout * So * So;
     float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc(Cout * 4), *y = malloc(ny * 4), *r = malloc(ny * 4);
@@ -73,21 +74,26 @@ static int conv_case(ft_backend *be, int N, int Cin, int S, int Cout, int k, int
     fill(w, nw, 2 + Cout);
     fill(b, Cout, 3);
     ref_conv(r, x, w, bias ? b : NULL, N, Cin, S, Cout, k, pad, up2x);
-    const char *saved = getenv("FT_CPU_CONV");
-    char keep[32];
+    const char *saved = getenv("FT_CPU_CONV"), *saved_wg = getenv("FT_CPU_WINOGRAD");
+    char keep[32], keep_wg[32];
     snprintf(keep, sizeof keep, "%s", saved ? saved : "");
+    snprintf(keep_wg, sizeof keep_wg, "%s", saved_wg ? saved_wg : "");
     int ok = 1;
-    for (int i = 0; i < 3; i++) {
-        if (*paths[i]) setenv("FT_CPU_CONV", paths[i], 1);
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        if (*paths[i][0]) setenv("FT_CPU_CONV", paths[i][0], 1);
         else unsetenv("FT_CPU_CONV");
+        if (*paths[i][1]) setenv("FT_CPU_WINOGRAD", paths[i][1], 1);
+        else unsetenv("FT_CPU_WINOGRAD");
         for (size_t j = 0; j < ny; j++) y[j] = NAN; /* every output must be written */
         be->conv2d(be, y, x, w, bias ? b : NULL, N, Cin, S, Cout, k, pad, up2x);
-        char what[160];
-        snprintf(what, sizeof what, "conv N%d Cin%d S%d Cout%d k%d pad%d up2x%d bias%d (path %s)", N, Cin, S, Cout, k,
-                 pad, up2x, bias, *paths[i] ? paths[i] : "default");
+        char what[200];
+        snprintf(what, sizeof what, "conv N%d Cin%d S%d Cout%d k%d pad%d up2x%d bias%d (FT_CPU_CONV=%s FT_CPU_WINOGRAD=%s)",
+                 N, Cin, S, Cout, k, pad, up2x, bias, paths[i][0], paths[i][1]);
         if (be->error[0]) test_note("%s: backend error %s", what, be->error), ok = 0;
         else ok &= close_enough(what, y, r, ny, TOL);
     }
+    if (keep_wg[0]) setenv("FT_CPU_WINOGRAD", keep_wg, 1);
+    else unsetenv("FT_CPU_WINOGRAD");
     if (keep[0]) setenv("FT_CPU_CONV", keep, 1);
     else unsetenv("FT_CPU_CONV");
     free(x), free(w), free(b), free(y), free(r);
@@ -110,6 +116,12 @@ TEST(vae_op_conv2d_vs_naive) {
     ok &= conv_case(be, 1, 33, 40, 17, 3, 1, 1, 1);   /* large, upsampled */
     ok &= conv_case(be, 1, 128, 256, 1, 3, 1, 0, 1);  /* too big for the scratch at once: 2 bands */
     ok &= conv_case(be, 1, 1000, 2, 1000, 3, 1, 0, 1); /* 9M-float filter: the im2col fallback */
+    /* Winograd: odd sides (last tile half outside), tiles of two images in one block, a block boundary inside a
+     * tile row, Cin over two k blocks, Cout not a whole panel, upsampled odd input */
+    ok &= conv_case(be, 3, 19, 9, 13, 3, 1, 0, 1);
+    ok &= conv_case(be, 2, 130, 31, 50, 3, 1, 0, 0);
+    ok &= conv_case(be, 1, 8, 15, 8, 3, 1, 1, 1);
+    ok &= conv_case(be, 2, 600, 12, 600, 3, 1, 0, 1); /* U (5.8M floats) leaves room for one thread's slice */
     be->destroy(be);
     return ok ? PASS : FAIL;
 }

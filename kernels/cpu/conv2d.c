@@ -15,13 +15,14 @@
  * processed in bands of output rows that fit the backend scratch.
  *
  *  - conv_packed: one GEMM over K' = k*k*Cin with own AVX-512 (or AVX2)
- *    micro-kernels and OpenMP tasks (x86-64 with GCC; see pick_kernel);
+ *    micro-kernels and OpenMP tasks (x86-64 with GCC; see cpu_conv_direct_kernel);
  *  - conv_shifted: k*k OpenBLAS sgemm terms summed per output tile (cpu_sgemm_sum);
  *  - conv_im2col: im2col + sgemm, for layers too big for the scratch;
  *  - 1x1 without padding on the OpenBLAS paths: one sgemm per image on the
  *    NCHW data. */
 #include <string.h>
 
+#include "conv_kernels.h"
 #include "cpu_ops.h"
 #include "cpu_simd.h"
 
@@ -157,23 +158,12 @@ static int conv_shifted(ft_backend *be, float *y, const float *x, const float *w
  * tile of the wide output accumulates over each KC block of one tap. Tasks
  * (NC-column blocks, split by rows when there are few) run on OpenMP
  * threads; OpenBLAS is not involved, so its thread pool never competes with
- * OpenMP's. See pick_kernel for which path runs where. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+ * OpenMP's. See cpu_conv_direct_kernel for which path runs where. */
+#ifdef CONV_KERNELS
 #include <immintrin.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
-#define CONV_KERNELS 1
-
-#define KC 128 /* k values per micro-tile call: the KC x NR block of B stays in L1 */
-
-typedef void (*conv_ukernel)(int kc, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int accumulate);
-
-typedef struct {
-    const char *name;
-    int mr, nr;
-    conv_ukernel run;
-} conv_kernel;
 
 /* 8 x 48 tile: 24 zmm accumulators, B rows as 3 zmm, A broadcast. */
 #define AVX512_ROW(r)                                   \
@@ -226,6 +216,7 @@ __attribute__((target("avx2,fma"))) static void uk_avx2_4x24(int kc, const float
                                                              float *c, size_t ldc, int acc) {
     AVX2_LOAD(0) AVX2_LOAD(1) AVX2_LOAD(2) AVX2_LOAD(3)
     for (int k = 0; k < kc; k++, a += 4, b += ldb) {
+        _mm_prefetch((const char *)(a + 64), _MM_HINT_T0);
         __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), b2 = _mm256_loadu_ps(b + 16);
         AVX2_ROW(0) AVX2_ROW(1) AVX2_ROW(2) AVX2_ROW(3)
     }
@@ -235,20 +226,28 @@ __attribute__((target("avx2,fma"))) static void uk_avx2_4x24(int kc, const float
 static const conv_kernel k_avx512 = {"avx512", 8, 48, uk_avx512_8x48};
 static const conv_kernel k_avx2 = {"avx2", 4, 24, uk_avx2_4x24};
 
-/* The micro-kernel for this CPU, NULL for OpenBLAS. AVX-512 CPUs use the own
- * kernel (on a Zen 4 it matched OpenBLAS 0.3.21 on 512-channel layers and was
- * up to 1.35x faster on the 128-channel 256x256 ones, where OpenBLAS's nine
- * K = Cin GEMMs re-stream the output); on AVX2-only CPUs OpenBLAS's Haswell
- * kernel was ~10% faster than the 4x24 one, which stays available.
- * FT_CPU_CONV=avx512|avx2|blas forces a path (read per call: tests, benchmarks). */
-static const conv_kernel *pick_kernel(void) {
+/* The best micro-kernel this CPU and OS enable (NULL: neither AVX-512 nor AVX2+FMA), or the one
+ * FT_CPU_CONV=avx512|avx2 forces; FT_CPU_CONV=blas: none (read per call: tests, benchmarks). */
+const conv_kernel *cpu_conv_best_kernel(void) {
     const char *force = getenv("FT_CPU_CONV");
     __builtin_cpu_init();
     int has512 = __builtin_cpu_supports("avx512f");
     int has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     if (force && !strcmp(force, "blas")) return NULL;
     if (force && !strcmp(force, "avx2")) return has2 ? &k_avx2 : NULL;
-    return has512 ? &k_avx512 : NULL;
+    return has512 ? &k_avx512 : has2 ? &k_avx2 : NULL;
+}
+
+/* The direct path's micro-kernel, NULL for OpenBLAS. AVX-512 CPUs use the own
+ * kernel (on a Zen 4 it matched OpenBLAS 0.3.21 on 512-channel layers and was
+ * up to 1.35x faster on the 128-channel 256x256 ones, where OpenBLAS's nine
+ * K = Cin GEMMs re-stream the output); on AVX2-only CPUs OpenBLAS's Haswell
+ * kernel was ~10% faster than the 4x24 one, which stays available
+ * (FT_CPU_CONV=avx2). */
+const conv_kernel *cpu_conv_direct_kernel(void) {
+    const conv_kernel *kn = cpu_conv_best_kernel();
+    const char *force = getenv("FT_CPU_CONV");
+    return kn == &k_avx2 && !(force && !strcmp(force, "avx2")) ? NULL : kn;
 }
 
 static float *align64(float *p) { return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
@@ -349,8 +348,10 @@ static int conv_packed(const conv_kernel *kn, float *y, const float *x, const fl
 
 const char *cpu_conv_path(void) {
 #ifdef CONV_KERNELS
-    const conv_kernel *kn = pick_kernel();
-    if (kn) return kn == &k_avx512 ? "own AVX-512 8x48 micro-kernel" : "own AVX2 4x24 micro-kernel";
+    const conv_kernel *wk = cpu_conv_winograd_kernel(), *dk = cpu_conv_direct_kernel();
+    if (wk) return wk == &k_avx512 ? "Winograd F(2x2,3x3), own AVX-512 8x48 micro-kernel"
+                                   : "Winograd F(2x2,3x3), own AVX2 4x24 micro-kernel";
+    if (dk) return dk == &k_avx512 ? "own AVX-512 8x48 micro-kernel" : "own AVX2 4x24 micro-kernel";
 #endif
     return "OpenBLAS sgemm (shifted GEMMs)";
 }
@@ -363,12 +364,13 @@ void cpu_conv2d(ft_backend *be, float *y, const float *x, const void *w_, const 
     if (So <= 0 || N <= 0 || Cout <= 0) return;
     size_t out_plane = (size_t)So * So;
 #ifdef CONV_KERNELS
-    const conv_kernel *kn = pick_kernel();
-    if (kn) {
-        size_t scratch_floats;
-        float *scratch = cpu_scratch(be, &scratch_floats);
-        if (conv_packed(kn, y, x, w, bias, N, Cin, S, Cout, k, pad, up2x, scratch, scratch_floats)) return;
-    }
+    size_t scratch_floats;
+    float *scratch = cpu_scratch(be, &scratch_floats);
+    const conv_kernel *kn = k == 3 && pad == 1 ? cpu_conv_winograd_kernel() : NULL;
+    if (kn && cpu_conv_winograd(kn, cpu_threads(be), y, x, w, bias, N, Cin, S, Cout, up2x, scratch, scratch_floats))
+        return;
+    kn = cpu_conv_direct_kernel();
+    if (kn && conv_packed(kn, y, x, w, bias, N, Cin, S, Cout, k, pad, up2x, scratch, scratch_floats)) return;
 #endif
     if (k == 1 && pad == 0 && !up2x) {
         for (int n = 0; n < N; n++)

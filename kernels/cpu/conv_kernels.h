@@ -1,0 +1,38 @@
+/* kernels/cpu/conv_kernels.h — the register-tile GEMM micro-kernels of the
+ * CPU convolutions (conv2d.c: the direct shifted-GEMM path and the kernels
+ * themselves; conv_winograd.c: the Winograd path), x86-64 with GCC only. */
+#ifndef FT_CPU_CONV_KERNELS_H
+#define FT_CPU_CONV_KERNELS_H
+
+#include <stddef.h>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define CONV_KERNELS 1
+
+#define KC 128 /* k values per micro-tile call: the KC x NR block of B stays in L1 */
+
+/* c[MR x NR] (row stride ldc) = (accumulate ? c : 0) + a . b over kc values of k, where a holds MR floats per k
+ * (a packed panel) and b NR floats per k (row stride ldb). Each output is one fmadd chain over k in order. */
+typedef void (*conv_ukernel)(int kc, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int accumulate);
+
+typedef struct {
+    const char *name;
+    int mr, nr;
+    conv_ukernel run;
+} conv_kernel;
+
+/* The best micro-kernel the CPU enables (or FT_CPU_CONV forces), NULL for none (see conv2d.c). */
+const conv_kernel *cpu_conv_best_kernel(void);
+/* The micro-kernel of the direct path, NULL for OpenBLAS (see conv2d.c). */
+const conv_kernel *cpu_conv_direct_kernel(void);
+/* The micro-kernel of the Winograd path, NULL when it is off (see conv_winograd.c). */
+const conv_kernel *cpu_conv_winograd_kernel(void);
+
+/* 3x3 convolution, stride 1, pad 1 (optional fused nearest 2x upsample of the input) by Winograd F(2x2, 3x3);
+ * returns 0 (nothing written) when the layer does not fit the scratch this way. */
+int cpu_conv_winograd(const conv_kernel *kn, int threads, float *y, const float *x, const float *w,
+                      const float *bias, int N, int Cin, int S, int Cout, int up2x, float *scratch,
+                      size_t scratch_floats);
+#endif
+
+#endif
