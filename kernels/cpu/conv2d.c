@@ -14,6 +14,9 @@
  * padded copy of the input and one copy of the output. Long stacks are
  * processed in bands of output rows that fit the backend scratch.
  *
+ *  - 3x3 pad 1 (the SD-VAE decoder's convolutions) go first to the
+ *    Winograd F(2x2, 3x3) path (conv_winograd.c: 2.25x less arithmetic, on
+ *    the micro-kernels below; FT_CPU_WINOGRAD=0 turns it off);
  *  - conv_packed: one GEMM over K' = k*k*Cin with own AVX-512 (or AVX2)
  *    micro-kernels and OpenMP tasks (x86-64 with GCC; see cpu_conv_direct_kernel);
  *  - conv_shifted: k*k OpenBLAS sgemm terms summed per output tile (cpu_sgemm_sum);

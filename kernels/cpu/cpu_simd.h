@@ -11,7 +11,8 @@ const char *cpu_simd_path(void);
 /* Why: the CPU's feature bits (CPUID) and the register state the OS enables (XCR0), e.g.
  * "cpuid: avx2=yes fma=yes avx512f=no; os (XCR0 0x2e7): ymm state=on, zmm state=on". */
 void cpu_simd_reason(char *buf, size_t cap);
-/* The path of the 3x3 convolutions (conv2d.c: own micro-kernel or OpenBLAS; FT_CPU_CONV forces one). */
+/* The path of the 3x3 convolutions (conv2d.c: Winograd or direct, own micro-kernel or OpenBLAS; FT_CPU_CONV and
+ * FT_CPU_WINOGRAD force one). */
 const char *cpu_conv_path(void);
 /* The BLAS and its build (openblas_get_config(), core). */
 void cpu_blas_describe(char *buf, size_t cap);
