@@ -131,6 +131,8 @@ ft_status weights_load(ft_backend *be, const st_file *f, const ft_wspec_list *sp
         char *dst = (char *)*s->slot + be->weight_size(be, s->kind, s->offset);
         if (s->kind == FT_WEIGHT_CONV && be->upload_conv_weight && s->ndim == 4)
             st = be->upload_conv_weight(be, dst, t->data, dt, (int)s->shape[0], (int)s->shape[1], (int)s->shape[2]);
+        else if (s->kind == FT_WEIGHT_MATRIX && s->ndim == 2 && be->upload_linear_weight)
+            st = be->upload_linear_weight(be, dst, t->data, dt, (int)s->shape[0], (int)s->shape[1]);
         else st = be->upload_weight(be, dst, t->data, dt, t->numel, s->kind == FT_WEIGHT_CONV ? FT_WEIGHT_MATRIX : s->kind);
         if (st != FT_OK) {
             be->free(be, base);

@@ -70,6 +70,10 @@ struct ft_backend {
     /* Converts n host elements of src_dtype into the backend's weight layout. */
     ft_status (*upload_weight)(ft_backend *be, void *dst, const void *src, ft_dtype src_dtype,
                                size_t n, ft_weight_kind kind);
+    /* Optional: a linear layer's weight W [rows, cols] (y = x W^T) in the layout linear() reads; without it,
+     * upload_weight. */
+    ft_status (*upload_linear_weight)(ft_backend *be, void *dst, const void *src, ft_dtype src_dtype, int rows,
+                                      int cols);
     /* Optional: an FT_WEIGHT_CONV [cout, cin, k, k] in the layout fm_conv reads. */
     ft_status (*upload_conv_weight)(ft_backend *be, void *dst, const void *src, ft_dtype src_dtype,
                                     int cout, int cin, int k);

@@ -25,7 +25,7 @@
  *    NCHW data. */
 #include <string.h>
 
-#include "conv_kernels.h"
+#include "gemm_kernels.h"
 #include "cpu_ops.h"
 #include "cpu_simd.h"
 
@@ -162,7 +162,7 @@ static int conv_shifted(ft_backend *be, float *y, const float *x, const float *w
  * (NC-column blocks, split by rows when there are few) run on OpenMP
  * threads; OpenBLAS is not involved, so its thread pool never competes with
  * OpenMP's. See cpu_conv_direct_kernel for which path runs where. */
-#ifdef CONV_KERNELS
+#ifdef CPU_GEMM_KERNELS
 #include <immintrin.h>
 #include <omp.h>
 #include <stdint.h>
@@ -350,7 +350,7 @@ static int conv_packed(const conv_kernel *kn, float *y, const float *x, const fl
 #endif
 
 const char *cpu_conv_path(void) {
-#ifdef CONV_KERNELS
+#ifdef CPU_GEMM_KERNELS
     const conv_kernel *wk = cpu_conv_winograd_kernel(), *dk = cpu_conv_direct_kernel();
     if (wk) return wk == &k_avx512 ? "Winograd F(2x2,3x3), own AVX-512 8x48 micro-kernel"
                                    : "Winograd F(2x2,3x3), own AVX2 4x24 micro-kernel";
@@ -366,7 +366,7 @@ void cpu_conv2d(ft_backend *be, float *y, const float *x, const void *w_, const 
     int So = Si + 2 * pad - k + 1;  /* output side */
     if (So <= 0 || N <= 0 || Cout <= 0) return;
     size_t out_plane = (size_t)So * So;
-#ifdef CONV_KERNELS
+#ifdef CPU_GEMM_KERNELS
     size_t scratch_floats;
     float *scratch = cpu_scratch(be, &scratch_floats);
     const conv_kernel *kn = k == 3 && pad == 1 ? cpu_conv_winograd_kernel() : NULL;

@@ -8,7 +8,7 @@
  * decoder's shapes is 95 % of the decode. The products become 16 independent
  * GEMMs (one per element e of the 4x4 transformed tile):
  *     M_e [Cout x tiles] = U_e [Cout x Cin] . V_e [Cin x tiles]
- * run on the direct path's register-tile micro-kernels (conv_kernels.h).
+ * run on the direct path's register-tile micro-kernels (gemm_kernels.h).
  *
  * Tiles (over all images) are cut into blocks of NB; a task transforms the
  * input patches of its block (V, all channels), runs the 16 GEMMs into M and
@@ -24,10 +24,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conv_kernels.h"
+#include "gemm_kernels.h"
 #include "vec_math.h"
 
-#ifdef CONV_KERNELS
+#ifdef CPU_GEMM_KERNELS
 #include <omp.h>
 
 #define WG_BLOCK_TILES 96 /* tiles per task (rounded to the kernel's NR): V and M stay in L2 at 128-256 channels */

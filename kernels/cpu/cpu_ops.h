@@ -61,6 +61,29 @@ void cpu_to_pixels(ft_backend *be, void *dst, ft_pixel_format format, size_t row
 /* rng.c */
 void cpu_randn(ft_backend *be, float *out, size_t per_image, int n_images, const uint64_t *seeds);
 
+/* linear_packed.c: linear layers on weights packed at load (own micro-kernels). Returns 1 when it ran the call
+ * (or flagged an error), 0 when W is in the plain layout. */
+int cpu_linear_packed(ft_backend *be, float *y, const float *x, const float *w, const float *bias, int M, int N,
+                      int K, ft_epilogue epi);
+ft_status cpu_upload_linear_weight(ft_backend *be, void *dst, const void *src, ft_dtype src_dtype, int rows,
+                                   int cols);
+/* y (row stride ldy) = x W^T + bias with W in the plain layout [N, K] (gemm.c). */
+void cpu_linear_plain(ft_backend *be, float *y, size_t ldy, const float *x, const float *w, const float *bias, int M,
+                      int N, int K, ft_epilogue epi);
+/* The bias + activation epilogue of one output row (gemm.c). */
+void cpu_epilogue_row(float *row, const float *bias, int N, ft_epilogue epi);
+
+/* A linear weight the backend holds (linear_packed.c): rows x cols at w, packed in panels of nr rows for `kernel`
+ * (nr 0, kernel NULL: the plain layout, e.g. a part of a weight slot whose rows are not whole panels). */
+struct conv_kernel;
+typedef struct {
+    const float *w;
+    int rows, cols, nr;
+    const struct conv_kernel *kernel;
+} cpu_packed_region;
+const cpu_packed_region *cpu_packed_regions(ft_backend *be, int *n);
+ft_status cpu_packed_add(ft_backend *be, const float *w, int rows, int cols, int nr, const struct conv_kernel *kn);
+
 /* Scratch owned by the backend (conv2d tiles, attention score blocks). */
 float *cpu_scratch(ft_backend *be, size_t *n_floats);
 /* Threads the backend was configured with (OpenMP regions and OpenBLAS). */

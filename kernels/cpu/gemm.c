@@ -118,8 +118,8 @@ static inline __attribute__((always_inline)) void few_rows_dots(float acc[][FIXE
             acc[r][k % FIXED_SUM_LANES] = fmaf(x[(size_t)r * K + k], w[k], acc[r][k % FIXED_SUM_LANES]);
 }
 
-CPU_VEC_CLONES static void few_rows_chunk(float *y, const float *x, int M, const float *w, int N, int K, int n0,
-                                          int n1) {
+CPU_VEC_CLONES static void few_rows_chunk(float *y, size_t ldy, const float *x, int M, const float *w, int K,
+                                          int n0, int n1) {
     for (int n = n0; n < n1; n++) {
         const float *wr = w + (size_t)n * K;
         for (int m0 = 0; m0 < M; m0 += FEW_ROWS_GROUP) {
@@ -128,13 +128,13 @@ CPU_VEC_CLONES static void few_rows_chunk(float *y, const float *x, int M, const
             memset(acc, 0, sizeof acc);
             if (g == FEW_ROWS_GROUP) few_rows_dots(acc, x + (size_t)m0 * K, wr, K, FEW_ROWS_GROUP);
             else few_rows_dots(acc, x + (size_t)m0 * K, wr, K, g);
-            for (int r = 0; r < g; r++) y[(size_t)(m0 + r) * N + n] = fixed_sum_lanes(acc[r]);
+            for (int r = 0; r < g; r++) y[(size_t)(m0 + r) * ldy + n] = fixed_sum_lanes(acc[r]);
         }
     }
 }
 
-static void linear_few_rows(ft_backend *be, float *y, const float *x, const float *w, const float *bias, int M,
-                            int N, int K, ft_epilogue epi) {
+static void linear_few_rows(ft_backend *be, float *y, size_t ldy, const float *x, const float *w,
+                            const float *bias, int M, int N, int K, ft_epilogue epi) {
     int chunks = (N + FEW_ROWS_CHUNK - 1) / FEW_ROWS_CHUNK;
     int threads = cpu_threads(be);
     if (threads > chunks) threads = chunks;
@@ -143,18 +143,26 @@ static void linear_few_rows(ft_backend *be, float *y, const float *x, const floa
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
     for (int c = 0; c < chunks; c++) {
         int n0 = c * FEW_ROWS_CHUNK, n1 = n0 + FEW_ROWS_CHUNK < N ? n0 + FEW_ROWS_CHUNK : N;
-        few_rows_chunk(y, x, M, w, N, K, n0, n1);
+        few_rows_chunk(y, ldy, x, M, w, K, n0, n1);
         if (epilogue)
-            for (int m = 0; m < M; m++) epilogue_row(y + (size_t)m * N + n0, bias ? bias + n0 : NULL, n1 - n0, epi);
+            for (int m = 0; m < M; m++) epilogue_row(y + (size_t)m * ldy + n0, bias ? bias + n0 : NULL, n1 - n0, epi);
     }
 }
 
 void cpu_linear(ft_backend *be, void *y_, ft_buf_type y_type, const void *x_, const void *w_,
                 const float *bias, int M, int N, int K, ft_epilogue epi) {
     (void)y_type; /* f32 and act are both float32 here */
-    if (M > 0 && M <= FEW_ROWS_MAX && N > 0 && K > 0) linear_few_rows(be, y_, x_, w_, bias, M, N, K, epi);
-    else sgemm_tiles(be, 1, M, N, K, 1.0f, x_, K, 0, w_, K, NULL, 1, y_, N, bias, epi);
+    if (M > 0 && N > 0 && K > 0 && cpu_linear_packed(be, y_, x_, w_, bias, M, N, K, epi)) return;
+    cpu_linear_plain(be, y_, N, x_, w_, bias, M, N, K, epi);
 }
+
+void cpu_linear_plain(ft_backend *be, float *y, size_t ldy, const float *x, const float *w, const float *bias, int M,
+                      int N, int K, ft_epilogue epi) {
+    if (M > 0 && M <= FEW_ROWS_MAX && N > 0 && K > 0) linear_few_rows(be, y, ldy, x, w, bias, M, N, K, epi);
+    else sgemm_tiles(be, 1, M, N, K, 1.0f, x, K, 0, w, K, NULL, 1, y, (int)ldy, bias, epi);
+}
+
+void cpu_epilogue_row(float *row, const float *bias, int N, ft_epilogue epi) { epilogue_row(row, bias, N, epi); }
 
 void cpu_cast(ft_backend *be, void *dst, ft_buf_type dst_type, const void *src, ft_buf_type src_type,
               size_t n) {

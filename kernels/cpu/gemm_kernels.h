@@ -1,13 +1,14 @@
-/* kernels/cpu/conv_kernels.h — the register-tile GEMM micro-kernels of the
- * CPU convolutions (conv2d.c: the direct shifted-GEMM path and the kernels
- * themselves; conv_winograd.c: the Winograd path), x86-64 with GCC only. */
-#ifndef FT_CPU_CONV_KERNELS_H
-#define FT_CPU_CONV_KERNELS_H
+/* kernels/cpu/gemm_kernels.h — the CPU backend's own register-tile GEMM
+ * micro-kernels (defined in conv2d.c) and their users: the direct conv path
+ * (conv2d.c), the Winograd convs (conv_winograd.c) and the linear layers on
+ * weights packed at load (linear_packed.c); x86-64 with GCC only. */
+#ifndef FT_CPU_GEMM_KERNELS_H
+#define FT_CPU_GEMM_KERNELS_H
 
 #include <stddef.h>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define CONV_KERNELS 1
+#define CPU_GEMM_KERNELS 1
 
 #define KC 128 /* k values per micro-tile call: the KC x NR block of B stays in L1 */
 
@@ -15,7 +16,7 @@
  * (a packed panel) and b NR floats per k (row stride ldb). Each output is one fmadd chain over k in order. */
 typedef void (*conv_ukernel)(int kc, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int accumulate);
 
-typedef struct {
+typedef struct conv_kernel {
     const char *name;
     int mr, nr;
     conv_ukernel run;
@@ -33,6 +34,9 @@ const conv_kernel *cpu_conv_winograd_kernel(void);
 int cpu_conv_winograd(const conv_kernel *kn, int threads, float *y, const float *x, const float *w,
                       const float *bias, int N, int Cin, int S, int Cout, int up2x, float *scratch,
                       size_t scratch_floats);
+
+/* The kernel the packed linear layers use (the best one; NULL when FT_CPU_LINEAR=blas or none). */
+const conv_kernel *cpu_linear_kernel(void);
 #endif
 
 #endif
