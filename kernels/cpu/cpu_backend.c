@@ -26,8 +26,6 @@
 
 typedef struct {
     float *scratch;
-    cpu_packed_region *packed; /* weights held packed for a micro-kernel (linear_packed.c) */
-    int n_packed, cap_packed;
     int n_threads;
     int caller_threads; /* the calling thread's OpenMP thread count before enter */
 } cpu_impl;
@@ -39,28 +37,10 @@ float *cpu_scratch(ft_backend *be, size_t *n_floats) {
     return ((cpu_impl *)be->impl)->scratch;
 }
 
-const cpu_packed_region *cpu_packed_regions(ft_backend *be, int *n) {
-    cpu_impl *impl = be->impl;
-    *n = impl->n_packed;
-    return impl->packed;
-}
-
-ft_status cpu_packed_add(ft_backend *be, const float *w, int rows, int cols, int nr, const struct conv_kernel *kn) {
-    cpu_impl *impl = be->impl;
-    if (impl->n_packed == impl->cap_packed) {
-        int cap = impl->cap_packed ? 2 * impl->cap_packed : 64;
-        cpu_packed_region *p = realloc(impl->packed, (size_t)cap * sizeof *p);
-        if (!p) return FT_ERR_OUT_OF_MEMORY;
-        impl->packed = p, impl->cap_packed = cap;
-    }
-    impl->packed[impl->n_packed++] = (cpu_packed_region){w, rows, cols, nr, kn};
-    return FT_OK;
-}
-
 static void cpu_destroy(ft_backend *be) {
     if (!be) return;
     cpu_impl *impl = be->impl;
-    if (impl) free(impl->scratch), free(impl->packed);
+    if (impl) free(impl->scratch);
     free(impl);
     free(be);
 }
@@ -104,16 +84,9 @@ static ft_status cpu_alloc(ft_backend *be, size_t bytes, void **ptr) {
 }
 
 static void cpu_free(ft_backend *be, void *ptr) {
+    (void)be;
     /* the packed weights in this block are gone: a later block at the same address is plain */
-    cpu_impl *impl = be->impl;
-    if (ptr && impl->n_packed) {
-        const char *lo = ptr, *hi = lo + malloc_usable_size(ptr);
-        int kept = 0;
-        for (int i = 0; i < impl->n_packed; i++)
-            if (!((const char *)impl->packed[i].w >= lo && (const char *)impl->packed[i].w < hi))
-                impl->packed[kept++] = impl->packed[i];
-        impl->n_packed = kept;
-    }
+    if (ptr) cpu_packed_forget(ptr, (const char *)ptr + malloc_usable_size(ptr));
     free(ptr);
 }
 

@@ -81,8 +81,12 @@ typedef struct {
     int rows, cols, nr;
     const struct conv_kernel *kernel;
 } cpu_packed_region;
-const cpu_packed_region *cpu_packed_regions(ft_backend *be, int *n);
-ft_status cpu_packed_add(ft_backend *be, const float *w, int rows, int cols, int nr, const struct conv_kernel *kn);
+/* The registry is one per process (contexts sharing a model use its weights from their own backends), guarded by
+ * a lock. cpu_packed_count: the regions registered now; cpu_packed_find: whether w starts a region, and its nr. */
+ft_status cpu_packed_add(const float *w, int rows, int cols, int nr, const struct conv_kernel *kn);
+void cpu_packed_forget(const void *lo, const void *hi); /* drops the regions starting in [lo, hi) */
+int cpu_packed_count(void);
+int cpu_packed_find(const float *w, int *nr);
 
 /* Scratch owned by the backend (conv2d tiles, attention score blocks). */
 float *cpu_scratch(ft_backend *be, size_t *n_floats);

@@ -8,9 +8,11 @@
  *     packed[(p * K + k) * NR + j] = W[p * NR + j][k]
  * so a call only packs its activations (MR-row panels of a KC slice, in L2),
  * and the first KC slice writes the output instead of adding to it. The
- * weight slot of the CPU backend then holds this layout: the backend keeps a
- * list of the packed regions (upload_linear_weight adds them, free drops
- * them) and cpu_linear takes this path when a call's W is a chain of them.
+ * weight slot of the CPU backend then holds this layout: a process-wide
+ * registry lists the regions (upload_linear_weight adds them, the backend's
+ * free drops them; one per process because contexts that share a model run
+ * its weights on their own backends) and cpu_linear takes this path when a
+ * call's W is a chain of them.
  * Weights whose row count is not a multiple of NR stay in the plain layout
  * (OpenBLAS path).
  *
@@ -18,14 +20,61 @@
  * reloaded exactly), so the result does not depend on the task grid, the
  * thread count or the kernel width (AVX2 4x24 and AVX-512 8x48 give the same
  * bits); with <= 4 rows the same chain is run by a weight-streaming loop. */
-#include <malloc.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cpu_ops.h"
 #include "gemm_kernels.h"
 #include "vec_math.h"
+
+/* ---- the registry of packed weights (one per process) ---- */
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static cpu_packed_region *registry;
+static int registry_n, registry_cap;
+
+ft_status cpu_packed_add(const float *w, int rows, int cols, int nr, const struct conv_kernel *kn) {
+    ft_status st = FT_OK;
+    pthread_mutex_lock(&registry_lock);
+    if (registry_n == registry_cap) {
+        int cap = registry_cap ? 2 * registry_cap : 64;
+        cpu_packed_region *p = realloc(registry, (size_t)cap * sizeof *p);
+        if (p) registry = p, registry_cap = cap;
+        else st = FT_ERR_OUT_OF_MEMORY;
+    }
+    if (st == FT_OK) registry[registry_n++] = (cpu_packed_region){w, rows, cols, nr, kn};
+    pthread_mutex_unlock(&registry_lock);
+    return st;
+}
+
+void cpu_packed_forget(const void *lo, const void *hi) {
+    pthread_mutex_lock(&registry_lock);
+    int kept = 0;
+    for (int i = 0; i < registry_n; i++)
+        if (!((const char *)registry[i].w >= (const char *)lo && (const char *)registry[i].w < (const char *)hi))
+            registry[kept++] = registry[i];
+    registry_n = kept;
+    if (!registry_n) free(registry), registry = NULL, registry_cap = 0;
+    pthread_mutex_unlock(&registry_lock);
+}
+
+int cpu_packed_count(void) {
+    pthread_mutex_lock(&registry_lock);
+    int n = registry_n;
+    pthread_mutex_unlock(&registry_lock);
+    return n;
+}
+
+int cpu_packed_find(const float *w, int *nr) {
+    int found = 0;
+    pthread_mutex_lock(&registry_lock);
+    for (int i = 0; i < registry_n && !found; i++)
+        if (registry[i].w == w) found = 1, *nr = registry[i].nr;
+    pthread_mutex_unlock(&registry_lock);
+    return found;
+}
 
 #ifdef CPU_GEMM_KERNELS
 #include <immintrin.h>
@@ -44,34 +93,35 @@ const conv_kernel *cpu_linear_kernel(void) {
     return cpu_conv_best_kernel();
 }
 
-/* ---- the registry of packed weights ---- */
-
 /* The registered regions that make up [w, w + N K): a chain of weights of K columns starting at w (the parts of
  * one weight slot, e.g. the adaLN of every block), the last one possibly cut to a prefix of whole panels. Returns
  * the number of segments (seg[i]: region, seg_rows[i]: rows used), 0 when w is not the start of such a chain;
  * *partial: w lies inside a packed region without being such a chain (a caller error: the plain layout is gone). */
 #define LP_MAX_SEGMENTS 256
-static int packed_chain(ft_backend *be, const float *w, int N, int K, const cpu_packed_region **seg, int *seg_rows,
-                        int *partial) {
-    int n;
-    const cpu_packed_region *r = cpu_packed_regions(be, &n);
+static int packed_chain(const float *w, int N, int K, cpu_packed_region *seg, int *seg_rows, int *partial) {
     *partial = 0;
     const float *p = w;
     long rows = N;
     int segs = 0;
+    pthread_mutex_lock(&registry_lock);
+    const cpu_packed_region *r = registry;
+    int n = registry_n;
     while (rows > 0 && segs < LP_MAX_SEGMENTS) {
         int i = 0;
         while (i < n && r[i].w != p) i++;
         if (i == n || r[i].cols != K || (rows < r[i].rows && r[i].nr && rows % r[i].nr)) break;
-        seg[segs] = &r[i];
+        seg[segs] = r[i];
         seg_rows[segs++] = rows < r[i].rows ? (int)rows : r[i].rows;
         rows -= r[i].rows;
         p += (size_t)r[i].rows * K;
     }
-    if (rows <= 0) return segs;
-    for (int i = 0; i < n; i++)
-        if (r[i].nr && w >= r[i].w && w < r[i].w + (size_t)r[i].rows * r[i].cols) *partial = 1;
-    return 0;
+    if (rows > 0) {
+        segs = 0;
+        for (int i = 0; i < n; i++)
+            if (r[i].nr && w >= r[i].w && w < r[i].w + (size_t)r[i].rows * r[i].cols) *partial = 1;
+    }
+    pthread_mutex_unlock(&registry_lock);
+    return segs;
 }
 
 ft_status cpu_upload_linear_weight(ft_backend *be, void *dst, const void *src, ft_dtype src_dtype, int rows,
@@ -82,7 +132,7 @@ ft_status cpu_upload_linear_weight(ft_backend *be, void *dst, const void *src, f
     size_t n = (size_t)rows * cols;
     float *w = dst, *tmp = rows % kn->nr ? NULL : malloc(n * sizeof(float));
     /* a weight that cannot be packed is registered plain, so that a call over a chain of parts finds its rows */
-    if (cpu_packed_add(be, w, rows, cols, tmp ? kn->nr : 0, tmp ? kn : NULL) != FT_OK || !tmp) {
+    if (cpu_packed_add(w, rows, cols, tmp ? kn->nr : 0, tmp ? kn : NULL) != FT_OK || !tmp) {
         free(tmp); /* plain layout: OpenBLAS path */
         return FT_OK;
     }
@@ -269,20 +319,20 @@ static void packed_few_rows(ft_backend *be, const conv_kernel *kn, float *y, siz
 
 int cpu_linear_packed(ft_backend *be, float *y, const float *x, const float *w, const float *bias, int M, int N,
                       int K, ft_epilogue epi) {
-    const cpu_packed_region *seg[LP_MAX_SEGMENTS];
+    cpu_packed_region seg[LP_MAX_SEGMENTS];
     int seg_rows[LP_MAX_SEGMENTS], partial, packed = 0;
-    int segs = packed_chain(be, w, N, K, seg, seg_rows, &partial);
+    int segs = packed_chain(w, N, K, seg, seg_rows, &partial);
     if (partial) ft_backend_fail(be, "linear: the weight at %p is part of a packed weight (%d x %d)", (void *)w, N, K);
-    for (int i = 0; i < segs; i++) packed |= seg[i]->nr != 0;
+    for (int i = 0; i < segs; i++) packed |= seg[i].nr != 0;
     if (!packed) return partial; /* plain weights: the OpenBLAS path */
     size_t n0 = 0; /* output columns of this segment */
     for (int i = 0; i < segs; n0 += (size_t)seg_rows[i++]) {
         float *ys = y + n0;
         const float *bs = bias ? bias + n0 : NULL;
-        const conv_kernel *kn = seg[i]->kernel;
-        if (!kn) cpu_linear_plain(be, ys, N, x, seg[i]->w, bs, M, seg_rows[i], K, epi);
-        else if (M <= LP_FEW_ROWS) packed_few_rows(be, kn, ys, N, x, seg[i]->w, bs, M, seg_rows[i], K, epi);
-        else packed_gemm(be, kn, ys, N, x, seg[i]->w, bs, M, seg_rows[i], K, epi);
+        const conv_kernel *kn = seg[i].kernel;
+        if (!kn) cpu_linear_plain(be, ys, N, x, seg[i].w, bs, M, seg_rows[i], K, epi);
+        else if (M <= LP_FEW_ROWS) packed_few_rows(be, kn, ys, N, x, seg[i].w, bs, M, seg_rows[i], K, epi);
+        else packed_gemm(be, kn, ys, N, x, seg[i].w, bs, M, seg_rows[i], K, epi);
     }
     return 1;
 }
