@@ -1,7 +1,8 @@
 /*
- * kernels/cpu/cpu_ops.h — the CPU backend's op implementations (fp32,
- * OpenBLAS sgemm + OpenMP). One op family per .c file; this header is what
- * cpu_backend.c wires into the ft_backend table.
+ * kernels/cpu/cpu_ops.h — the CPU backend's op implementations (fp32, own
+ * GEMM micro-kernels (gemm_kernels.h), OpenBLAS sgemm, OpenMP). One op
+ * family per .c file; this header is what cpu_backend.c wires into the
+ * ft_backend table.
  */
 #ifndef FT_CPU_OPS_H
 #define FT_CPU_OPS_H

@@ -1,5 +1,6 @@
-/* kernels/cpu/gemm.c — linear layers (OpenBLAS sgemm + fused epilogue), casts,
- * and the thread-count-invariant GEMM every CPU op uses. */
+/* kernels/cpu/gemm.c — linear layers on plain weights (OpenBLAS sgemm + fused
+ * epilogue; weights packed at load go to linear_packed.c first), casts, and
+ * the thread-count-invariant OpenBLAS GEMM the other CPU ops use. */
 #include <math.h>
 #include <string.h>
 #include <cblas.h>
