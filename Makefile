@@ -327,6 +327,10 @@ $(BUILD)/vae_bench: $(BUILD)/obj/bench/vae_bench.o $(BUILD)/libflowturbo.a
 bench-vae: $(BUILD)/vae_bench
 	bash bench/run_vae_bench.sh
 
+# packed (own micro-kernels) vs plain (OpenBLAS) linear layers in one process (kernels/cpu/linear_packed.c)
+$(BUILD)/packed_ab: $(BUILD)/obj/bench/packed_ab.o $(BUILD)/libflowturbo.a
+	$(CC) $^ $(LDLIBS) -o $@
+
 # one-thread SGEMM of each BLAS candidate at the CPU engine's tile shapes (issue 15 item 2)
 bench-blas:
 	bash bench/blas_candidates.sh

@@ -82,7 +82,7 @@ int cpu_packed_find(const float *w, int *nr) {
 
 #define LP_KC 128          /* k per micro-kernel call (the KC x NR weight block stays in L1) */
 #define LP_MC_MAX 128      /* rows per task at most */
-#define LP_A_FLOATS 131072 /* and at most this many packed floats (512 KB, in L2): 85 rows at K = 1536 */
+#define LP_A_FLOATS 196608 /* and at most this many packed floats (768 KB, in L2): 128 rows at K = 1536 */
 #define LP_GROUP 8         /* weight panels whose output strip is finished (epilogue included) together */
 #define LP_FEW_ROWS 4      /* up to this many rows: the weight-streaming loop */
 #define LP_FEW_PANELS 8    /* weight panels per task of the streaming loop */
