@@ -86,8 +86,8 @@ int main(int argc, char **argv) {
     char why[256], blas[256];
     cpu_simd_reason(why, sizeof why);
     cpu_blas_describe(blas, sizeof blas);
-    printf("{\"what\":\"cpu\",\"simd\":\"%s\",\"features\":\"%s\",\"conv\":\"%s\",\"blas\":\"%s\"}\n",
-           cpu_simd_path(), why, cpu_conv_path(), blas);
+    printf("{\"what\":\"cpu\",\"simd\":\"%s\",\"features\":\"%s\",\"conv\":\"%s\",\"linear\":\"%s\",\"blas\":\"%s\"}\n",
+           cpu_simd_path(), why, cpu_conv_path(), cpu_linear_path(), blas);
     printf("{\"what\":\"predictor_forward\",\"rows\":%d,\"threads\":%d,\"ms\":%.3f}\n", rows, threads,
            time_forward(model, FT_ROLE_PREDICTOR, threads, rows, warmup, repeat));
     if (refiner)

@@ -69,7 +69,8 @@ for p in sorted(glob.glob(os.path.join(runs, "*.jsonl"))):
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 e = info.get(0, {})
 print(f"CPU: {cpu}, {os.cpu_count()} vCPUs; load average after: {load}")
-print(f"engine SIMD: {e.get('simd', '?')} ({e.get('features', '?')}); BLAS: {e.get('blas', '?')}")
+print(f"engine SIMD: {e.get('simd', '?')} ({e.get('features', '?')}); linear layers: {e.get('linear', '?')}; "
+      f"BLAS: {e.get('blas', '?')}")
 for s in range(1, len(sides)):
     t = info.get(s, {})
     isa = f", inductor ISA {t['isa']}, {t['graphs']} compiled graphs" if "isa" in t else ""

@@ -139,7 +139,8 @@ int main(int argc, char **argv) {
     char why[256], blas[256];
     cpu_simd_reason(why, sizeof why);
     cpu_blas_describe(blas, sizeof blas);
-    printf("cpu simd: %s (%s); conv: %s; blas: %s\n", cpu_simd_path(), why, cpu_conv_path(), blas);
+    printf("cpu simd: %s (%s); conv: %s; linear: %s; blas: %s\n", cpu_simd_path(), why, cpu_conv_path(),
+           cpu_linear_path(), blas);
     for (int i = 0; i < warmup; i++) vae_decode(be, m, scratch, lat, n, s, img);
     if (be->sync(be) != FT_OK) { fprintf(stderr, "decode failed: %s\n", be->error); return 1; }
     if (profile) wrap(be);

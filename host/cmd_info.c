@@ -93,7 +93,8 @@ static void show_cpu(void) {
     char why[256], blas[256];
     cpu_simd_reason(why, sizeof why);
     cpu_blas_describe(blas, sizeof blas);
-    printf("cpu simd: %s\ncpu features: %s\ncpu conv: %s\nblas: %s\n", cpu_simd_path(), why, cpu_conv_path(), blas);
+    printf("cpu simd: %s\ncpu features: %s\ncpu conv: %s\ncpu linear: %s\nblas: %s\n", cpu_simd_path(), why,
+           cpu_conv_path(), cpu_linear_path(), blas);
 }
 
 int cmd_info(int argc, char **argv) {

@@ -119,7 +119,8 @@ TEST(simd_info_cpu_names_the_path) {
     /* a build without clones (the sanitizers') runs the default CLI of the normal build: only the line is checked */
     int same_build = CPU_VEC_HAS_CLONES || getenv("FT_CLI");
     CHECK(strstr(out, same_build ? want : "cpu simd: ") != NULL, "want \"%s\" in:\n%s", want, out);
-    CHECK(strstr(out, "cpu features: ") && strstr(out, "cpu conv: ") && strstr(out, "blas: OpenBLAS"), "%s", out);
+    CHECK(strstr(out, "cpu features: ") && strstr(out, "cpu conv: ") && strstr(out, "cpu linear: ") &&
+              strstr(out, "blas: OpenBLAS"), "%s", out);
     if (CPU_VEC_HAS_CLONES)
         CHECK(strstr(out, "AVX-512") || strstr(out, "AVX2+FMA") || strstr(out, "baseline SSE2"), "%s", out);
     CHECK(test_cli_run(out, sizeof out, "info --cpu --no-such-flag") != 0, "%s", out);

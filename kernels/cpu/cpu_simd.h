@@ -14,6 +14,9 @@ void cpu_simd_reason(char *buf, size_t cap);
 /* The path of the 3x3 convolutions (conv2d.c: Winograd or direct, own micro-kernel or OpenBLAS; FT_CPU_CONV and
  * FT_CPU_WINOGRAD force one). */
 const char *cpu_conv_path(void);
+/* The path of the linear layers (linear_packed.c: own micro-kernel on weights packed at load, or OpenBLAS;
+ * FT_CPU_LINEAR=blas forces OpenBLAS for weights loaded after it is set). */
+const char *cpu_linear_path(void);
 /* The BLAS and its build (openblas_get_config(), core). */
 void cpu_blas_describe(char *buf, size_t cap);
 

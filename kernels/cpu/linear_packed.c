@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "cpu_ops.h"
+#include "cpu_simd.h"
 #include "gemm_kernels.h"
 #include "vec_math.h"
 
@@ -86,6 +87,15 @@ int cpu_packed_find(const float *w, int *nr) {
 #define LP_GROUP 8         /* weight panels whose output strip is finished (epilogue included) together */
 #define LP_FEW_ROWS 4      /* up to this many rows: the weight-streaming loop */
 #define LP_FEW_PANELS 8    /* weight panels per task of the streaming loop */
+
+const char *cpu_linear_path(void) {
+    const conv_kernel *kn = cpu_linear_kernel();
+    if (!kn) return "OpenBLAS sgemm";
+    return kn->nr == 48 ? "own AVX-512 8x48 micro-kernel on weights packed at load (OpenBLAS for weights not in "
+                          "whole 48-row panels)"
+                        : "own AVX2 4x24 micro-kernel on weights packed at load (OpenBLAS for weights not in whole "
+                          "24-row panels)";
+}
 
 const conv_kernel *cpu_linear_kernel(void) {
     const char *off = getenv("FT_CPU_LINEAR");
@@ -338,6 +348,8 @@ int cpu_linear_packed(ft_backend *be, float *y, const float *x, const float *w, 
 }
 
 #else /* no own kernels: every weight stays in the plain layout */
+
+const char *cpu_linear_path(void) { return "OpenBLAS sgemm"; }
 
 ft_status cpu_upload_linear_weight(ft_backend *be, void *dst, const void *src, ft_dtype src_dtype, int rows,
                                    int cols) {
