@@ -485,6 +485,7 @@ TEST(vae_conformance_authors_decoder) {
             int dok;
             img = decode(&fx, lat.data, n, s, &dok);
             ok = dok && close_enough("vae_out_float", img, want.data, nout, TOL);
+            if (dok) test_note("vae_out_float: rel L2 %.3g", rel_l2(img, want.data, nout)); /* FT_TEST_VERBOSE shows it */
             got8 = malloc(n8);
             fx.be->to_rgb8(fx.be, got8, img, n, c->out_channels, S);
             ok &= rgb_match("vae_out_uint8", got8, want8.data, n8, 1);
