@@ -48,6 +48,8 @@ unsigned char *test_read_file(const char *path, size_t *n);
 /* A fresh temporary directory for this test run (removed at exit). */
 const char *test_tmpdir(void);
 
+/* n standard-normal floats from the engine's noise (ft_noise) for that seed, malloc'd; NULL when out of memory. */
+float *test_random_floats(size_t n, uint64_t seed);
 /* ||a - b|| / ||b|| over n floats (0 when both are zero; inf on NaN). */
 double rel_l2(const float *a, const float *b, size_t n);
 /* 1 when every value is finite. */

@@ -15,12 +15,6 @@
 #include "../kernels/cpu/cpu_ops.h"
 #include "test.h"
 
-static float *random_floats(size_t n, uint64_t seed) {
-    float *x = malloc(n * sizeof *x + 1);
-    if (x) ft_noise(x, 1, (int)n, 1, seed); /* [1, n, 1, 1] */
-    return x;
-}
-
 static double gelu_tanh(double x) { return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))); }
 
 static void naive_linear(float *y, const float *x, const float *w, const float *b, int M, int N, int K,
@@ -47,8 +41,8 @@ static float *upload(ft_backend *be, const float *w, int N, int K, int *packed) 
 
 /* One shape on a backend: packed product vs the naive one (rel L2 <= 1e-5, every output written and finite). */
 static int linear_case(ft_backend *be, int M, int N, int K, int bias, ft_epilogue epi, int *was_packed) {
-    float *x = random_floats((size_t)M * K, 11 + M), *w = random_floats((size_t)N * K, 12 + N);
-    float *b = random_floats(N, 13), *y = malloc((size_t)M * N * sizeof(float)), *r = malloc((size_t)M * N * sizeof(float));
+    float *x = test_random_floats((size_t)M * K, 11 + M), *w = test_random_floats((size_t)N * K, 12 + N);
+    float *b = test_random_floats(N, 13), *y = malloc((size_t)M * N * sizeof(float)), *r = malloc((size_t)M * N * sizeof(float));
     int ok = x && w && b && y && r;
     float *wd = ok ? upload(be, w, N, K, was_packed) : NULL;
     ok &= wd != NULL;
@@ -57,8 +51,7 @@ static int linear_case(ft_backend *be, int M, int N, int K, int bias, ft_epilogu
         be->linear(be, y, FT_BUF_F32, x, wd, bias ? b : NULL, M, N, K, epi);
         naive_linear(r, x, w, bias ? b : NULL, M, N, K, epi);
         double e = rel_l2(y, r, (size_t)M * N);
-        int finite = 1;
-        for (size_t i = 0; i < (size_t)M * N; i++) finite &= isfinite(y[i]) != 0;
+        int finite = all_finite(y, (size_t)M * N);
         if (!(e <= 1e-5) || !finite || be->error[0]) {
             test_note("linear M%d N%d K%d bias%d epi%d: rel L2 %.3g, finite %d, error '%s'", M, N, K, bias, (int)epi, e,
                       finite, be->error);
@@ -96,7 +89,7 @@ TEST(linear_packed_vs_naive) {
      * layer's rows are not whole panels): one call over both */
     {
         const int M = 6, K = 40, N1 = 96, N2 = 50, N = N1 + N2;
-        float *x = random_floats((size_t)M * K, 41), *w = random_floats((size_t)N * K, 42), *b = random_floats(N, 43);
+        float *x = test_random_floats((size_t)M * K, 41), *w = test_random_floats((size_t)N * K, 42), *b = test_random_floats(N, 43);
         float y[6 * 146], r[6 * 146];
         void *slot = NULL;
         int fine = x && w && b && be->alloc(be, (size_t)N * K * sizeof(float), &slot) == FT_OK;
@@ -126,7 +119,7 @@ TEST(linear_packed_vs_naive) {
 /* Bits: 1, 2 and 3 threads agree, and one row through the streaming loop equals the same row of a GEMM. */
 TEST(linear_packed_bits_fixed) {
     const int M = 520, N = 480, K = 300;
-    float *x = random_floats((size_t)M * K, 21), *w = random_floats((size_t)N * K, 22), *b = random_floats(N, 23);
+    float *x = test_random_floats((size_t)M * K, 21), *w = test_random_floats((size_t)N * K, 22), *b = test_random_floats(N, 23);
     float *y[3] = {0}, *one = malloc((size_t)N * sizeof(float));
     int ok = x && w && b && one;
     for (int t = 0; ok && t < 3; t++) {
@@ -162,7 +155,7 @@ TEST(linear_packed_partial_weight_refused) {
     ft_backend *be = ft_backend_cpu_create(1, e, sizeof e);
     CHECK(be != NULL, "cpu backend: %s", e);
     const int N = 96, K = 64;
-    float *w = random_floats((size_t)N * K, 31), *x = random_floats(8 * K, 32), y[8 * 48];
+    float *w = test_random_floats((size_t)N * K, 31), *x = test_random_floats(8 * K, 32), y[8 * 48];
     int packed = 0;
     float *wd = w && x ? upload(be, w, N, K, &packed) : NULL;
     int ok = wd != NULL;

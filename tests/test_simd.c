@@ -26,7 +26,7 @@ typedef struct {
 } hot_fn;
 
 static const hot_fn hot[] = {
-    {"epilogue_row", 2, "addps", 1},  /* bias, GELU and SiLU loops (gemm.c) */
+    {"cpu_epilogue_row", 2, "addps", 1}, /* bias, GELU and SiLU loops (gemm.c) */
     {"softmax_row", 1, "maxps", 1},   /* max, exp + sum, scale (attention.c) */
     {"gn_group", 1, "mulps", 2},      /* statistics, normalise + SiLU (norm.c) */
     {"ln_mod_row", 0, "mulps", 3},    /* statistics, normalise + modulate (norm.c) */
@@ -61,7 +61,7 @@ static int count_clones(const char *suffix, const char *reg, clone_count *cnt) {
     int cur = -1;
     while (fgets(line, sizeof line, p)) {
         char *lt = strchr(line, '<'), *gt = lt ? strstr(lt, ">:") : NULL;
-        if (gt && line[0] != ' ') { /* "0000000000000ff0 <epilogue_row.arch_x86_64_v3>:" starts a function */
+        if (gt && line[0] != ' ') { /* "0000000000000ff0 <cpu_epilogue_row.arch_x86_64_v3>:" starts a function */
             cur = -1;
             for (int i = 0; i < N_HOT; i++) {
                 size_t n = strlen(hot[i].fn);

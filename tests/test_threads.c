@@ -13,19 +13,13 @@
 #include "../kernels/backend.h"
 #include "test.h"
 
-static float *random_floats(size_t n, uint64_t seed) {
-    float *x = malloc(n * sizeof *x + 1);
-    if (x) ft_noise(x, 1, (int)n, 1, seed); /* [1, n, 1, 1] */
-    return x;
-}
-
 /* y = x W^T at 2048 x 384 x 128 (the embedded model's qkv at batch 16) and a
  * 3x3 conv, on backends with 1, 2 and 3 threads: every bit must agree. */
 TEST(threads_cpu_gemm_and_conv_bit_identical) {
     const int M = 2048, N = 384, K = 128, CI = 32, CO = 64, S = 48;
-    float *x = random_floats((size_t)M * K, 1), *w = random_floats((size_t)N * K, 2);
-    float *cx = random_floats((size_t)2 * CI * S * S, 3), *cw = random_floats((size_t)CO * CI * 9, 4);
-    float *cb = random_floats(CO, 5);
+    float *x = test_random_floats((size_t)M * K, 1), *w = test_random_floats((size_t)N * K, 2);
+    float *cx = test_random_floats((size_t)2 * CI * S * S, 3), *cw = test_random_floats((size_t)CO * CI * 9, 4);
+    float *cb = test_random_floats(CO, 5);
     float *y[3], *cy[3];
     int ok = x && w && cx && cw && cb;
     for (int t = 0; t < 3; t++) {

@@ -41,6 +41,12 @@ const char *test_tmpdir(void) {
     return tmpdir;
 }
 
+float *test_random_floats(size_t n, uint64_t seed) {
+    float *x = malloc(n * sizeof *x + 1);
+    if (x) ft_noise(x, 1, (int)n, 1, seed); /* [1, n, 1, 1] */
+    return x;
+}
+
 double rel_l2(const float *a, const float *b, size_t n) {
     double num = 0.0, den = 0.0;
     for (size_t i = 0; i < n; i++) {

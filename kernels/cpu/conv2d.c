@@ -253,8 +253,6 @@ const conv_kernel *cpu_conv_direct_kernel(void) {
     return kn == &k_avx2 && !(force && !strcmp(force, "avx2")) ? NULL : kn;
 }
 
-static float *align64(float *p) { return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
-
 /* Own micro-kernel GEMM; returns 0 when the layer does not fit the scratch this way. */
 static int conv_packed(const conv_kernel *kn, float *y, const float *x, const float *w, const float *bias, int N,
                        int Cin, int S, int Cout, int k, int pad, int up2x, float *scratch, size_t scratch_floats) {

@@ -46,7 +46,7 @@ static void tile_grid(int M, int N, int K, int *tm, int *tn) {
 }
 
 /* bias + activation over one row of an output tile (vectorised; see vec_math.h). */
-CPU_VEC_CLONES static void epilogue_row(float *row, const float *bias, int N, ft_epilogue epi) {
+CPU_VEC_CLONES void cpu_epilogue_row(float *row, const float *bias, int N, ft_epilogue epi) {
     if (bias)
 #pragma omp simd
         for (int n = 0; n < N; n++) row[n] += bias[n];
@@ -83,7 +83,7 @@ static void sgemm_tiles(ft_backend *be, int trans_b, int M, int N, int K, float 
                         A + (size_t)s * a_step + (size_t)m0 * lda, lda, b, ldb, s ? 1.0f : 0.0f, c, ldc);
         }
         if (epilogue)
-            for (int m = 0; m < rows; m++) epilogue_row(c + (size_t)m * ldc, bias ? bias + n0 : NULL, ncol, epi);
+            for (int m = 0; m < rows; m++) cpu_epilogue_row(c + (size_t)m * ldc, bias ? bias + n0 : NULL, ncol, epi);
     }
 }
 
@@ -146,7 +146,7 @@ static void linear_few_rows(ft_backend *be, float *y, size_t ldy, const float *x
         int n0 = c * FEW_ROWS_CHUNK, n1 = n0 + FEW_ROWS_CHUNK < N ? n0 + FEW_ROWS_CHUNK : N;
         few_rows_chunk(y, ldy, x, M, w, K, n0, n1);
         if (epilogue)
-            for (int m = 0; m < M; m++) epilogue_row(y + (size_t)m * ldy + n0, bias ? bias + n0 : NULL, n1 - n0, epi);
+            for (int m = 0; m < M; m++) cpu_epilogue_row(y + (size_t)m * ldy + n0, bias ? bias + n0 : NULL, n1 - n0, epi);
     }
 }
 
@@ -162,8 +162,6 @@ void cpu_linear_plain(ft_backend *be, float *y, size_t ldy, const float *x, cons
     if (M > 0 && M <= FEW_ROWS_MAX && N > 0 && K > 0) linear_few_rows(be, y, ldy, x, w, bias, M, N, K, epi);
     else sgemm_tiles(be, 1, M, N, K, 1.0f, x, K, 0, w, K, NULL, 1, y, (int)ldy, bias, epi);
 }
-
-void cpu_epilogue_row(float *row, const float *bias, int N, ft_epilogue epi) { epilogue_row(row, bias, N, epi); }
 
 void cpu_cast(ft_backend *be, void *dst, ft_buf_type dst_type, const void *src, ft_buf_type src_type,
               size_t n) {

@@ -6,11 +6,15 @@
 #define FT_CPU_GEMM_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define CPU_GEMM_KERNELS 1
 
 #define KC 128 /* k values per micro-tile call: the KC x NR block of B stays in L1 */
+
+/* p rounded up to a 64-byte boundary (scratch carving: slack of up to 15 floats). */
+static inline float *align64(float *p) { return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
 
 /* c[MR x NR] (row stride ldc) = (accumulate ? c : 0) + a . b over kc values of k, where a holds MR floats per k
  * (a packed panel) and b NR floats per k (row stride ldb). Each output is one fmadd chain over k in order. */

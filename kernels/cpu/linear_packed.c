@@ -36,6 +36,13 @@ static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static cpu_packed_region *registry;
 static int registry_n, registry_cap;
 
+/* The region that starts at w, -1 for none (the caller holds the lock). */
+static int registry_index(const float *w) {
+    for (int i = 0; i < registry_n; i++)
+        if (registry[i].w == w) return i;
+    return -1;
+}
+
 ft_status cpu_packed_add(const float *w, int rows, int cols, int nr, const struct conv_kernel *kn) {
     ft_status st = FT_OK;
     pthread_mutex_lock(&registry_lock);
@@ -69,12 +76,11 @@ int cpu_packed_count(void) {
 }
 
 int cpu_packed_find(const float *w, int *nr) {
-    int found = 0;
     pthread_mutex_lock(&registry_lock);
-    for (int i = 0; i < registry_n && !found; i++)
-        if (registry[i].w == w) found = 1, *nr = registry[i].nr;
+    int i = registry_index(w);
+    if (i >= 0) *nr = registry[i].nr;
     pthread_mutex_unlock(&registry_lock);
-    return found;
+    return i >= 0;
 }
 
 #ifdef CPU_GEMM_KERNELS
@@ -115,11 +121,9 @@ static int packed_chain(const float *w, int N, int K, cpu_packed_region *seg, in
     int segs = 0;
     pthread_mutex_lock(&registry_lock);
     const cpu_packed_region *r = registry;
-    int n = registry_n;
     while (rows > 0 && segs < LP_MAX_SEGMENTS) {
-        int i = 0;
-        while (i < n && r[i].w != p) i++;
-        if (i == n || r[i].cols != K || (rows < r[i].rows && r[i].nr && rows % r[i].nr)) break;
+        int i = registry_index(p);
+        if (i < 0 || r[i].cols != K || (rows < r[i].rows && r[i].nr && rows % r[i].nr)) break;
         seg[segs] = r[i];
         seg_rows[segs++] = rows < r[i].rows ? (int)rows : r[i].rows;
         rows -= r[i].rows;
@@ -127,7 +131,7 @@ static int packed_chain(const float *w, int N, int K, cpu_packed_region *seg, in
     }
     if (rows > 0) {
         segs = 0;
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < registry_n; i++)
             if (r[i].nr && w >= r[i].w && w < r[i].w + (size_t)r[i].rows * r[i].cols) *partial = 1;
     }
     pthread_mutex_unlock(&registry_lock);
