@@ -198,14 +198,15 @@ __attribute__((target("avx512f"))) static void uk_avx512_8x48(int kc, const floa
     AVX512_STORE(4) AVX512_STORE(5) AVX512_STORE(6) AVX512_STORE(7)
 }
 
-/* 4 x 24 tile: 12 ymm accumulators, B rows as 3 ymm, A broadcast. */
-#define AVX2_ROW(r)                                     \
+/* 4 x 24 tile: 12 ymm accumulators, B rows as 3 ymm, A broadcast (row r's value for this k at ap). */
+#define AVX2_ROW_AT(r, ap)                              \
     {                                                   \
-        __m256 a_ = _mm256_broadcast_ss(a + r);         \
+        __m256 a_ = _mm256_broadcast_ss(ap);            \
         c##r##0 = _mm256_fmadd_ps(a_, b0, c##r##0);     \
         c##r##1 = _mm256_fmadd_ps(a_, b1, c##r##1);     \
         c##r##2 = _mm256_fmadd_ps(a_, b2, c##r##2);     \
     }
+#define AVX2_ROW(r) AVX2_ROW_AT(r, a + r)
 #define AVX2_LOAD(r)                                                        \
     __m256 c##r##0 = acc ? _mm256_loadu_ps(c + r * ldc) : _mm256_setzero_ps(),        \
            c##r##1 = acc ? _mm256_loadu_ps(c + r * ldc + 8) : _mm256_setzero_ps(),    \
@@ -226,8 +227,20 @@ __attribute__((target("avx2,fma"))) static void uk_avx2_4x24(int kc, const float
     AVX2_STORE(0) AVX2_STORE(1) AVX2_STORE(2) AVX2_STORE(3)
 }
 
-static const conv_kernel k_avx512 = {"avx512", 8, 48, uk_avx512_8x48};
-static const conv_kernel k_avx2 = {"avx2", 4, 24, uk_avx2_4x24};
+/* The same tile with A read in place: row r at a + r * lda, its k values consecutive. */
+__attribute__((target("avx2,fma"))) static void uk_avx2_4x24_rows(int kc, const float *a, size_t lda, const float *b,
+                                                                  size_t ldb, float *c, size_t ldc, int acc) {
+    const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda;
+    AVX2_LOAD(0) AVX2_LOAD(1) AVX2_LOAD(2) AVX2_LOAD(3)
+    for (int k = 0; k < kc; k++, b += ldb) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), b2 = _mm256_loadu_ps(b + 16);
+        AVX2_ROW_AT(0, a0 + k) AVX2_ROW_AT(1, a1 + k) AVX2_ROW_AT(2, a2 + k) AVX2_ROW_AT(3, a3 + k)
+    }
+    AVX2_STORE(0) AVX2_STORE(1) AVX2_STORE(2) AVX2_STORE(3)
+}
+
+static const conv_kernel k_avx512 = {"avx512", 8, 48, uk_avx512_8x48, NULL};
+static const conv_kernel k_avx2 = {"avx2", 4, 24, uk_avx2_4x24, uk_avx2_4x24_rows};
 
 /* The best micro-kernel this CPU and OS enable (NULL: neither AVX-512 nor AVX2+FMA), or the one
  * FT_CPU_CONV=avx512|avx2 forces; FT_CPU_CONV=blas: none (read per call: tests, benchmarks). */

@@ -20,10 +20,15 @@ static inline float *align64(float *p) { return (float *)(((uintptr_t)p + 63) & 
  * (a packed panel) and b NR floats per k (row stride ldb). Each output is one fmadd chain over k in order. */
 typedef void (*conv_ukernel)(int kc, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int accumulate);
 
+/* The same product with a read in place: row r of a at a + r * lda, its kc values consecutive. */
+typedef void (*conv_ukernel_rows)(int kc, const float *a, size_t lda, const float *b, size_t ldb, float *c, size_t ldc,
+                                  int accumulate);
+
 typedef struct conv_kernel {
     const char *name;
     int mr, nr;
     conv_ukernel run;
+    conv_ukernel_rows run_rows; /* NULL: a must be packed */
 } conv_kernel;
 
 /* The best micro-kernel the CPU enables (or FT_CPU_CONV forces), NULL for none (see conv2d.c). */
@@ -38,6 +43,10 @@ const conv_kernel *cpu_conv_winograd_kernel(void);
 int cpu_conv_winograd(const conv_kernel *kn, int threads, float *y, const float *x, const float *w,
                       const float *bias, int N, int Cin, int S, int Cout, int up2x, float *scratch,
                       size_t scratch_floats);
+
+/* Rows [m0, m0 + mc) (row stride ldx) x the slice [k0, k0 + kc) of x into MR-row panels, as a micro-kernel's a:
+ * ap[(ir * kc + k) * MR + r] = x[m0 + ir + r][k0 + k]; rows past M are zeros (see linear_packed.c). */
+void cpu_pack_rows(float *ap, const float *x, int M, int ldx, int m0, int mc, int k0, int kc, int MR);
 
 /* The kernel the packed linear layers use (the best one; NULL when FT_CPU_LINEAR=blas or none). */
 const conv_kernel *cpu_linear_kernel(void);

@@ -6,8 +6,11 @@
  * the two were ~8 % of a forward. Here the weight W [N x K] is stored at load
  * in the micro-kernel's B layout, panels of NR output features:
  *     packed[(p * K + k) * NR + j] = W[p * NR + j][k]
- * so a call only packs its activations (MR-row panels of a KC slice, in L2),
- * and the first KC slice writes the output instead of adding to it. The
+ * so a call reads its activations in place (the AVX2 kernel broadcasts from 4
+ * rows; the AVX-512 one, and a last partial panel, take MR-row panels packed
+ * per task) and the first KC slice writes the output instead of adding to it;
+ * bias and activation are applied to each output strip while it is in cache
+ * (AVX2 + FMA code, vec_avx2.h). The
  * weight slot of the CPU backend then holds this layout: a process-wide
  * registry lists the regions (upload_linear_weight adds them, the backend's
  * free drops them; one per process because contexts that share a model run
@@ -28,6 +31,7 @@
 #include "cpu_ops.h"
 #include "cpu_simd.h"
 #include "gemm_kernels.h"
+#include "vec_avx2.h"
 #include "vec_math.h"
 
 /* ---- the registry of packed weights (one per process) ---- */
@@ -87,7 +91,10 @@ int cpu_packed_find(const float *w, int *nr) {
 #include <immintrin.h>
 #include <omp.h>
 
-#define LP_KC 128          /* k per micro-kernel call (the KC x NR weight block stays in L1) */
+/* k per micro-kernel call: a whole S/2 row. With 128 (a KC x NR weight block in L1) the output tile is stored and
+ * reloaded K / 128 times; streaming the panel from L2 instead was faster at every S/2 shape (1 thread, AVX2: fc2
+ * 512 x 384 x 1536 at 98 vs 92 GFLOP/s, qkv 93 vs 91) */
+#define LP_KC 1536
 #define LP_MC_MAX 128      /* rows per task at most */
 #define LP_A_FLOATS 196608 /* and at most this many packed floats (768 KB, in L2): 128 rows at K = 1536 */
 #define LP_GROUP 8         /* weight panels whose output strip is finished (epilogue included) together */
@@ -159,6 +166,35 @@ ft_status cpu_upload_linear_weight(ft_backend *be, void *dst, const void *src, f
     return FT_OK;
 }
 
+/* bias + activation over n outputs of a row (the kernels exist only on AVX2 + FMA CPUs; see vec_avx2.h), one
+ * loop per (bias, activation) so that the constants stay in registers. */
+static inline AVX2_FMA __attribute__((always_inline)) __m256 activate8(__m256 v, ft_epilogue epi) {
+    return epi == FT_EPI_GELU_TANH ? vgelu8(v) : epi == FT_EPI_SILU ? vsilu8(v) : v;
+}
+
+static inline AVX2_FMA __attribute__((always_inline)) void epilogue_span(float *row, const float *bias, int n8,
+                                                                        ft_epilogue epi) {
+    if (bias)
+        for (int j = 0; j < n8; j += 8)
+            _mm256_storeu_ps(row + j, activate8(_mm256_add_ps(_mm256_loadu_ps(row + j), _mm256_loadu_ps(bias + j)), epi));
+    else
+        for (int j = 0; j < n8; j += 8) _mm256_storeu_ps(row + j, activate8(_mm256_loadu_ps(row + j), epi));
+}
+
+static AVX2_FMA void epilogue_row(float *row, const float *bias, int n, ft_epilogue epi) {
+    int n8 = n / 8 * 8;
+    if (epi == FT_EPI_GELU_TANH) epilogue_span(row, bias, n8, FT_EPI_GELU_TANH);
+    else if (epi == FT_EPI_SILU) epilogue_span(row, bias, n8, FT_EPI_SILU);
+    else epilogue_span(row, bias, n8, FT_EPI_NONE);
+    if (n8 < n) { /* outputs are whole panels (multiples of 8): never in practice */
+        float tail[8] = {0}, tail_bias[8] = {0};
+        memcpy(tail, row + n8, (size_t)(n - n8) * sizeof(float));
+        if (bias) memcpy(tail_bias, bias + n8, (size_t)(n - n8) * sizeof(float));
+        epilogue_row(tail, bias ? tail_bias : NULL, 8, epi);
+        memcpy(row + n8, tail, (size_t)(n - n8) * sizeof(float));
+    }
+}
+
 /* ---- few rows: stream the packed weight once ---- */
 
 /* y[r][p NR + j] = sum over k of x[r][k] W[p NR + j][k] for the G rows, one fmaf chain per output (all rows at
@@ -222,12 +258,10 @@ __attribute__((target("avx2"))) static void pack_panel4_avx2(float *dst, const f
     for (; k < kc; k++, dst += 4) dst[0] = s0[k], dst[1] = s1[k], dst[2] = s2[k], dst[3] = s3[k];
 }
 
-/* rows [m0, m0 + mc) x the KC slice [k0, k0 + kc) of x into MR-row panels: ap[(ir * kc + k) * MR + r]; rows past
- * M are zeros. */
-static void pack_rows(float *ap, const float *x, int M, int K, int m0, int mc, int k0, int kc, int MR) {
+void cpu_pack_rows(float *ap, const float *x, int M, int ldx, int m0, int mc, int k0, int kc, int MR) {
     for (int ir = 0; ir < mc; ir += MR) {
         if (MR == 4 && m0 + ir + 4 <= M) {
-            pack_panel4_avx2(ap + (size_t)ir * kc, x + (size_t)(m0 + ir) * K + k0, K, kc);
+            pack_panel4_avx2(ap + (size_t)ir * kc, x + (size_t)(m0 + ir) * ldx + k0, ldx, kc);
             continue;
         }
         for (int r = 0; r < MR; r++) {
@@ -237,7 +271,7 @@ static void pack_rows(float *ap, const float *x, int M, int K, int m0, int mc, i
                 for (int k = 0; k < kc; k++) dst[(size_t)k * MR] = 0.0f;
                 continue;
             }
-            const float *src = x + (size_t)m * K + k0;
+            const float *src = x + (size_t)m * ldx + k0;
             for (int k = 0; k < kc; k++) dst[(size_t)k * MR] = src[k];
         }
     }
@@ -276,9 +310,11 @@ static void packed_gemm(ft_backend *be, const conv_kernel *kn, float *y, size_t 
             int m0 = rt * mc_panels * MR, m1 = m0 + mc_panels * MR < M ? m0 + mc_panels * MR : M;
             int mc = (m1 - m0 + MR - 1) / MR * MR;
             int pj0 = (int)((long)col_panels * ct / col_tasks), pj1 = (int)((long)col_panels * (ct + 1) / col_tasks);
-            /* the task's rows, KC slice after KC slice: slice k0 at ap + mc * k0 */
-            for (int k0 = 0; k0 < K; k0 += LP_KC)
-                pack_rows(ap + (size_t)mc * k0, x, M, K, m0, mc, k0, K - k0 < LP_KC ? K - k0 : LP_KC, MR);
+            /* rows read in place (whole panels, when the kernel can), then the packed ones: KC slice after KC
+             * slice, slice k0 at ap + pm * k0 */
+            int p0 = kn->run_rows ? (m1 - m0) / MR * MR : 0, pm = mc - p0;
+            for (int k0 = 0; k0 < K && pm > 0; k0 += LP_KC)
+                cpu_pack_rows(ap + (size_t)pm * k0, x, M, K, m0 + p0, pm, k0, K - k0 < LP_KC ? K - k0 : LP_KC, MR);
             /* a group of weight panels at a time: its output strip (mc x LP_GROUP NR) stays in cache over the KC
              * slices and for the epilogue */
             for (int g0 = pj0; g0 < pj1; g0 += LP_GROUP) {
@@ -286,25 +322,29 @@ static void packed_gemm(ft_backend *be, const conv_kernel *kn, float *y, size_t 
                 for (int pj = g0; pj < g1; pj++)
                     for (int k0 = 0; k0 < K; k0 += LP_KC) {
                         int kc = K - k0 < LP_KC ? K - k0 : LP_KC;
-                        const float *b = wp + ((size_t)pj * K + k0) * NR, *a = ap + (size_t)mc * k0;
-                        for (int ir = 0; ir < mc; ir += MR) {
+                        const float *b = wp + ((size_t)pj * K + k0) * NR, *a = ap + (size_t)pm * k0;
+                        for (int ir = 0; ir < p0; ir += MR)
+                            kn->run_rows(kc, x + (size_t)(m0 + ir) * K + k0, K, b, NR,
+                                         y + (size_t)(m0 + ir) * ldy + (size_t)pj * NR, ldy, k0 > 0);
+                        for (int ir = p0; ir < mc; ir += MR) {
                             float *c = y + (size_t)(m0 + ir) * ldy + (size_t)pj * NR;
+                            const float *ai = a + (size_t)(ir - p0) * kc;
                             int rows = m1 - (m0 + ir) < MR ? m1 - (m0 + ir) : MR;
                             if (rows == MR) {
-                                kn->run(kc, a + (size_t)ir * kc, b, NR, c, ldy, k0 > 0);
+                                kn->run(kc, ai, b, NR, c, ldy, k0 > 0);
                                 continue;
                             }
                             /* the last rows of the matrix: through a full tile (partial sums go in and out exactly) */
                             if (k0 > 0)
                                 for (int r = 0; r < rows; r++)
                                     memcpy(edge + r * NR, c + (size_t)r * ldy, NR * sizeof(float));
-                            kn->run(kc, a + (size_t)ir * kc, b, NR, edge, NR, k0 > 0);
+                            kn->run(kc, ai, b, NR, edge, NR, k0 > 0);
                             for (int r = 0; r < rows; r++) memcpy(c + (size_t)r * ldy, edge + r * NR, NR * sizeof(float));
                         }
                     }
                 if (epilogue)
                     for (int m = m0; m < m1; m++)
-                        cpu_epilogue_row(y + (size_t)m * ldy + (size_t)g0 * NR, bias ? bias + (size_t)g0 * NR : NULL,
+                        epilogue_row(y + (size_t)m * ldy + (size_t)g0 * NR, bias ? bias + (size_t)g0 * NR : NULL,
                                          (g1 - g0) * NR, epi);
             }
         }
@@ -326,7 +366,7 @@ static void packed_few_rows(ft_backend *be, const conv_kernel *kn, float *y, siz
         else few_rows_24(y, ldy, x, M, wp, K, p0, p1);
         if (epilogue)
             for (int m = 0; m < M; m++)
-                cpu_epilogue_row(y + (size_t)m * ldy + (size_t)p0 * NR, bias ? bias + (size_t)p0 * NR : NULL,
+                epilogue_row(y + (size_t)m * ldy + (size_t)p0 * NR, bias ? bias + (size_t)p0 * NR : NULL,
                                  (p1 - p0) * NR, epi);
     }
 }
