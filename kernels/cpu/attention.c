@@ -123,17 +123,22 @@ static att_shape shape_of(const conv_kernel *kn, int T, int hd) {
     return a;
 }
 
-/* K as key panels kp[T_pad / MR][hd][MR]; V^T as feature panels vp[hd_pad / MR][T][MR]; Q^T as qt[hd][tq]
- * (padding zero). */
-static void pack_head(const att_shape *a, float *p, const float *q, const float *k, const float *v, int ld,
-                      float **kp, float **vp, float **qt) {
-    const int T = a->T, hd = a->hd, MR = a->MR;
+/* Where one head's operands lie in its packed area p: K as key panels kp[T_pad / MR][hd][MR], V^T as feature
+ * panels vp[hd_pad / MR][T][MR], Q^T as qt[hd][tq]. */
+static void head_layout(const att_shape *a, float *p, float **kp, float **vp, float **qt) {
     *kp = align64(p);
-    *vp = align64(*kp + (size_t)a->t_pad * hd);
-    *qt = align64(*vp + (size_t)a->hd_pad * T);
-    cpu_pack_rows(*kp, k, T, ld, 0, a->t_pad, 0, hd, MR);
+    *vp = align64(*kp + (size_t)a->t_pad * a->hd);
+    *qt = align64(*vp + (size_t)a->hd_pad * a->T);
+}
+
+/* One head's K, V and Q (row stride ld) into its packed area, padding zero. */
+static void pack_head(const att_shape *a, float *p, const float *q, const float *k, const float *v, int ld) {
+    const int T = a->T, hd = a->hd, MR = a->MR;
+    float *kp, *vp, *qt;
+    head_layout(a, p, &kp, &vp, &qt);
+    cpu_pack_rows(kp, k, T, ld, 0, a->t_pad, 0, hd, MR);
     for (int f0 = 0; f0 < a->hd_pad; f0 += MR) {
-        float *dst = *vp + (size_t)f0 * T;
+        float *dst = vp + (size_t)f0 * T;
         if (f0 + MR <= hd && MR == 4) /* constant sizes: moves, not memcpy calls */
             for (int t = 0; t < T; t++) memcpy(dst + (size_t)t * 4, v + (size_t)t * ld + f0, 4 * sizeof(float));
         else if (f0 + MR <= hd && MR == 8)
@@ -142,8 +147,8 @@ static void pack_head(const att_shape *a, float *p, const float *q, const float 
             for (int t = 0; t < T; t++)
                 for (int r = 0; r < MR; r++) dst[(size_t)t * MR + r] = f0 + r < hd ? v[(size_t)t * ld + f0 + r] : 0.0f;
     }
-    transpose(*qt, a->tq, q, ld, T, hd);
-    for (int f = 0; f < hd; f++) memset(*qt + (size_t)f * a->tq + T, 0, (size_t)(a->tq - T) * sizeof(float));
+    transpose(qt, a->tq, q, ld, T, hd);
+    for (int f = 0; f < hd; f++) memset(qt + (size_t)f * a->tq + T, 0, (size_t)(a->tq - T) * sizeof(float));
 }
 
 /* Queries [q0, q0 + NR) of one head into o (row stride D): S^T = K Q^T, column softmax, O^T = V^T P^T. */
@@ -192,15 +197,14 @@ static int attention_packed(ft_backend *be, const conv_kernel *kn, float *o, con
 #pragma omp for schedule(static)
             for (long i = 0; i < n_heads; i++) {
                 const float *q = qkv + (size_t)((g0 + i) / H) * T * ld + (size_t)((g0 + i) % H) * hd;
-                float *kp, *vp, *qt;
-                pack_head(&a, packs + (size_t)i * a.head_floats, q, q + D, q + 2 * D, ld, &kp, &vp, &qt);
+                pack_head(&a, packs + (size_t)i * a.head_floats, q, q + D, q + 2 * D, ld);
             }
 #pragma omp for schedule(static)
             for (long task = 0; task < n_heads * blocks; task++) {
                 long i = task / blocks, head = g0 + i;
                 int q0 = (int)(task % blocks) * a.NR;
-                float *kp = align64(packs + (size_t)i * a.head_floats);
-                float *vp = align64(kp + (size_t)a.t_pad * hd), *qt = align64(vp + (size_t)a.hd_pad * T);
+                float *kp, *vp, *qt;
+                head_layout(&a, packs + (size_t)i * a.head_floats, &kp, &vp, &qt);
                 attend_block(kn, &a, kp, vp, qt, q0, scale, work,
                              o + ((size_t)(head / H) * T + q0) * D + (size_t)(head % H) * hd, D);
             }
