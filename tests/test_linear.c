@@ -171,3 +171,52 @@ TEST(linear_packed_partial_weight_refused) {
     free(w), free(x);
     return ok ? PASS : FAIL;
 }
+
+/* The AVX-512 kernel's layouts (8-row panels, weights in 48-row panels, the few-rows loop over 48 columns) through
+ * the plain C 8x48 kernel (FT_CPU_CONV=ref8x48, read when the weight is uploaded): right against the naive product,
+ * and the same bits as the AVX2 4x24 path, since every output is the same fmadd chain in both. On an AVX-512
+ * machine the third side is the AVX-512 kernel itself. */
+TEST(linear_packed_8x48_layouts) {
+    static const int shapes[][3] = {{3, 96, 130}, {5, 96, 130}, {130, 144, 300}, {520, 480, 300}};
+    const char *saved = getenv("FT_CPU_CONV");
+    char keep[32];
+    snprintf(keep, sizeof keep, "%s", saved ? saved : "");
+    static const char *kernels[] = {"avx2", "ref8x48", ""};
+    int ok = 1, ran = 0;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        int M = shapes[i][0], N = shapes[i][1], K = shapes[i][2];
+        float *x = test_random_floats((size_t)M * K, 71), *w = test_random_floats((size_t)N * K, 72);
+        float *b = test_random_floats(N, 73), *r = malloc((size_t)M * N * sizeof(float)), *y[3] = {0};
+        if (!x || !w || !b || !r) return FAIL;
+        naive_linear(r, x, w, b, M, N, K, FT_EPI_GELU_TANH);
+        for (int kn = 0; kn < 3; kn++) {
+            char e[256];
+            if (*kernels[kn]) setenv("FT_CPU_CONV", kernels[kn], 1);
+            else unsetenv("FT_CPU_CONV");
+            ft_backend *be = ft_backend_cpu_create(2, e, sizeof e);
+            int packed = 0;
+            float *wd = be ? upload(be, w, N, K, &packed) : NULL;
+            y[kn] = malloc((size_t)M * N * sizeof(float));
+            if (wd && y[kn] && packed) {
+                be->linear(be, y[kn], FT_BUF_F32, x, wd, b, M, N, K, FT_EPI_GELU_TANH);
+                double err = rel_l2(y[kn], r, (size_t)M * N);
+                if (!(err <= 1e-5) || be->error[0])
+                    test_note("M%d N%d K%d, FT_CPU_CONV=%s: rel L2 %.3g '%s'", M, N, K, kernels[kn], err, be->error), ok = 0;
+                ran += kn == 1;
+            } else {
+                free(y[kn]), y[kn] = NULL; /* no such kernel here */
+            }
+            if (wd) be->free(be, wd);
+            if (be) be->destroy(be);
+        }
+        for (int kn = 1; kn < 3; kn++)
+            if (y[0] && y[kn] && memcmp(y[0], y[kn], (size_t)M * N * sizeof(float)))
+                test_note("M%d N%d K%d: FT_CPU_CONV=%s differs from the AVX2 kernel's bits", M, N, K, kernels[kn]), ok = 0;
+        free(x), free(w), free(b), free(r);
+        for (int kn = 0; kn < 3; kn++) free(y[kn]);
+    }
+    if (keep[0]) setenv("FT_CPU_CONV", keep, 1);
+    else unsetenv("FT_CPU_CONV");
+    if (!ran) return test_note("no AVX2 + FMA here: the 8x48 layouts cannot run"), SKIP;
+    return ok ? PASS : FAIL;
+}

@@ -63,10 +63,12 @@ static void ref_conv(float *y, const float *x, const float *w, const float *b, i
 }
 
 /* Runs one conv shape through every path (Winograd with the CPU's best
- * micro-kernel and with the AVX2 one, the direct path with the own AVX2
- * kernel and with the best one, OpenBLAS) against one naive reference. */
+ * micro-kernel, with the AVX2 one and with the plain C 8x48 one that has the
+ * AVX-512 kernel's layouts, the direct path with each of them, OpenBLAS)
+ * against one naive reference. */
 static int conv_case(ft_backend *be, int N, int Cin, int S, int Cout, int k, int pad, int up2x, int bias) {
-    static const char *paths[][2] = {{"", ""}, {"avx2", ""}, {"avx2", "0"}, {"", "0"}, {"blas", ""}};
+    static const char *paths[][2] = {{"", ""},         {"avx2", ""}, {"ref8x48", ""}, {"avx2", "0"},
+                                     {"ref8x48", "0"}, {"", "0"},    {"blas", ""}};
     int Si = up2x ? 2 * S : S, So = Si + 2 * pad - k + 1;
     size_t nx = (size_t)N * Cin * S * S, nw = (size_t)Cout * Cin * k * k, ny = (size_t)N * Cout * So * So;
     float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc(Cout * 4), *y = malloc(ny * 4), *r = malloc(ny * 4);

@@ -23,6 +23,7 @@
  *  - conv_im2col: im2col + sgemm, for layers too big for the scratch;
  *  - 1x1 without padding on the OpenBLAS paths: one sgemm per image on the
  *    NCHW data. */
+#include <stdio.h>
 #include <string.h>
 
 #include "gemm_kernels.h"
@@ -239,11 +240,27 @@ __attribute__((target("avx2,fma"))) static void uk_avx2_4x24_rows(int kc, const 
     AVX2_STORE(0) AVX2_STORE(1) AVX2_STORE(2) AVX2_STORE(3)
 }
 
-static const conv_kernel k_avx512 = {"avx512", 8, 48, uk_avx512_8x48, NULL};
-static const conv_kernel k_avx2 = {"avx2", 4, 24, uk_avx2_4x24, uk_avx2_4x24_rows};
+/* The 8 x 48 tile in plain C, one fused multiply-add chain per output in k order as in the AVX-512 kernel, so the
+ * same bits: FT_CPU_CONV=ref8x48 runs every user of the 8 x 48 layouts (8-row panels, 48-column blocks and
+ * weight panels, 48-query attention blocks) on any AVX2 + FMA CPU, which is how the tests check those layouts on
+ * machines without AVX-512 (and the AVX-512 kernel against it on machines with it). Slow; not for use. */
+__attribute__((target("avx2,fma"))) static void uk_ref_8x48(int kc, const float *a, const float *b, size_t ldb,
+                                                           float *c, size_t ldc, int acc) {
+    for (int r = 0; r < 8; r++)
+        for (int j = 0; j < 48; j++) {
+            float s = acc ? c[r * ldc + j] : 0.0f;
+            for (int k = 0; k < kc; k++) s = __builtin_fmaf(a[(size_t)k * 8 + r], b[(size_t)k * ldb + j], s);
+            c[r * ldc + j] = s;
+        }
+}
 
-/* The best micro-kernel this CPU and OS enable (NULL: neither AVX-512 nor AVX2+FMA), or the one
- * FT_CPU_CONV=avx512|avx2 forces; FT_CPU_CONV=blas: none (read per call: tests, benchmarks). */
+static const conv_kernel k_avx512 = {"own AVX-512 8x48 micro-kernel", 8, 48, uk_avx512_8x48, NULL};
+static const conv_kernel k_avx2 = {"own AVX2 4x24 micro-kernel", 4, 24, uk_avx2_4x24, uk_avx2_4x24_rows};
+static const conv_kernel k_ref8x48 = {"plain C 8x48 reference micro-kernel (FT_CPU_CONV=ref8x48)", 8, 48, uk_ref_8x48,
+                                      NULL};
+
+/* The best micro-kernel this CPU and OS enable (NULL: neither AVX-512 nor AVX2+FMA), or the one FT_CPU_CONV
+ * forces: avx2, ref8x48 (both need AVX2 + FMA), blas (none); read per call: tests, benchmarks. */
 const conv_kernel *cpu_conv_best_kernel(void) {
     const char *force = getenv("FT_CPU_CONV");
     __builtin_cpu_init();
@@ -251,6 +268,7 @@ const conv_kernel *cpu_conv_best_kernel(void) {
     int has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     if (force && !strcmp(force, "blas")) return NULL;
     if (force && !strcmp(force, "avx2")) return has2 ? &k_avx2 : NULL;
+    if (force && !strcmp(force, "ref8x48")) return has2 ? &k_ref8x48 : NULL;
     return has512 ? &k_avx512 : has2 ? &k_avx2 : NULL;
 }
 
@@ -362,10 +380,10 @@ static int conv_packed(const conv_kernel *kn, float *y, const float *x, const fl
 
 const char *cpu_conv_path(void) {
 #ifdef CPU_GEMM_KERNELS
+    static _Thread_local char path[160];
     const conv_kernel *wk = cpu_conv_winograd_kernel(), *dk = cpu_conv_direct_kernel();
-    if (wk) return wk == &k_avx512 ? "Winograd F(2x2,3x3), own AVX-512 8x48 micro-kernel"
-                                   : "Winograd F(2x2,3x3), own AVX2 4x24 micro-kernel";
-    if (dk) return dk == &k_avx512 ? "own AVX-512 8x48 micro-kernel" : "own AVX2 4x24 micro-kernel";
+    if (wk) snprintf(path, sizeof path, "Winograd F(2x2,3x3), %s", wk->name);
+    if (wk || dk) return wk ? path : dk->name;
 #endif
     return "OpenBLAS sgemm (shifted GEMMs)";
 }

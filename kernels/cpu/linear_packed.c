@@ -25,6 +25,7 @@
  * bits); with <= 4 rows the same chain is run by a weight-streaming loop. */
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,12 +103,12 @@ int cpu_packed_find(const float *w, int *nr) {
 #define LP_FEW_PANELS 8    /* weight panels per task of the streaming loop */
 
 const char *cpu_linear_path(void) {
+    static _Thread_local char path[192];
     const conv_kernel *kn = cpu_linear_kernel();
     if (!kn) return "OpenBLAS sgemm";
-    return kn->nr == 48 ? "own AVX-512 8x48 micro-kernel on weights packed at load (OpenBLAS for weights not in "
-                          "whole 48-row panels)"
-                        : "own AVX2 4x24 micro-kernel on weights packed at load (OpenBLAS for weights not in whole "
-                          "24-row panels)";
+    snprintf(path, sizeof path, "%s on weights packed at load (OpenBLAS for weights not in whole %d-row panels)",
+             kn->name, kn->nr);
+    return path;
 }
 
 const conv_kernel *cpu_linear_kernel(void) {
