@@ -100,10 +100,12 @@ TEST(attention_cpu_paths_vs_naive) {
     return ok ? PASS : FAIL;
 }
 
-/* 1, 2 and 3 threads give the same bits: the SiT-S/2 shape, and 342 heads of 16 tokens x 512 features, too many to
- * pack at once in the 8M-float scratch (so the heads go in groups, whose size depends on the thread count). */
+/* 1, 2 and 3 threads give the same bits: the SiT-S/2 shape (each thread packs whole heads and runs their blocks),
+ * and 5 heads of 24 tokens x 24000 features, which 2 and 3 threads do not share out evenly (so the heads are packed
+ * first, then the blocks are shared out) and which do not fit the 8M-float scratch at once (so the heads go in
+ * groups, 4 + 1 with 2 threads, 3 + 2 with 3). */
 TEST(attention_cpu_bits_fixed) {
-    static const int shapes[][4] = {{2, 256, 6, 64}, {1, 16, 342, 512}};
+    static const int shapes[][4] = {{2, 256, 6, 64}, {1, 24, 5, 24000}};
     int ok = 1;
     for (size_t i = 0; i < 2 && ok; i++) {
         int N = shapes[i][0], T = shapes[i][1], H = shapes[i][2], hd = shapes[i][3];
@@ -122,7 +124,7 @@ TEST(attention_cpu_bits_fixed) {
             float *ref = malloc(n * sizeof(float));
             if (ref) naive_attention(ref, qkv, N, T, H, hd);
             double err = ref ? rel_l2(o[0], ref, n) : INFINITY;
-            if (!(err <= 2e-6)) test_note("grouped heads: rel L2 %.3g", err), ok = 0;
+            if (!(err <= 1e-5)) test_note("grouped heads: rel L2 %.3g", err), ok = 0; /* float sums of 24000 terms */
             free(ref);
         }
         if (diff) test_note("N%d T%d H%d hd%d: %zu outputs differ across thread counts", N, T, H, hd, diff), ok = 0;

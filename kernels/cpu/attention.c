@@ -7,8 +7,10 @@
  * block of NR queries its NR columns (Q transposed once per head); the
  * softmax then runs down the columns, NR queries side by side in SIMD lanes,
  * and O^T = V^T P^T takes P^T as it lies, with V^T packed once per head.
- * Heads are packed in groups that fit the scratch (one parallel pass), then
- * the (head, query block) tasks run (a second pass). Every output is a fixed
+ * When the heads share out evenly, each thread packs a head and runs all its
+ * query blocks while the packs are in L2; otherwise heads are packed in
+ * groups that fit the scratch (one parallel pass), then the (head, query
+ * block) tasks are shared out (a second pass). Every output is a fixed
  * chain of fmadds, exps and sums whatever the thread count or grouping (and
  * the same for the 4x24 and 8x48 kernels).
  *
@@ -186,6 +188,22 @@ static int attention_packed(ft_backend *be, const conv_kernel *kn, float *o, con
     if (threads > heads * blocks) threads = (int)(heads * blocks);
     if (a.head_floats + (size_t)threads * a.task_floats > scratch_floats)
         threads = (int)((scratch_floats - a.head_floats) / a.task_floats);
+    /* heads that share out evenly: each thread packs a head and runs its blocks while the packs are in L2 */
+    size_t own = a.head_floats + a.task_floats;
+    if ((heads % threads == 0 || heads >= 4 * threads) && (size_t)threads * own <= scratch_floats) {
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+        for (long head = 0; head < heads; head++) {
+            float *p = scratch + (size_t)omp_get_thread_num() * own, *kp, *vp, *qt;
+            const float *q = qkv + (size_t)(head / H) * T * ld + (size_t)(head % H) * hd;
+            pack_head(&a, p, q, q + D, q + 2 * D, ld);
+            head_layout(&a, p, &kp, &vp, &qt);
+            for (int q0 = 0; q0 < a.tq; q0 += a.NR)
+                attend_block(kn, &a, kp, vp, qt, q0, scale, p + a.head_floats,
+                             o + ((size_t)(head / H) * T + q0) * D + (size_t)(head % H) * hd, D);
+        }
+        return 1;
+    }
+    /* otherwise the heads are packed in groups that fit the scratch, and the (head, block) tasks shared out */
     long group = (long)((scratch_floats - (size_t)threads * a.task_floats) / a.head_floats);
     if (group > heads) group = heads;
     float *packs = scratch + (size_t)threads * a.task_floats;
