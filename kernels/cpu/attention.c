@@ -173,6 +173,15 @@ static void attend_block(const conv_kernel *kn, const att_shape *a, const float 
     transpose(o, D, ot, NR, hd, T - q0 < NR ? T - q0 : NR);
 }
 
+/* Head `head` (sample head / H, head head % H) of the packed qkv: its q (k at + D, v at + 2 D), and its output. */
+static const float *head_qkv(const float *qkv, long head, int H, int T, int hd) {
+    return qkv + (size_t)(head / H) * T * 3 * H * hd + (size_t)(head % H) * hd;
+}
+
+static float *head_out(float *o, long head, int H, int T, int hd, int q0) {
+    return o + ((size_t)(head / H) * T + q0) * H * hd + (size_t)(head % H) * hd;
+}
+
 /* The own-kernel path; 0 (nothing written) when one head does not fit the scratch. */
 static int attention_packed(ft_backend *be, const conv_kernel *kn, float *o, const float *qkv, int N, int T, int H,
                             int hd) {
@@ -194,12 +203,11 @@ static int attention_packed(ft_backend *be, const conv_kernel *kn, float *o, con
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
         for (long head = 0; head < heads; head++) {
             float *p = scratch + (size_t)omp_get_thread_num() * own, *kp, *vp, *qt;
-            const float *q = qkv + (size_t)(head / H) * T * ld + (size_t)(head % H) * hd;
+            const float *q = head_qkv(qkv, head, H, T, hd);
             pack_head(&a, p, q, q + D, q + 2 * D, ld);
             head_layout(&a, p, &kp, &vp, &qt);
             for (int q0 = 0; q0 < a.tq; q0 += a.NR)
-                attend_block(kn, &a, kp, vp, qt, q0, scale, p + a.head_floats,
-                             o + ((size_t)(head / H) * T + q0) * D + (size_t)(head % H) * hd, D);
+                attend_block(kn, &a, kp, vp, qt, q0, scale, p + a.head_floats, head_out(o, head, H, T, hd, q0), D);
         }
         return 1;
     }
@@ -214,7 +222,7 @@ static int attention_packed(ft_backend *be, const conv_kernel *kn, float *o, con
             long n_heads = heads - g0 < group ? heads - g0 : group;
 #pragma omp for schedule(static)
             for (long i = 0; i < n_heads; i++) {
-                const float *q = qkv + (size_t)((g0 + i) / H) * T * ld + (size_t)((g0 + i) % H) * hd;
+                const float *q = head_qkv(qkv, g0 + i, H, T, hd);
                 pack_head(&a, packs + (size_t)i * a.head_floats, q, q + D, q + 2 * D, ld);
             }
 #pragma omp for schedule(static)
@@ -223,8 +231,7 @@ static int attention_packed(ft_backend *be, const conv_kernel *kn, float *o, con
                 int q0 = (int)(task % blocks) * a.NR;
                 float *kp, *vp, *qt;
                 head_layout(&a, packs + (size_t)i * a.head_floats, &kp, &vp, &qt);
-                attend_block(kn, &a, kp, vp, qt, q0, scale, work,
-                             o + ((size_t)(head / H) * T + q0) * D + (size_t)(head % H) * hd, D);
+                attend_block(kn, &a, kp, vp, qt, q0, scale, work, head_out(o, head, H, T, hd, q0), D);
             }
         }
     }
